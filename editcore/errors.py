@@ -1,0 +1,133 @@
+"""The one error tree of imageeditor, shared by the server, the worker and the SDK.
+
+    ImageEditorError
+    ├── InvalidArgument        INVALID_ARGUMENT    (field_violations: field -> description)
+    ├── Unauthenticated        UNAUTHENTICATED
+    ├── NotFound               NOT_FOUND
+    ├── FailedPrecondition     FAILED_PRECONDITION
+    ├── ResourceExhausted      RESOURCE_EXHAUSTED  (retry_after seconds)
+    ├── Unavailable            UNAVAILABLE         (retry_after seconds)
+    ├── DeadlineExceeded       DEADLINE_EXCEEDED
+    ├── Cancelled              CANCELLED
+    └── Internal               INTERNAL
+
+Each class names its canonical gRPC status code as a string, so this module imports nothing;
+the server turns an error into a status with `google.rpc` details (server/status.py) and the
+SDK turns a status back into the same class (clients/sdk/errors.py). `reason` is the stable
+machine-readable ErrorInfo reason (AIP-193): UPPER_SNAKE_CASE, never reworded.
+"""
+
+from __future__ import annotations
+
+ERROR_DOMAIN = "imageeditor.v1"
+
+
+class ImageEditorError(Exception):
+    """Base of every error the service reports."""
+
+    code = "UNKNOWN"
+    default_reason = "UNKNOWN"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.metadata = dict(metadata or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, reason={self.reason!r})"
+
+
+class InvalidArgument(ImageEditorError):
+    """The request is malformed; `field_violations` maps each bad field to what is wrong."""
+
+    code = "INVALID_ARGUMENT"
+    default_reason = "INVALID_ARGUMENT"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field_violations: dict[str, str] | None = None,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.field_violations = dict(field_violations or {})
+
+
+class Unauthenticated(ImageEditorError):
+    code = "UNAUTHENTICATED"
+    default_reason = "API_KEY_INVALID"
+
+
+class NotFound(ImageEditorError):
+    code = "NOT_FOUND"
+    default_reason = "NOT_FOUND"
+
+
+class FailedPrecondition(ImageEditorError):
+    code = "FAILED_PRECONDITION"
+    default_reason = "FAILED_PRECONDITION"
+
+
+class _Retryable(ImageEditorError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float = 1.0,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after = retry_after
+
+
+class ResourceExhausted(_Retryable):
+    """Over a limit; try again after `retry_after` seconds."""
+
+    code = "RESOURCE_EXHAUSTED"
+    default_reason = "RATE_LIMITED"
+
+
+class Unavailable(_Retryable):
+    code = "UNAVAILABLE"
+    default_reason = "UNAVAILABLE"
+
+
+class DeadlineExceeded(ImageEditorError):
+    code = "DEADLINE_EXCEEDED"
+    default_reason = "DEADLINE_EXCEEDED"
+
+
+class Cancelled(ImageEditorError):
+    code = "CANCELLED"
+    default_reason = "CANCELLED"
+
+
+class Internal(ImageEditorError):
+    code = "INTERNAL"
+    default_reason = "INTERNAL"
+
+
+ERRORS_BY_CODE: dict[str, type[ImageEditorError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        Unauthenticated,
+        NotFound,
+        FailedPrecondition,
+        ResourceExhausted,
+        Unavailable,
+        DeadlineExceeded,
+        Cancelled,
+        Internal,
+    )
+}

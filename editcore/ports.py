@@ -1,0 +1,143 @@
+"""The narrow interfaces between the core and its adapters.
+
+Each port has an embedded adapter (the default, in-process or SQLite or local disk) and a
+production one, and both pass the same contract tests. Fakes in unit tests satisfy these
+structurally: no inheritance needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from editcore.task import Task, TaskState
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """ListTasks filters; all given filters must match."""
+
+    user_id: str
+    states: frozenset[TaskState] = frozenset()
+    batch_id: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Where a listing page starts: after the task (created_at, id), newest first."""
+
+    created_at: datetime
+    task_id: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: str
+    user_id: str
+    request_id: str
+    callback_url: str
+    task_ids: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key's stored record: only the hash of the secret is kept."""
+
+    id: str
+    name: str
+    user_id: str
+    key_hash: str
+    created_at: datetime
+
+
+class TaskStore(Protocol):
+    """The source of truth for tasks. Every write is a committed transaction."""
+
+    def create_task(self, task: Task) -> tuple[Task, bool]:
+        """Insert `task` (and its first event); if the user already has a task with the same
+        non-empty request_id, return that one instead. The bool says whether it was created."""
+
+    def get_task(self, task_id: str, user_id: str | None = None) -> Task | None:
+        """The task, or None; with user_id, None also when it belongs to someone else."""
+
+    def save_transition(self, task: Task) -> bool:
+        """Store `task` (version N+1) only if the stored version is still N, recording the event.
+        False means somebody else changed the task first: reload and decide again."""
+
+    def list_tasks(
+        self, query: TaskQuery, limit: int, after: PageCursor | None = None
+    ) -> list[Task]:
+        """Tasks matching `query`, newest first (created_at, then id, descending)."""
+
+    def list_events(self, task_id: str, after_version: int) -> list[Task]:
+        """The task as of each version above `after_version`, in version order."""
+
+    def unfinished_tasks(self) -> list[Task]:
+        """Every QUEUED or RUNNING task, oldest first (what a restart must resume)."""
+
+    def create_batch(self, batch: Batch, tasks: Sequence[Task]) -> tuple[Batch, bool]:
+        """Insert a batch and its tasks in one transaction; idempotent by (user, request_id)."""
+
+    def get_batch(self, batch_id: str, user_id: str | None = None) -> Batch | None: ...
+
+
+class ApiKeyStore(Protocol):
+    def add_api_key(self, key: ApiKey) -> None: ...
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+
+
+class BlobStore(Protocol):
+    """Image bytes: inline sources and results. Keys are relative paths like `results/<id>.png`."""
+
+    def put(self, key: str, data: bytes) -> str:
+        """Store `data` under `key` (atomically) and return its URI."""
+
+    def get(self, key: str) -> bytes: ...
+
+    def open_chunks(self, key: str, chunk_size: int) -> Iterator[bytes]: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class Dispatcher(Protocol):
+    """Hands an accepted, committed task to a worker. Only a dispatch: the store is the truth."""
+
+    def dispatch(self, task: Task) -> None: ...
+
+
+class EventBus(Protocol):
+    """Fan-out of task transitions to watchers, on any server process."""
+
+    def publish(self, task: Task) -> None:
+        """Announce `task` at its current version. Safe to call from any thread."""
+
+    def subscribe(self, task_id: str) -> Subscription:
+        """Start receiving the task's transitions from now on."""
+
+
+class Subscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[Task]: ...
+
+    def close(self) -> None: ...
+
+
+class StatusCache(Protocol):
+    """Cache-aside for GetStatus; entries live for a TTL chosen by the task's state."""
+
+    def get(self, task_id: str) -> Task | None: ...
+
+    def put(self, task: Task) -> None: ...
+
+    def invalidate(self, task_id: str) -> None: ...
+
+
+class RateLimiter(Protocol):
+    def acquire(self, key: str, rate: float, burst: int) -> float:
+        """Take one token for `key`; 0.0 when allowed, else the seconds to wait before retrying."""

@@ -1,0 +1,83 @@
+"""The one settings object, read from the environment once in each composition root.
+
+Its defaults are the embedded mode: one process, SQLite and results under the data
+directory, in-process broker, events, cache and rate limits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from editcore.errors import InvalidArgument
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service. Environment variable: IMAGEEDITOR_<FIELD NAME UPPERCASED>."""
+
+    data_dir: Path = Path("var")
+    listen_address: str = "127.0.0.1:50051"
+    database_url: str = ""  # empty: SQLite at <data_dir>/imageeditor.db
+    # Embedded worker threads; 0 accepts tasks but runs none (they wait, QUEUED).
+    embedded_workers: int = 2
+    max_message_bytes: int = 32 * MIB
+    max_inline_image_bytes: int = 25 * MIB
+    max_fetch_bytes: int = 25 * MIB
+    fetch_timeout_seconds: float = 20.0
+    max_image_pixels: int = 50_000_000
+    max_output_side: int = 10_000
+    max_batch_size: int = 100
+    max_attempts: int = 3
+    submit_rate: float = 20.0  # per user, tokens per second
+    submit_burst: int = 40
+    batch_rate: float = 1.0  # per user; the seed system allowed one batch a second
+    batch_burst: int = 2
+    result_chunk_bytes: int = 256 * 1024
+    shutdown_grace_seconds: float = 5.0
+    allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
+    api_key: str = ""  # the CLI's key; the SDK reads it too
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'imageeditor.db').resolve()}"
+
+    @property
+    def dev_key_path(self) -> Path:
+        """Where embedded mode keeps its development API key for the CLI to find."""
+        return self.data_dir / "dev-api-key"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            raw = env.get(f"IMAGEEDITOR_{name.upper()}")
+            if raw is None:
+                continue
+            values[name] = _parse(name, str(f.type), raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, type_name: str, raw: str) -> object:
+    try:
+        if type_name == "Path":
+            return Path(raw)
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name.startswith("tuple"):
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
+        return raw
+    except ValueError as exc:
+        variable = f"IMAGEEDITOR_{name.upper()}"
+        raise InvalidArgument(
+            f"{variable}={raw!r} is not a valid {type_name}",
+            field_violations={variable: str(exc)},
+            reason="BAD_SETTING",
+        ) from None
