@@ -77,7 +77,9 @@ class FailedPrecondition(ImageEditorError):
     default_reason = "FAILED_PRECONDITION"
 
 
-class _Retryable(ImageEditorError):
+class RetryableError(ImageEditorError):
+    """An error worth retrying after `retry_after` seconds."""
+
     def __init__(
         self,
         message: str,
@@ -90,14 +92,14 @@ class _Retryable(ImageEditorError):
         self.retry_after = retry_after
 
 
-class ResourceExhausted(_Retryable):
+class ResourceExhausted(RetryableError):
     """Over a limit; try again after `retry_after` seconds."""
 
     code = "RESOURCE_EXHAUSTED"
     default_reason = "RATE_LIMITED"
 
 
-class Unavailable(_Retryable):
+class Unavailable(RetryableError):
     code = "UNAVAILABLE"
     default_reason = "UNAVAILABLE"
 

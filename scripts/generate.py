@@ -35,6 +35,10 @@ def generate(out: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
+    (out / "README.md").write_text(
+        "# Generated code\n\nMade by `make gen` (scripts/generate.py) from `protos/`; never\n"
+        "edit it by hand. `tests/unit/test_generated_code.py` fails when it is stale.\n"
+    )
     for package in {Path(s).parent for s in sources}:
         for folder in [package, *package.parents][:-1]:
             init = out / folder / "__init__.py"

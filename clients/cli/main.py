@@ -1,0 +1,46 @@
+"""The `imageeditor` console script: parse, run one subcommand, turn errors into exit codes.
+
+Exit codes: 0 success; 1 a failed call, or a watched task that ended FAILED or CANCELLED;
+2 a usage error (argparse's own convention); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from clients.cli.admin import MissingExtra
+from clients.cli.output import format_error
+from clients.cli.parser import build_parser
+from clients.sdk.credentials import resolve_address
+from editcore.errors import ImageEditorError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except ImageEditorError as error:
+        print(format_error(error, resolve_address()), file=sys.stderr)
+    except MissingExtra as error:
+        print(f"error: {error}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python's exit-time flush of
+        # stdout from failing on the closed pipe too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as error:
+        # A file that cannot be read or written: name it, no traceback.
+        target = f"{error.filename}: " if error.filename else ""
+        print(f"error: {target}{error.strerror or error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""What the CLI prints: a task as one readable line or as protobuf JSON, and errors as one
+line for stderr.
+
+--json output is the protobuf JSON mapping, one object per line, so it pipes into `jq`
+and reads back with `json_format.Parse`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import code_pb2
+from imageeditor.v1 import operations_pb2, task_pb2
+
+from clients.sdk.errors import SERVER_UNREACHABLE
+from editcore.errors import (
+    ImageEditorError,
+    InvalidArgument,
+    RetryableError,
+    Unauthenticated,
+    Unavailable,
+)
+
+
+def print_message(message: Message, *, as_json: bool, file: TextIO | None = None) -> None:
+    """Print a Task as a readable line, or any message as one line of protobuf JSON."""
+    if isinstance(message, task_pb2.Task) and not as_json:
+        line = format_task(message)
+    else:
+        line = json_format.MessageToJson(message, indent=None)
+    print(line, file=file or sys.stdout, flush=True)
+
+
+def format_task(task: task_pb2.Task) -> str:
+    """`<id>  RUNNING  edit 40%`, `<id>  SUCCEEDED  640x480 webp 12.3 KiB`, ..."""
+    parts = [task.id, state_name(task.state)]
+    if task.state == task_pb2.TASK_STATE_RUNNING:
+        parts.append(f"{stage_name(task.stage)} {task.progress:.0%}".lstrip())
+    if task.HasField("result"):
+        parts.append(format_result(task.result))
+    if task.HasField("error"):
+        parts.append(f"{code_name(task.error.code)}: {task.error.message}")
+    if task.cancel_requested and task.state == task_pb2.TASK_STATE_RUNNING:
+        parts.append("(cancel requested)")
+    return "  ".join(parts)
+
+
+def format_result(info: task_pb2.ResultInfo) -> str:
+    """`640x480 webp 12.3 KiB`."""
+    return f"{info.width}x{info.height} {format_name(info.format)} {format_bytes(info.size_bytes)}"
+
+
+def describe_progress(task: task_pb2.Task) -> str:
+    """The text beside a progress bar: `<id> RUNNING edit`."""
+    text = f"{task.id} {state_name(task.state)}"
+    if task.state == task_pb2.TASK_STATE_RUNNING and task.stage:
+        text += f" {stage_name(task.stage)}"
+    return text
+
+
+def format_error(error: ImageEditorError, address: str) -> str:
+    """One line for stderr that says what went wrong and, where it helps, what to do."""
+    if isinstance(error, Unavailable) and error.reason == SERVER_UNREACHABLE:
+        return f"error: UNAVAILABLE: the server at {address} is not reachable ({error.message})"
+    line = f"error: {error.code}: {error.message}"
+    if isinstance(error, InvalidArgument) and error.field_violations:
+        violations = "; ".join(f"{f}: {text}" for f, text in error.field_violations.items())
+        line += f" ({violations})"
+    elif isinstance(error, RetryableError) and not isinstance(error, Unavailable):
+        line += f" (retry after {error.retry_after:g}s)"
+    elif isinstance(error, Unauthenticated):
+        line += " (set IMAGEEDITOR_API_KEY; an operator makes one with `imageeditor keys create`)"
+    return line
+
+
+def state_name(state: int) -> str:
+    """TASK_STATE_RUNNING -> `RUNNING`."""
+    return task_pb2.TaskState.Name(state).removeprefix("TASK_STATE_")
+
+
+def stage_name(stage: int) -> str:
+    """STAGE_EDIT -> `edit`; empty before the first stage."""
+    return "" if not stage else task_pb2.Stage.Name(stage).removeprefix("STAGE_").lower()
+
+
+def format_name(image_format: int) -> str:
+    """IMAGE_FORMAT_WEBP -> `webp`."""
+    return operations_pb2.ImageFormat.Name(image_format).removeprefix("IMAGE_FORMAT_").lower()
+
+
+def code_name(code: int) -> str:
+    """3 -> `INVALID_ARGUMENT` (the number itself for a code gRPC does not define)."""
+    if code not in code_pb2.Code.values():
+        return str(code)
+    return str(code_pb2.Code.Name(code_pb2.Code.ValueType(code)))
+
+
+def format_bytes(size: int) -> str:
+    """`812 B`, `12.3 KiB`, `4.0 MiB`."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"

@@ -1,0 +1,112 @@
+"""The `imageeditor` command line: subcommands, options and the parsing of their values.
+
+Each subcommand's `run` default names the function in commands.py, batch.py or admin.py
+that carries it out; parsing never touches the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from clients.cli import admin, batch, commands
+from clients.sdk.requests import FITS, STATES
+
+FORMAT_CHOICES = ("png", "webp", "jpeg")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """ "640x480" -> (640, 480); one side may be 0 ("640x0") to keep the aspect ratio."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 640x480 or 640x0")
+    size = int(width), int(height)
+    if size == (0, 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: at least one side must be above 0")
+    return size
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """ "key=value" -> ("key", "value")."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print protobuf JSON, one per line")
+
+    parser = argparse.ArgumentParser(
+        prog="imageeditor",
+        description="Submit and follow image-editing jobs. IMAGEEDITOR_ADDRESS picks the server,"
+        " IMAGEEDITOR_API_KEY the key (default: the embedded server's development key).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the embedded server")
+    serve.set_defaults(run=admin.serve)
+
+    submit = sub.add_parser("submit", parents=[common], help="submit one image")
+    submit.add_argument("image", metavar="IMAGE_PATH_OR_URL")
+    _add_output_options(submit)
+    submit.add_argument("--prompt", default="", help="a style prompt to apply")
+    submit.add_argument("--callback-url", default="", help="receives a POST when done")
+    submit.add_argument("--request-id", default="", help="idempotency key")
+    submit.add_argument("--label", type=parse_label, action="append", default=[])
+    submit.add_argument("-o", "--output", metavar="OUT", help="wait, then save the result here")
+    submit.set_defaults(run=commands.submit)
+
+    batch_cmd = sub.add_parser("batch", parents=[common], help="submit many images at once")
+    batch_cmd.add_argument("files", nargs="+", metavar="FILE")
+    _add_output_options(batch_cmd)
+    batch_cmd.set_defaults(run=batch.run)
+
+    for name, run, text in (
+        ("status", commands.status, "show a task"),
+        ("watch", commands.watch, "follow a task until it finishes"),
+        ("cancel", commands.cancel, "cancel a task"),
+    ):
+        command = sub.add_parser(name, parents=[common], help=text)
+        command.add_argument("task_id", metavar="ID")
+        command.set_defaults(run=run)
+
+    listing = sub.add_parser("list", parents=[common], help="list your tasks, newest first")
+    listing.add_argument("--state", choices=tuple(STATES), action="append", default=[])
+    listing.add_argument("--batch", default="", metavar="ID", help="only tasks of this batch")
+    listing.add_argument("--label", type=parse_label, action="append", default=[])
+    listing.add_argument("--limit", type=_positive, default=50, metavar="N")
+    listing.set_defaults(run=commands.list_tasks)
+
+    result = sub.add_parser("result", parents=[common], help="download a task's result")
+    result.add_argument("task_id", metavar="ID")
+    result.add_argument("-o", "--output", metavar="OUT", required=True)
+    result.set_defaults(run=commands.result)
+
+    keys = sub.add_parser("keys", help="manage API keys (operator: opens the database)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser("create", parents=[common], help="create a key, print it once")
+    create.add_argument("name", metavar="NAME")
+    create.set_defaults(run=admin.create_key)
+
+    db = sub.add_parser("db", help="manage the database (operator)")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_sub.add_parser("upgrade", parents=[common], help="apply pending migrations")
+    upgrade.set_defaults(run=admin.upgrade_db)
+    return parser
+
+
+def _add_output_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--resize", type=parse_size, metavar="WxH", help="e.g. 640x480")
+    command.add_argument("--fit", choices=tuple(FITS), default="inside", help="resize fit")
+    command.add_argument("--grayscale", action="store_true", help="convert to grayscale")
+    command.add_argument("--format", choices=FORMAT_CHOICES, help="output format (png)")
+    command.add_argument("--quality", type=int, default=0, help="1-100 (JPEG, lossy WEBP)")
+    command.add_argument("--watch", action="store_true", help="follow until finished")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)

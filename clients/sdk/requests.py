@@ -1,0 +1,150 @@
+"""Protobuf requests from friendly Python arguments, shared by both clients and the CLI.
+
+Argument mistakes a client can see on its own (a bad format name, a non-URL string) raise
+the same `InvalidArgument` the server would, with the same field paths, before any call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import cast
+
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import operations_pb2, task_pb2
+
+from editcore.errors import InvalidArgument
+
+ImageSource = bytes | str | Path
+
+FORMATS = {
+    "png": operations_pb2.IMAGE_FORMAT_PNG,
+    "webp": operations_pb2.IMAGE_FORMAT_WEBP,
+    "jpeg": operations_pb2.IMAGE_FORMAT_JPEG,
+    "jpg": operations_pb2.IMAGE_FORMAT_JPEG,
+}
+FITS = {
+    "inside": operations_pb2.RESIZE_FIT_INSIDE,
+    "contain": operations_pb2.RESIZE_FIT_CONTAIN,
+    "cover": operations_pb2.RESIZE_FIT_COVER,
+    "fill": operations_pb2.RESIZE_FIT_FILL,
+}
+STATES = {
+    "queued": task_pb2.TASK_STATE_QUEUED,
+    "running": task_pb2.TASK_STATE_RUNNING,
+    "succeeded": task_pb2.TASK_STATE_SUCCEEDED,
+    "failed": task_pb2.TASK_STATE_FAILED,
+    "cancelled": task_pb2.TASK_STATE_CANCELLED,
+}
+
+
+def resize_operation(
+    width: int, height: int, fit: str = "inside", *, allow_upscale: bool = False
+) -> operations_pb2.Operation:
+    """A Resize step into a width x height box (0 for a side keeps the aspect ratio)."""
+    if fit not in FITS:
+        raise _invalid("operations.resize.fit", f"{fit!r} is not one of {', '.join(FITS)}")
+    if width < 0 or height < 0:
+        raise _invalid("operations.resize", "width and height must not be negative")
+    resize = operations_pb2.Resize(
+        width=width, height=height, fit=FITS[fit], allow_upscale=allow_upscale
+    )
+    return operations_pb2.Operation(resize=resize)
+
+
+def grayscale_operation() -> operations_pb2.Operation:
+    """A Grayscale step."""
+    return operations_pb2.Operation(grayscale=operations_pb2.Grayscale())
+
+
+def task_state(name: str | int) -> task_pb2.TaskState:
+    """A TaskState from "running", "TASK_STATE_RUNNING" or the enum number itself."""
+    if isinstance(name, int):
+        if name not in task_pb2.TaskState.values():
+            raise _invalid("states", f"{name} is not a TaskState number")
+        return cast(task_pb2.TaskState, name)
+    key = name.lower().removeprefix("task_state_")
+    if key not in STATES:
+        raise _invalid("states", f"{name!r} is not one of {', '.join(STATES)}")
+    return STATES[key]
+
+
+def build_submit_request(
+    image: ImageSource,
+    *,
+    operations: Iterable[operations_pb2.Operation] = (),
+    resize: tuple[int, int] | None = None,
+    format: str | None = None,
+    quality: int = 0,
+    style_prompt: str = "",
+    callback_url: str = "",
+    request_id: str = "",
+    labels: Mapping[str, str] | None = None,
+) -> pb.SubmitTaskRequest:
+    """A SubmitTaskRequest. `image` is the encoded bytes, an http(s) URL, or a Path that is
+    read and sent inline. `resize` is a shorthand for a leading Resize step (inside fit):
+    shrinking first makes every later step cheaper."""
+    request = pb.SubmitTaskRequest(
+        style_prompt=style_prompt,
+        callback_url=callback_url,
+        request_id=request_id,
+        labels=dict(labels or {}),
+    )
+    if isinstance(image, Path):
+        request.image_data = image.read_bytes()
+    elif isinstance(image, bytes | bytearray | memoryview):
+        request.image_data = bytes(image)
+    elif isinstance(image, str) and image.startswith(("http://", "https://")):
+        request.image_url = image
+    else:
+        raise _invalid(
+            "image_url", "a str image must be an http(s) URL; pass a pathlib.Path for a file"
+        )
+    if resize is not None:
+        request.operations.append(resize_operation(*resize))
+    request.operations.extend(operations)
+    if format is not None:
+        if format.lower() not in FORMATS:
+            raise _invalid("output.format", f"{format!r} is not one of png, webp, jpeg")
+        request.output.format = FORMATS[format.lower()]
+    if quality:
+        if not 0 < quality <= 100:
+            raise _invalid("output.quality", "must be between 1 and 100")
+        request.output.quality = quality
+    return request
+
+
+def build_batch_request(
+    requests: Sequence[pb.SubmitTaskRequest], *, callback_url: str = "", request_id: str = ""
+) -> pb.BatchSubmitRequest:
+    """A BatchSubmitRequest of already built SubmitTaskRequests."""
+    return pb.BatchSubmitRequest(
+        requests=list(requests), callback_url=callback_url, request_id=request_id
+    )
+
+
+def build_list_request(
+    *,
+    states: Iterable[str | int] = (),
+    batch_id: str = "",
+    labels: Mapping[str, str] | None = None,
+    page_size: int = 50,
+) -> pb.ListTasksRequest:
+    """The first ListTasksRequest of a listing; the clients then follow next_page_token."""
+    return pb.ListTasksRequest(
+        page_size=page_size,
+        states=[task_state(state) for state in states],
+        batch_id=batch_id,
+        labels=dict(labels or {}),
+    )
+
+
+def new_request_id() -> str:
+    """A fresh idempotency key. The clients fill one in when the caller gives none, so the
+    automatic retry of a submit whose answer was lost cannot create a second task."""
+    return str(uuid.uuid4())
+
+
+def _invalid(field: str, description: str) -> InvalidArgument:
+    return InvalidArgument(f"invalid {field}", field_violations={field: description})

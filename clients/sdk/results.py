@@ -1,0 +1,45 @@
+"""Reassembling a GetResult stream: the first message carries ResultInfo, then raw chunks.
+
+The size and SHA-256 in ResultInfo are checked against the bytes received, so a truncated or
+corrupted download fails loudly instead of leaving a broken image behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import task_pb2
+
+from editcore.errors import Internal
+
+
+class ResultReceiver:
+    """Feed it each GetResultResponse; it hands back the chunks and checks the whole."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.info: task_pb2.ResultInfo | None = None
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    def feed(self, response: pb.GetResultResponse) -> bytes:
+        """Take one message; returns its chunk of result bytes."""
+        if response.HasField("info") and self.info is None:
+            self.info = response.info
+        self._hash.update(response.chunk)
+        self._size += len(response.chunk)
+        return response.chunk
+
+    def finish(self) -> task_pb2.ResultInfo:
+        """The ResultInfo, once the bytes received are checked against it."""
+        if self.info is None:
+            raise Internal(f"the result of task {self.task_id} came without its metadata")
+        if self.info.size_bytes and self._size != self.info.size_bytes:
+            raise Internal(
+                f"the result of task {self.task_id} is {self._size} bytes,"
+                f" expected {self.info.size_bytes}"
+            )
+        if self.info.sha256 and self._hash.hexdigest() != self.info.sha256.lower():
+            raise Internal(f"the result of task {self.task_id} failed its SHA-256 check")
+        return self.info

@@ -1,0 +1,1 @@
+"""Alembic migrations of the task store; `editcore.store.engine.upgrade_database` runs them."""

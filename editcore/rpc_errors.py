@@ -1,0 +1,76 @@
+"""The error tree <-> `google.rpc.Status` with details, in both directions.
+
+The server sends `to_status(error)`; the SDK rebuilds the same typed error with
+`from_status(status)`. Details: ErrorInfo always (stable reason, domain, metadata),
+BadRequest field violations for InvalidArgument, RetryInfo for retryable errors.
+"""
+
+from __future__ import annotations
+
+from google.protobuf import duration_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from editcore.errors import (
+    ERROR_DOMAIN,
+    ERRORS_BY_CODE,
+    ImageEditorError,
+    InvalidArgument,
+    RetryableError,
+)
+
+
+def to_status(error: ImageEditorError) -> status_pb2.Status:
+    """The `google.rpc.Status` that reports `error`."""
+    status = status_pb2.Status(code=code_pb2.Code.Value(error.code), message=error.message)
+    details: list[Message] = [
+        error_details_pb2.ErrorInfo(
+            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+        )
+    ]
+    if isinstance(error, InvalidArgument) and error.field_violations:
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=name, description=text)
+                    for name, text in error.field_violations.items()
+                ]
+            )
+        )
+    if isinstance(error, RetryableError):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(error.retry_after * 1e9))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    for detail in details:
+        status.details.add().Pack(detail)
+    return status
+
+
+def from_status(status: status_pb2.Status) -> ImageEditorError:
+    """The typed error a `google.rpc.Status` reports (ImageEditorError for unknown codes)."""
+    code = code_pb2.Code.Name(status.code) if status.code in code_pb2.Code.values() else "UNKNOWN"
+    reason: str | None = None
+    metadata: dict[str, str] = {}
+    violations: dict[str, str] = {}
+    retry_after: float | None = None
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        bad_request = error_details_pb2.BadRequest()
+        retry = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            reason, metadata = info.reason, dict(info.metadata)
+        elif detail.Unpack(bad_request):
+            violations = {v.field: v.description for v in bad_request.field_violations}
+        elif detail.Unpack(retry):
+            retry_after = retry.retry_delay.ToNanoseconds() / 1e9
+    cls = ERRORS_BY_CODE.get(code, ImageEditorError)
+    if cls is InvalidArgument:
+        return InvalidArgument(
+            status.message, field_violations=violations, reason=reason, metadata=metadata
+        )
+    if issubclass(cls, RetryableError):
+        return cls(status.message, retry_after=retry_after or 1.0, reason=reason, metadata=metadata)
+    error = cls(status.message, reason=reason, metadata=metadata)
+    if cls is ImageEditorError:
+        error.code = code
+    return error

@@ -1,0 +1,160 @@
+"""The one mapping between domain objects and the rows of editcore/store/tables.py.
+
+Ids are UUID columns but strings in the domain; empty request and batch ids are NULL in the
+database so that unique constraints and foreign keys bind only real ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from editcore.ports import ApiKey, Batch
+from editcore.spec import TaskSpec
+from editcore.store.snapshot import (
+    error_from_dict,
+    error_to_dict,
+    result_from_dict,
+    result_to_dict,
+    task_to_dict,
+)
+from editcore.task import Stage, Task, TaskState
+
+# What a transition may change; identity, ownership, spec and labels are fixed at creation.
+TRANSITION_COLUMNS = (
+    "state",
+    "stage",
+    "progress",
+    "attempts",
+    "version",
+    "cancel_requested",
+    "error",
+    "result",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "processing_ms",
+)
+
+
+def parse_uuid(text: str) -> uuid.UUID | None:
+    """The UUID `text` spells, or None when it spells none (ids arrive from clients)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def task_to_row(task: Task) -> dict[str, Any]:
+    """The `tasks` row of `task` (its labels go in `label_rows`)."""
+    return {
+        "id": uuid.UUID(task.id),
+        "user_id": task.user_id,
+        "request_id": task.request_id or None,
+        "batch_id": uuid.UUID(task.batch_id) if task.batch_id else None,
+        "state": task.state.value,
+        "stage": task.stage.value,
+        "progress": task.progress,
+        "attempts": task.attempts,
+        "version": task.version,
+        "cancel_requested": task.cancel_requested,
+        "spec": task.spec.to_dict(),
+        "error": error_to_dict(task.error),
+        "result": result_to_dict(task.result),
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+        "processing_ms": task.processing_ms,
+    }
+
+
+def transition_values(task: Task) -> dict[str, Any]:
+    """The columns a transition to `task` updates."""
+    row = task_to_row(task)
+    return {name: row[name] for name in TRANSITION_COLUMNS}
+
+
+def label_rows(task: Task) -> list[dict[str, Any]]:
+    task_id = uuid.UUID(task.id)
+    return [{"task_id": task_id, "key": k, "value": v} for k, v in task.labels.items()]
+
+
+def event_row(task: Task) -> dict[str, Any]:
+    """The event-log entry recording `task` at its current version."""
+    return {
+        "task_id": uuid.UUID(task.id),
+        "version": task.version,
+        "snapshot": task_to_dict(task),
+        "occurred_at": task.updated_at,
+    }
+
+
+def task_from_row(row: RowMapping, labels: Mapping[str, str]) -> Task:
+    """The task stored in a `tasks` row, with its labels."""
+    return Task(
+        id=str(row["id"]),
+        user_id=row["user_id"],
+        spec=TaskSpec.from_dict(row["spec"]),
+        state=TaskState(row["state"]),
+        stage=Stage(row["stage"]),
+        progress=row["progress"],
+        attempts=row["attempts"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        processing_ms=row["processing_ms"],
+        error=error_from_dict(row["error"]),
+        result=result_from_dict(row["result"]),
+        batch_id=str(row["batch_id"]) if row["batch_id"] is not None else "",
+        request_id=row["request_id"] or "",
+        labels=dict(labels),
+        cancel_requested=row["cancel_requested"],
+    )
+
+
+def batch_to_row(batch: Batch) -> dict[str, Any]:
+    return {
+        "id": uuid.UUID(batch.id),
+        "user_id": batch.user_id,
+        "request_id": batch.request_id or None,
+        "callback_url": batch.callback_url,
+        "task_ids": list(batch.task_ids),
+        "created_at": batch.created_at,
+    }
+
+
+def batch_from_row(row: RowMapping) -> Batch:
+    return Batch(
+        id=str(row["id"]),
+        user_id=row["user_id"],
+        request_id=row["request_id"] or "",
+        callback_url=row["callback_url"],
+        task_ids=tuple(row["task_ids"]),
+        created_at=row["created_at"],
+    )
+
+
+def api_key_to_row(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": uuid.UUID(key.id),
+        "name": key.name,
+        "user_id": key.user_id,
+        "key_hash": key.key_hash,
+        "created_at": key.created_at,
+    }
+
+
+def api_key_from_row(row: RowMapping) -> ApiKey:
+    return ApiKey(
+        id=str(row["id"]),
+        name=row["name"],
+        user_id=row["user_id"],
+        key_hash=row["key_hash"],
+        created_at=row["created_at"],
+    )

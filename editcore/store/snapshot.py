@@ -1,0 +1,115 @@
+"""A task as plain JSON data: the event log's snapshots, and the status cache's entries.
+
+`task_from_dict(task_to_dict(task)) == task` for every task; the store's row mapping reuses
+the error and result halves so each shape is written down once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from editcore.spec import ImageFormat, TaskSpec
+from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
+
+
+def task_to_dict(task: Task) -> dict[str, Any]:
+    """The task as JSON-ready data (timestamps as ISO 8601 strings in UTC)."""
+    return {
+        "id": task.id,
+        "user_id": task.user_id,
+        "spec": task.spec.to_dict(),
+        "state": task.state.value,
+        "stage": task.stage.value,
+        "progress": task.progress,
+        "attempts": task.attempts,
+        "version": task.version,
+        "created_at": _time_to_str(task.created_at),
+        "updated_at": _time_to_str(task.updated_at),
+        "started_at": _time_to_str(task.started_at),
+        "finished_at": _time_to_str(task.finished_at),
+        "processing_ms": task.processing_ms,
+        "error": error_to_dict(task.error),
+        "result": result_to_dict(task.result),
+        "batch_id": task.batch_id,
+        "request_id": task.request_id,
+        "labels": dict(task.labels),
+        "cancel_requested": task.cancel_requested,
+    }
+
+
+def task_from_dict(data: dict[str, Any]) -> Task:
+    """The inverse of `task_to_dict`."""
+    return Task(
+        id=data["id"],
+        user_id=data["user_id"],
+        spec=TaskSpec.from_dict(data["spec"]),
+        state=TaskState(data["state"]),
+        stage=Stage(data["stage"]),
+        progress=float(data["progress"]),
+        attempts=int(data["attempts"]),
+        version=int(data["version"]),
+        created_at=_time_from_str(data["created_at"]),
+        updated_at=_time_from_str(data["updated_at"]),
+        started_at=_optional_time_from_str(data["started_at"]),
+        finished_at=_optional_time_from_str(data["finished_at"]),
+        processing_ms=data["processing_ms"],
+        error=error_from_dict(data["error"]),
+        result=result_from_dict(data["result"]),
+        batch_id=data["batch_id"],
+        request_id=data["request_id"],
+        labels=dict(data["labels"]),
+        cancel_requested=bool(data["cancel_requested"]),
+    )
+
+
+def error_to_dict(error: TaskError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"code": error.code, "reason": error.reason, "message": error.message}
+
+
+def error_from_dict(data: dict[str, Any] | None) -> TaskError | None:
+    if data is None:
+        return None
+    return TaskError(code=data["code"], reason=data["reason"], message=data["message"])
+
+
+def result_to_dict(result: ResultInfo | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {
+        "width": result.width,
+        "height": result.height,
+        "format": result.format.value,
+        "size_bytes": result.size_bytes,
+        "sha256": result.sha256,
+        "uri": result.uri,
+        "key": result.key,
+    }
+
+
+def result_from_dict(data: dict[str, Any] | None) -> ResultInfo | None:
+    if data is None:
+        return None
+    return ResultInfo(
+        width=int(data["width"]),
+        height=int(data["height"]),
+        format=ImageFormat(data["format"]),
+        size_bytes=int(data["size_bytes"]),
+        sha256=data["sha256"],
+        uri=data["uri"],
+        key=data["key"],
+    )
+
+
+def _time_to_str(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _time_from_str(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _optional_time_from_str(text: str | None) -> datetime | None:
+    return None if text is None else _time_from_str(text)

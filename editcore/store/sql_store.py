@@ -1,0 +1,269 @@
+"""The task store and API key store on SQLAlchemy Core: SQLite embedded, PostgreSQL in production.
+
+Every write is one transaction. Races are settled by the database, not by locks in here:
+idempotent creates by the (user_id, request_id) unique constraints, transitions by a
+compare-and-set on the task's version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    exists,
+    false,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from editcore.errors import InvalidArgument
+from editcore.ports import ApiKey, Batch, PageCursor, TaskQuery
+from editcore.store import tables
+from editcore.store.rows import (
+    api_key_from_row,
+    api_key_to_row,
+    batch_from_row,
+    batch_to_row,
+    event_row,
+    label_rows,
+    parse_uuid,
+    task_from_row,
+    task_to_row,
+    transition_values,
+)
+from editcore.store.snapshot import task_from_dict
+from editcore.task import UNFINISHED_STATES, Task
+
+# Stays well under SQLite's limit on bound parameters in one statement.
+_IN_CHUNK = 500
+
+
+class SqlStore:
+    """`TaskStore` and `ApiKeyStore` over a SQLAlchemy engine (see editcore/ports.py)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def close(self) -> None:
+        """Close the engine's pooled connections (at shutdown)."""
+        self._engine.dispose()
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def create_task(self, task: Task) -> tuple[Task, bool]:
+        """Insert the task, or return the user's task with the same request id."""
+        try:
+            with self._engine.begin() as connection:
+                _insert_tasks(connection, [task])
+        except IntegrityError:
+            # Lost a race to (or retried after) a create with the same request id.
+            existing = self._task_by_request(task.user_id, task.request_id)
+            if existing is None:
+                raise
+            return existing, False
+        return task, True
+
+    def get_task(self, task_id: str, user_id: str | None = None) -> Task | None:
+        """The task, or None when the id is unknown, malformed or someone else's."""
+        key = parse_uuid(task_id)
+        if key is None:
+            return None
+        statement = select(tables.tasks).where(tables.tasks.c.id == key)
+        if user_id is not None:
+            statement = statement.where(tables.tasks.c.user_id == user_id)
+        found = self._load_tasks(statement)
+        return found[0] if found else None
+
+    def save_transition(self, task: Task) -> bool:
+        """Compare-and-set: store `task` only if the stored version is `task.version - 1`."""
+        t = tables.tasks
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(t)
+                .where(t.c.id == uuid.UUID(task.id), t.c.version == task.version - 1)
+                .values(transition_values(task))
+            )
+            if result.rowcount == 0:
+                return False
+            connection.execute(insert(tables.task_events), [event_row(task)])
+        return True
+
+    def list_tasks(
+        self, query: TaskQuery, limit: int, after: PageCursor | None = None
+    ) -> list[Task]:
+        """A page of the user's matching tasks, newest first, after `after`."""
+        t = tables.tasks
+        statement = select(t).where(*_matching(query))
+        if after is not None:
+            statement = statement.where(_after(after))
+        statement = statement.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        return self._load_tasks(statement)
+
+    def list_events(self, task_id: str, after_version: int) -> list[Task]:
+        """The task as of each version above `after_version`, oldest first."""
+        key = parse_uuid(task_id)
+        if key is None:
+            return []
+        e = tables.task_events
+        statement = (
+            select(e.c.snapshot)
+            .where(e.c.task_id == key, e.c.version > after_version)
+            .order_by(e.c.version)
+        )
+        with self._engine.connect() as connection:
+            return [task_from_dict(snapshot) for snapshot in connection.scalars(statement)]
+
+    def unfinished_tasks(self) -> list[Task]:
+        """Every QUEUED or RUNNING task, oldest first."""
+        t = tables.tasks
+        statement = (
+            select(t)
+            .where(t.c.state.in_(sorted(s.value for s in UNFINISHED_STATES)))
+            .order_by(t.c.created_at, t.c.id)
+        )
+        return self._load_tasks(statement)
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def create_batch(self, batch: Batch, tasks: Sequence[Task]) -> tuple[Batch, bool]:
+        """Insert the batch and its tasks, or return the user's batch with the same request id."""
+        if batch.task_ids != tuple(task.id for task in tasks) or any(
+            task.batch_id != batch.id for task in tasks
+        ):
+            raise ValueError("a batch's task_ids must list its tasks, in order")
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(insert(tables.batches), [batch_to_row(batch)])
+                _insert_tasks(connection, tasks)
+        except IntegrityError:
+            existing = self._batch_by_request(batch.user_id, batch.request_id)
+            if existing is None:
+                raise
+            return existing, False
+        return batch, True
+
+    def get_batch(self, batch_id: str, user_id: str | None = None) -> Batch | None:
+        """The batch, or None when the id is unknown, malformed or someone else's."""
+        key = parse_uuid(batch_id)
+        if key is None:
+            return None
+        statement = select(tables.batches).where(tables.batches.c.id == key)
+        if user_id is not None:
+            statement = statement.where(tables.batches.c.user_id == user_id)
+        with self._engine.connect() as connection:
+            row = connection.execute(statement).mappings().first()
+        return batch_from_row(row) if row is not None else None
+
+    # -- API keys --------------------------------------------------------------------------
+
+    def add_api_key(self, key: ApiKey) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(insert(tables.api_keys), [api_key_to_row(key)])
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        statement = select(tables.api_keys).where(tables.api_keys.c.key_hash == key_hash)
+        with self._engine.connect() as connection:
+            row = connection.execute(statement).mappings().first()
+        return api_key_from_row(row) if row is not None else None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _task_by_request(self, user_id: str, request_id: str) -> Task | None:
+        if not request_id:
+            return None
+        t = tables.tasks
+        found = self._load_tasks(
+            select(t).where(t.c.user_id == user_id, t.c.request_id == request_id)
+        )
+        return found[0] if found else None
+
+    def _batch_by_request(self, user_id: str, request_id: str) -> Batch | None:
+        if not request_id:
+            return None
+        b = tables.batches
+        statement = select(b).where(b.c.user_id == user_id, b.c.request_id == request_id)
+        with self._engine.connect() as connection:
+            row = connection.execute(statement).mappings().first()
+        return batch_from_row(row) if row is not None else None
+
+    def _load_tasks(self, statement: Select[tuple[object, ...]]) -> list[Task]:
+        """Run a `select(tasks)` and attach each task's labels, keeping the row order."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(statement).mappings().all()
+            labels = _labels_of(connection, [row["id"] for row in rows])
+        return [task_from_row(row, labels[row["id"]]) for row in rows]
+
+
+def _matching(query: TaskQuery) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a listing: every given filter must hold."""
+    t, labels = tables.tasks, tables.task_labels
+    conditions = [t.c.user_id == query.user_id]
+    if query.states:
+        conditions.append(t.c.state.in_(sorted(state.value for state in query.states)))
+    if query.batch_id:
+        batch_key = parse_uuid(query.batch_id)
+        # A malformed batch id names no batch: the listing is empty, not an error.
+        conditions.append(t.c.batch_id == batch_key if batch_key is not None else false())
+    for key, value in sorted(query.labels.items()):
+        # One EXISTS per label keeps the filter in SQL, so LIMIT and the cursor stay exact.
+        conditions.append(
+            exists().where(labels.c.task_id == t.c.id, labels.c.key == key, labels.c.value == value)
+        )
+    if query.created_after is not None:
+        conditions.append(t.c.created_at >= query.created_after)
+    if query.created_before is not None:
+        conditions.append(t.c.created_at < query.created_before)
+    return conditions
+
+
+def _after(cursor: PageCursor) -> ColumnElement[bool]:
+    """Keyset pagination: strictly after the cursor in (created_at, id) descending order."""
+    cursor_id = parse_uuid(cursor.task_id)
+    if cursor_id is None or cursor.created_at.tzinfo is None:
+        # The cursor came from a client's page token; a forged one is their error, not ours.
+        raise InvalidArgument(
+            "page_token is not a token this service issued",
+            field_violations={"page_token": "malformed page token"},
+            reason="PAGE_TOKEN_INVALID",
+        )
+    t = tables.tasks
+    return or_(
+        t.c.created_at < cursor.created_at,
+        and_(t.c.created_at == cursor.created_at, t.c.id < cursor_id),
+    )
+
+
+def _insert_tasks(connection: Connection, tasks: Sequence[Task]) -> None:
+    """Insert tasks with their labels and first events (in the caller's transaction)."""
+    if not tasks:
+        return
+    connection.execute(insert(tables.tasks), [task_to_row(task) for task in tasks])
+    labels = [row for task in tasks for row in label_rows(task)]
+    if labels:
+        connection.execute(insert(tables.task_labels), labels)
+    connection.execute(insert(tables.task_events), [event_row(task) for task in tasks])
+
+
+def _labels_of(
+    connection: Connection, task_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, str]]:
+    """Each task's labels, in one query per chunk of ids rather than one per task."""
+    found: dict[uuid.UUID, dict[str, str]] = {task_id: {} for task_id in task_ids}
+    labels = tables.task_labels
+    for start in range(0, len(task_ids), _IN_CHUNK):
+        chunk = task_ids[start : start + _IN_CHUNK]
+        statement = select(labels.c.task_id, labels.c.key, labels.c.value).where(
+            labels.c.task_id.in_(chunk)
+        )
+        for task_id, key, value in connection.execute(statement):
+            found[task_id][key] = value
+    return found

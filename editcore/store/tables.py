@@ -1,0 +1,137 @@
+"""The relational schema of the task store, as SQLAlchemy Core tables.
+
+The Alembic migrations in `editcore/migrations/versions/` create exactly this schema (a test
+compares them). Image bytes never go in here: a task row names its input and result blobs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+
+# Deterministic constraint names, so later migrations can alter them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp that always comes back in UTC.
+
+    SQLite keeps no offset (it would silently drop a non-UTC one), and PostgreSQL answers in
+    the session's time zone; converting on the way in and out makes both behave the same.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store needs timezone-aware times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Batches come first: tasks refer to them.
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    # NULL when the client sent none, so the unique constraint binds only real request ids.
+    Column("request_id", String(255), nullable=True),
+    Column("callback_url", String(2048), nullable=False),
+    # The batch's task ids in submission order: replies list results in that order.
+    Column("task_ids", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("user_id", "request_id"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("request_id", String(255), nullable=True),  # NULL when empty, as in batches
+    Column("batch_id", Uuid, ForeignKey("batches.id"), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("spec", JSON, nullable=False),
+    # none_as_null: a missing error or result is SQL NULL, not the JSON value null.
+    Column("error", JSON(none_as_null=True), nullable=True),
+    Column("result", JSON(none_as_null=True), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("processing_ms", Integer, nullable=True),
+    UniqueConstraint("user_id", "request_id"),
+    Index("ix_tasks_created_at", "created_at"),
+    Index("ix_tasks_state", "state"),
+    Index("ix_tasks_user_id_created_at", "user_id", "created_at"),
+    Index("ix_tasks_batch_id", "batch_id"),
+)
+
+task_labels = Table(
+    "task_labels",
+    metadata,
+    Column("task_id", Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", String(255), nullable=False),
+    Index("ix_task_labels_key_value", "key", "value"),
+)
+
+# The event log WatchTask replays: the whole task as of each version.
+task_events = Table(
+    "task_events",
+    metadata,
+    Column("task_id", Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("snapshot", JSON, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_api_keys_key_hash", "key_hash", unique=True),
+)

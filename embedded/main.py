@@ -1,0 +1,115 @@
+"""The composition root of embedded mode: one process, the grpc.aio server plus an in-process
+worker, SQLite and local disk under the data directory, in-process events, cache and limits.
+
+Everything is built here, by plain constructor calls, from one Settings object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+from editcore.apikeys import create_api_key, hash_api_key
+from editcore.blobs import LocalBlobStore
+from editcore.events import InProcessEventBus
+from editcore.lifecycle import Lifecycle
+from editcore.rate_limit import InProcessRateLimiter
+from editcore.service import TaskService
+from editcore.settings import Settings
+from editcore.status_cache import InProcessStatusCache
+from editcore.store.engine import create_engine_for, upgrade_database
+from editcore.store.sql_store import SqlStore
+from server.app import start_server
+from server.auth import Authenticator
+from server.servicer import ImageEditorServicer
+from server.watch import TaskWatcher
+from workers.embedded import EmbeddedWorker
+from workers.pipeline import Pipeline
+from workers.runner import TaskRunner
+
+log = logging.getLogger("imageeditor")
+
+
+@dataclass
+class EmbeddedApp:
+    settings: Settings
+    store: SqlStore
+    worker: EmbeddedWorker
+    servicer: ImageEditorServicer
+
+
+def build(settings: Settings) -> EmbeddedApp:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.effective_database_url
+    upgrade_database(url)
+    store = SqlStore(create_engine_for(url))
+    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    events = InProcessEventBus()
+    cache = InProcessStatusCache()
+    lifecycle = Lifecycle(store, cache, events)
+    runner = TaskRunner(lifecycle, blobs, Pipeline(blobs, settings), settings.max_attempts)
+    worker = EmbeddedWorker(runner, lifecycle, settings.embedded_workers)
+    service = TaskService(
+        store=store,
+        blobs=blobs,
+        dispatcher=worker,
+        lifecycle=lifecycle,
+        cache=cache,
+        limiter=InProcessRateLimiter(),
+        settings=settings,
+    )
+    servicer = ImageEditorServicer(
+        service, TaskWatcher(store, events), Authenticator(store), settings
+    )
+    return EmbeddedApp(settings, store, worker, servicer)
+
+
+def ensure_dev_key(store: SqlStore, settings: Settings) -> None:
+    """Embedded mode's development key: made on first start, kept in the data directory
+    (mode 0600) where the CLI and SDK find it without a flag."""
+    path = settings.dev_key_path
+    if path.exists():
+        key = path.read_text().strip()
+        if key and store.find_api_key(hash_api_key(key)) is not None:
+            return
+    key, _ = create_api_key(store, "dev", user_id="dev")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    log.info("created a development API key in %s", path)
+
+
+async def serve(settings: Settings) -> None:
+    app = build(settings)
+    ensure_dev_key(app.store, settings)
+    app.worker.start()
+    running = await start_server(app.servicer, settings)
+    host = settings.listen_address.rsplit(":", 1)[0]
+    print(
+        f"imageeditor serving on {host}:{running.port} (embedded mode, "
+        f"{settings.embedded_workers} worker threads, data in {settings.data_dir})",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: draining calls for %.0fs", settings.shutdown_grace_seconds)
+    await running.stop(settings.shutdown_grace_seconds)
+    await asyncio.to_thread(app.worker.stop, settings.shutdown_grace_seconds)
+    app.store.close()
+
+
+def run(settings: Settings) -> None:
+    """`imageeditor serve` in embedded mode: serve until SIGINT or SIGTERM."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(serve(settings))

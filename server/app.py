@@ -1,0 +1,55 @@
+"""The grpc.aio server: our service plus health checking and reflection, and a clean stop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+
+from editcore.settings import Settings
+from server.servicer import ImageEditorServicer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImageEditorService"].full_name
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING first, so balancers drain us, then let calls finish for `grace`."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(servicer: ImageEditorServicer, settings: Settings) -> RunningServer:
+    limit = settings.max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            # Long streams end here at the latest; clients resume with after_version.
+            ("grpc.max_connection_age_ms", 30 * 60 * 1000),
+            ("grpc.max_connection_age_grace_ms", 60 * 1000),
+            ("grpc.keepalive_time_ms", 60 * 1000),
+        ]
+    )
+    pb_grpc.add_ImageEditorServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(settings.listen_address)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen_address}")
+    await server.start()
+    for name in (health.OVERALL_HEALTH, SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, health_servicer, port)

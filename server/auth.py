@@ -1,0 +1,58 @@
+"""API-key authentication: `authorization: Bearer <key>` → the calling user's id.
+
+Keys are looked up by their SHA-256 hash; a short in-process cache keeps the store off the
+hot path (a revoked key stops working within CACHE_SECONDS).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from grpc.aio import Metadata
+
+from editcore.apikeys import hash_api_key
+from editcore.errors import Unauthenticated
+from editcore.ports import ApiKeyStore
+
+CACHE_SECONDS = 30.0
+CACHE_ENTRIES = 10_000
+
+
+def bearer_token(metadata: Metadata | None) -> str:
+    for key, value in metadata or ():
+        if key.lower() == "authorization":
+            text = value.decode() if isinstance(value, bytes) else value
+            scheme, _, token = text.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            break
+    raise Unauthenticated(
+        "send `authorization: Bearer <api key>` metadata", reason="API_KEY_MISSING"
+    )
+
+
+class Authenticator:
+    def __init__(self, keys: ApiKeyStore, clock: Callable[[], float] = time.monotonic) -> None:
+        self._keys = keys
+        self._clock = clock
+        self._cache: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, metadata: Metadata | None) -> str:
+        """The user id the request's API key belongs to; Unauthenticated otherwise."""
+        key_hash = hash_api_key(bearer_token(metadata))
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(key_hash)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        record = self._keys.find_api_key(key_hash)
+        if record is None:
+            raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
+        with self._lock:
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[key_hash] = (now + CACHE_SECONDS, record.user_id)
+        return record.user_id

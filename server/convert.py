@@ -1,0 +1,171 @@
+"""Translation between protobuf messages and the domain model, in both directions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf import timestamp_pb2
+from google.rpc import status_pb2
+from imageeditor.v1 import image_editor_service_pb2 as service_pb2
+from imageeditor.v1 import operations_pb2, task_pb2
+
+from editcore.errors import ERRORS_BY_CODE, ImageEditorError
+from editcore.rpc_errors import to_status
+from editcore.spec import (
+    Grayscale,
+    ImageFormat,
+    Operation,
+    OutputOptions,
+    Resize,
+    ResizeFit,
+    TaskSpec,
+)
+from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
+
+FORMATS = {
+    operations_pb2.IMAGE_FORMAT_UNSPECIFIED: ImageFormat.PNG,
+    operations_pb2.IMAGE_FORMAT_PNG: ImageFormat.PNG,
+    operations_pb2.IMAGE_FORMAT_WEBP: ImageFormat.WEBP,
+    operations_pb2.IMAGE_FORMAT_JPEG: ImageFormat.JPEG,
+}
+FORMATS_TO_PROTO = {
+    ImageFormat.PNG: operations_pb2.IMAGE_FORMAT_PNG,
+    ImageFormat.WEBP: operations_pb2.IMAGE_FORMAT_WEBP,
+    ImageFormat.JPEG: operations_pb2.IMAGE_FORMAT_JPEG,
+}
+FITS = {
+    operations_pb2.RESIZE_FIT_UNSPECIFIED: ResizeFit.INSIDE,
+    operations_pb2.RESIZE_FIT_CONTAIN: ResizeFit.CONTAIN,
+    operations_pb2.RESIZE_FIT_COVER: ResizeFit.COVER,
+    operations_pb2.RESIZE_FIT_FILL: ResizeFit.FILL,
+    operations_pb2.RESIZE_FIT_INSIDE: ResizeFit.INSIDE,
+}
+FITS_TO_PROTO = {fit: value for value, fit in FITS.items() if value}
+STATES_TO_PROTO = {
+    TaskState.QUEUED: task_pb2.TASK_STATE_QUEUED,
+    TaskState.RUNNING: task_pb2.TASK_STATE_RUNNING,
+    TaskState.SUCCEEDED: task_pb2.TASK_STATE_SUCCEEDED,
+    TaskState.FAILED: task_pb2.TASK_STATE_FAILED,
+    TaskState.CANCELLED: task_pb2.TASK_STATE_CANCELLED,
+}
+STATES = {value: state for state, value in STATES_TO_PROTO.items()}
+STAGES_TO_PROTO = {
+    Stage.NONE: task_pb2.STAGE_UNSPECIFIED,
+    Stage.FETCH: task_pb2.STAGE_FETCH,
+    Stage.VALIDATE: task_pb2.STAGE_VALIDATE,
+    Stage.EDIT: task_pb2.STAGE_EDIT,
+    Stage.STYLE: task_pb2.STAGE_STYLE,
+    Stage.ENCODE: task_pb2.STAGE_ENCODE,
+    Stage.STORE: task_pb2.STAGE_STORE,
+}
+
+
+# -- proto -> domain ----------------------------------------------------------------------------
+
+
+def operation_from_proto(op: operations_pb2.Operation) -> Operation:
+    kind = op.WhichOneof("kind")
+    if kind == "resize":
+        r = op.resize
+        return Resize(r.width, r.height, FITS[r.fit], r.allow_upscale)
+    if kind == "grayscale":
+        return Grayscale()
+    raise ValueError(f"unknown operation {kind!r}")  # validation refuses these first
+
+
+def spec_from_proto(request: service_pb2.SubmitTaskRequest) -> TaskSpec:
+    output = request.output
+    return TaskSpec(
+        image_url=request.image_url,
+        operations=tuple(operation_from_proto(op) for op in request.operations),
+        style_prompt=request.style_prompt.strip(),
+        output=OutputOptions(FORMATS[output.format], output.quality, output.lossless),
+        callback_url=request.callback_url,
+    )
+
+
+def datetime_from_proto(ts: timestamp_pb2.Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+# -- domain -> proto ----------------------------------------------------------------------------
+
+
+def error_to_status(error: TaskError | ImageEditorError) -> status_pb2.Status:
+    if isinstance(error, TaskError):
+        cls = ERRORS_BY_CODE.get(error.code, ImageEditorError)
+        error = cls(error.message, reason=error.reason)
+    return to_status(error)
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+def spec_to_proto(spec: TaskSpec) -> task_pb2.TaskSpec:
+    operations = []
+    for op in spec.operations:
+        if isinstance(op, Resize):
+            resize = operations_pb2.Resize(
+                width=op.width,
+                height=op.height,
+                fit=FITS_TO_PROTO[op.fit],
+                allow_upscale=op.allow_upscale,
+            )
+            operations.append(operations_pb2.Operation(resize=resize))
+        else:
+            operations.append(operations_pb2.Operation(grayscale=operations_pb2.Grayscale()))
+    return task_pb2.TaskSpec(
+        image_url=spec.image_url,
+        image_size_bytes=spec.input_size,
+        operations=operations,
+        style_prompt=spec.style_prompt,
+        output=operations_pb2.OutputOptions(
+            format=FORMATS_TO_PROTO[spec.output.format],
+            quality=spec.output.quality,
+            lossless=spec.output.lossless,
+        ),
+        callback_url=spec.callback_url,
+    )
+
+
+def result_to_proto(result: ResultInfo) -> task_pb2.ResultInfo:
+    return task_pb2.ResultInfo(
+        width=result.width,
+        height=result.height,
+        format=FORMATS_TO_PROTO[result.format],
+        size_bytes=result.size_bytes,
+        sha256=result.sha256,
+        uri=result.uri,
+    )
+
+
+def task_to_proto(task: Task) -> task_pb2.Task:
+    message = task_pb2.Task(
+        id=task.id,
+        state=STATES_TO_PROTO[task.state],
+        stage=STAGES_TO_PROTO[task.stage],
+        progress=task.progress,
+        attempts=task.attempts,
+        version=task.version,
+        create_time=_timestamp(task.created_at),
+        update_time=_timestamp(task.updated_at),
+        batch_id=task.batch_id,
+        request_id=task.request_id,
+        labels=task.labels,
+        spec=spec_to_proto(task.spec),
+        cancel_requested=task.cancel_requested,
+    )
+    if task.started_at is not None:
+        message.start_time.CopyFrom(_timestamp(task.started_at))
+    if task.finished_at is not None:
+        message.finish_time.CopyFrom(_timestamp(task.finished_at))
+    if task.processing_ms is not None:
+        message.processing_time.FromMilliseconds(task.processing_ms)
+    if task.error is not None:
+        message.error.CopyFrom(error_to_status(task.error))
+    if task.result is not None:
+        message.result.CopyFrom(result_to_proto(task.result))
+    return message

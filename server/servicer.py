@@ -1,0 +1,153 @@
+"""The ImageEditorService servicer: authenticate, validate, translate, call the service layer.
+
+Nothing here decides anything about tasks; blocking work (the store, blob reads) runs in
+threads so the event loop keeps serving streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+
+from editcore.errors import ImageEditorError, InvalidArgument
+from editcore.ports import TaskQuery
+from editcore.service import TaskService
+from editcore.settings import Settings
+from server.auth import Authenticator
+from server.convert import (
+    STATES,
+    datetime_from_proto,
+    error_to_status,
+    result_to_proto,
+    task_to_proto,
+)
+from server.rpc import rpc_method
+from server.validation import validate_batch, validate_submit, validate_task_id
+from server.watch import TaskWatcher
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
+    def __init__(
+        self,
+        service: TaskService,
+        watcher: TaskWatcher,
+        auth: Authenticator,
+        settings: Settings,
+    ) -> None:
+        self._service = service
+        self._watcher = watcher
+        self._auth = auth
+        self._settings = settings
+
+    async def _user(self, context: Context) -> str:
+        return await asyncio.to_thread(self._auth.authenticate, context.invocation_metadata())
+
+    @rpc_method
+    async def SubmitTask(
+        self, request: pb.SubmitTaskRequest, context: Context
+    ) -> pb.SubmitTaskResponse:
+        user = await self._user(context)
+        new = validate_submit(request, self._settings)
+        task = await asyncio.to_thread(self._service.submit, user, new)
+        return pb.SubmitTaskResponse(task=task_to_proto(task))
+
+    @rpc_method
+    async def BatchSubmit(
+        self, request: pb.BatchSubmitRequest, context: Context
+    ) -> pb.BatchSubmitResponse:
+        user = await self._user(context)
+        items = validate_batch(request, self._settings)
+        batch, outcomes = await asyncio.to_thread(
+            self._service.batch_submit,
+            user,
+            items,
+            callback_url=request.callback_url,
+            request_id=request.request_id,
+        )
+        results = [
+            pb.BatchSubmitResult(error=error_to_status(o))
+            if isinstance(o, ImageEditorError)
+            else pb.BatchSubmitResult(task=task_to_proto(o))
+            for o in outcomes
+        ]
+        return pb.BatchSubmitResponse(batch_id=batch.id, results=results)
+
+    @rpc_method
+    async def GetStatus(
+        self, request: pb.GetStatusRequest, context: Context
+    ) -> pb.GetStatusResponse:
+        user = await self._user(context)
+        task_id = validate_task_id(request.task_id)
+        task = await asyncio.to_thread(self._service.get, user, task_id)
+        return pb.GetStatusResponse(task=task_to_proto(task))
+
+    @rpc_method
+    async def WatchTask(
+        self, request: pb.WatchTaskRequest, context: Context
+    ) -> AsyncIterator[pb.WatchTaskResponse]:
+        user = await self._user(context)
+        task_id = validate_task_id(request.task_id)
+        async for task in self._watcher.watch(user, task_id, request.after_version):
+            yield pb.WatchTaskResponse(task=task_to_proto(task))
+
+    @rpc_method
+    async def CancelTask(
+        self, request: pb.CancelTaskRequest, context: Context
+    ) -> pb.CancelTaskResponse:
+        user = await self._user(context)
+        task_id = validate_task_id(request.task_id)
+        task = await asyncio.to_thread(self._service.cancel, user, task_id)
+        return pb.CancelTaskResponse(task=task_to_proto(task))
+
+    @rpc_method
+    async def ListTasks(
+        self, request: pb.ListTasksRequest, context: Context
+    ) -> pb.ListTasksResponse:
+        user = await self._user(context)
+        if request.page_size < 0:
+            raise InvalidArgument(
+                "page_size must not be negative", field_violations={"page_size": "must be >= 0"}
+            )
+        unknown = [s for s in request.states if s not in STATES]
+        if unknown:
+            raise InvalidArgument(
+                f"unknown states {unknown}", field_violations={"states": "unknown state value"}
+            )
+        query = TaskQuery(
+            user_id=user,
+            states=frozenset(STATES[s] for s in request.states),
+            batch_id=request.batch_id,
+            labels=dict(request.labels),
+            created_after=datetime_from_proto(request.create_time_after)
+            if request.HasField("create_time_after")
+            else None,
+            created_before=datetime_from_proto(request.create_time_before)
+            if request.HasField("create_time_before")
+            else None,
+        )
+        tasks, token = await asyncio.to_thread(
+            self._service.list_tasks, query, request.page_size, request.page_token
+        )
+        return pb.ListTasksResponse(tasks=[task_to_proto(t) for t in tasks], next_page_token=token)
+
+    @rpc_method
+    async def GetResult(
+        self, request: pb.GetResultRequest, context: Context
+    ) -> AsyncIterator[pb.GetResultResponse]:
+        user = await self._user(context)
+        task_id = validate_task_id(request.task_id)
+        info, chunks = await asyncio.to_thread(self._service.result, user, task_id)
+        first = True
+        while (chunk := await asyncio.to_thread(next, chunks, b"")) or first:
+            message = pb.GetResultResponse(chunk=chunk)
+            if first:
+                message.info.CopyFrom(result_to_proto(info))
+                first = False
+            yield message

@@ -1,0 +1,192 @@
+"""Request validation: every problem of a request, as BadRequest field violations at once."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+
+from imageeditor.v1 import image_editor_service_pb2 as service_pb2
+from imageeditor.v1 import operations_pb2
+
+from editcore.errors import ImageEditorError, InvalidArgument
+from editcore.service import NewTask
+from editcore.settings import Settings
+from editcore.sniff import sniff_format
+from editcore.styles import PRESET_STYLES, normalize_prompt
+from editcore.urls import validate_http_url
+from server.convert import spec_from_proto
+
+MAX_OPERATIONS = 32
+MAX_LABELS = 32
+MAX_REQUEST_ID = 128
+LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+class Violations:
+    """Collects field violations; the first specific reason becomes the ErrorInfo reason."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.items: dict[str, str] = {}
+        self.reason = ""
+
+    def add(self, field: str, description: str, reason: str = "") -> None:
+        self.items.setdefault(self.prefix + field, description)
+        self.reason = self.reason or reason
+
+    def check_url(self, field: str, url: str) -> None:
+        try:
+            validate_http_url(url, field)
+        except InvalidArgument as exc:
+            for name, text in exc.field_violations.items():
+                self.add(name, text, exc.reason)
+
+    def raise_if_any(self, what: str) -> None:
+        if self.items:
+            fields = ", ".join(self.items)
+            raise InvalidArgument(
+                f"invalid {what}: {fields}",
+                field_violations=self.items,
+                reason=self.reason or "INVALID_REQUEST",
+            )
+
+
+def validate_task_id(task_id: str) -> str:
+    try:
+        return str(uuid.UUID(task_id))
+    except ValueError:
+        raise InvalidArgument(
+            f"task_id {task_id!r} is not a UUID",
+            field_violations={"task_id": "must be a task id (a UUID) returned by SubmitTask"},
+            reason="INVALID_TASK_ID",
+        ) from None
+
+
+def validate_submit(
+    request: service_pb2.SubmitTaskRequest, settings: Settings, prefix: str = ""
+) -> NewTask:
+    """The NewTask a SubmitTaskRequest asks for, or InvalidArgument naming every bad field."""
+    v = Violations(prefix)
+    source = request.WhichOneof("source")
+    if source is None:
+        v.add("source", "set image_url or image_data", "SOURCE_MISSING")
+    elif source == "image_url":
+        v.check_url("image_url", request.image_url)
+    else:
+        _check_image_data(v, request.image_data, settings)
+    _check_operations(v, request.operations, settings)
+    _check_output(v, request.output)
+    if request.style_prompt.strip():
+        prompt = normalize_prompt(request.style_prompt)
+        if prompt not in PRESET_STYLES:
+            v.add(
+                "style_prompt",
+                f"unknown style {prompt!r}; the configured generator serves: "
+                + ", ".join(PRESET_STYLES),
+                "STYLE_UNSUPPORTED",
+            )
+    if request.callback_url:
+        v.check_url("callback_url", request.callback_url)
+    _check_request_id(v, request.request_id)
+    _check_labels(v, dict(request.labels))
+    v.raise_if_any("SubmitTaskRequest")
+    spec = spec_from_proto(request)
+    return NewTask(
+        spec=replace(spec, style_prompt=normalize_prompt(spec.style_prompt)),
+        image_data=request.image_data if source == "image_data" else None,
+        request_id=request.request_id,
+        labels=dict(request.labels),
+    )
+
+
+def validate_batch(
+    request: service_pb2.BatchSubmitRequest, settings: Settings
+) -> list[NewTask | ImageEditorError]:
+    """Each item's NewTask or its own error (a batch succeeds item by item); InvalidArgument
+    for problems of the batch as a whole."""
+    v = Violations()
+    limit = settings.max_batch_size
+    if not 1 <= len(request.requests) <= limit:
+        v.add("requests", f"between 1 and {limit} items; got {len(request.requests)}", "BATCH_SIZE")
+    if request.callback_url:
+        v.check_url("callback_url", request.callback_url)
+    _check_request_id(v, request.request_id)
+    v.raise_if_any("BatchSubmitRequest")
+    items: list[NewTask | ImageEditorError] = []
+    for i, item in enumerate(request.requests):
+        prefix = f"requests[{i}]."
+        try:
+            if item.request_id:
+                raise InvalidArgument(
+                    "items of a batch take no request_id; the batch's request_id covers them",
+                    field_violations={prefix + "request_id": "must be empty in a batch"},
+                )
+            items.append(validate_submit(item, settings, prefix))
+        except InvalidArgument as exc:
+            items.append(exc)
+    return items
+
+
+def _check_image_data(v: Violations, data: bytes, settings: Settings) -> None:
+    if not data:
+        v.add("image_data", "is empty", "IMAGE_EMPTY")
+    elif len(data) > settings.max_inline_image_bytes:
+        v.add(
+            "image_data",
+            f"is {len(data)} bytes; the limit is {settings.max_inline_image_bytes}",
+            "IMAGE_TOO_LARGE",
+        )
+    elif sniff_format(data) is None:
+        v.add(
+            "image_data",
+            "is not a JPEG, PNG, WEBP, GIF, BMP or TIFF image",
+            "IMAGE_FORMAT_UNSUPPORTED",
+        )
+
+
+def _check_operations(
+    v: Violations, operations: Sequence[operations_pb2.Operation], settings: Settings
+) -> None:
+    if len(operations) > MAX_OPERATIONS:
+        v.add("operations", f"at most {MAX_OPERATIONS} operations")
+    limit = settings.max_output_side
+    for i, op in enumerate(operations):
+        kind = op.WhichOneof("kind")
+        where = f"operations[{i}]"
+        if kind is None:
+            v.add(where, "set one operation (resize, grayscale, ...)")
+        elif kind == "resize":
+            r = op.resize
+            if not r.width and not r.height:
+                v.add(f"{where}.resize", "set width, height or both")
+            for side in ("width", "height"):
+                if getattr(r, side) > limit:
+                    v.add(f"{where}.resize.{side}", f"at most {limit} pixels")
+            if r.fit not in operations_pb2.ResizeFit.values():
+                v.add(f"{where}.resize.fit", f"unknown fit {r.fit}")
+
+
+def _check_output(v: Violations, output: operations_pb2.OutputOptions) -> None:
+    if output.format not in operations_pb2.ImageFormat.values():
+        v.add("output.format", f"unknown format {output.format}")
+    if output.quality > 100:
+        v.add("output.quality", "between 1 and 100 (0 for the default)")
+    if output.lossless and output.format != operations_pb2.IMAGE_FORMAT_WEBP:
+        v.add("output.lossless", "only WEBP has a lossless mode")
+
+
+def _check_request_id(v: Violations, request_id: str) -> None:
+    if len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
+        v.add("request_id", f"at most {MAX_REQUEST_ID} printable characters")
+
+
+def _check_labels(v: Violations, labels: dict[str, str]) -> None:
+    if len(labels) > MAX_LABELS:
+        v.add("labels", f"at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not LABEL_KEY.match(key):
+            v.add(f"labels[{key}]", "keys are 1-63 of a-z, 0-9, _ and -, starting with a letter")
+        elif len(value) > 255:
+            v.add(f"labels[{key}]", "values are at most 255 characters")

@@ -1,0 +1,59 @@
+"""WatchTask: the snapshot-then-events handover that loses nothing and repeats nothing.
+
+Subscribe first, then read the store: anything published after the subscription is queued
+for us, anything before it is in the store's event log. Versions order the stream: an event
+at or below the last version sent is a repeat and is skipped; a jump past the next version
+means the bus dropped something, and the gap is filled from the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from editcore.errors import NotFound
+from editcore.ports import EventBus, TaskStore
+from editcore.task import Task
+
+
+class TaskWatcher:
+    def __init__(self, store: TaskStore, events: EventBus) -> None:
+        self._store = store
+        self._events = events
+
+    async def watch(self, user_id: str, task_id: str, after_version: int) -> AsyncIterator[Task]:
+        """Yield the task at each version above `after_version` (or, for 0, from its current
+        version on), in order, until a terminal state."""
+        subscription = self._events.subscribe(task_id)
+        try:
+            current = await asyncio.to_thread(self._store.get_task, task_id, user_id)
+            if current is None:
+                raise NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
+            if after_version <= 0:
+                backlog = [current]
+            else:
+                backlog = await asyncio.to_thread(self._store.list_events, task_id, after_version)
+            last = max(after_version, 0)
+            for task in backlog:
+                if task.version > last:
+                    yield task
+                    last = task.version
+                    if task.state.terminal:
+                        return
+            if current.state.terminal:  # the watcher had seen it all already
+                return
+            async for task in subscription:
+                if task.version <= last:
+                    continue
+                missed = [task]
+                if task.version > last + 1:
+                    missed = await asyncio.to_thread(self._store.list_events, task_id, last)
+                for event in missed:
+                    if event.version <= last:
+                        continue
+                    yield event
+                    last = event.version
+                    if event.state.terminal:
+                        return
+        finally:
+            subscription.close()

@@ -1,0 +1,68 @@
+"""The `imageeditor` CLI against a real server process, as a user would run it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.e2e.harness import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def test_submit_watch_writes_the_result(server: ServerProcess, photo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    result = server.cli(
+        "submit", str(photo), "--resize", "256x256", "--format", "png", "--watch", "-o", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        assert image.width <= 256 and image.height <= 256
+
+
+def test_json_output_is_the_protobuf_mapping_one_object_per_line(
+    server: ServerProcess, photo: Path
+) -> None:
+    submitted = server.cli("submit", str(photo), "--json", check=True)
+    task = json.loads(submitted.stdout)
+    assert task["state"] == "TASK_STATE_QUEUED"
+    server.cli("watch", task["id"], "--json", check=True)
+    status = json.loads(server.cli("status", task["id"], "--json", check=True).stdout)
+    assert status["id"] == task["id"]
+    assert status["state"] == "TASK_STATE_SUCCEEDED"
+    listed = server.cli("list", "--json", check=True).stdout.splitlines()
+    assert task["id"] in {json.loads(line)["id"] for line in listed}
+
+
+def test_batch_with_watch_reports_every_item(
+    server: ServerProcess, photo: Path, tmp_path: Path
+) -> None:
+    second = tmp_path / "second.jpg"
+    second.write_bytes(photo.read_bytes())
+    result = server.cli("batch", str(photo), str(second), "--resize", "64x64", "--watch", "--json")
+    assert result.returncode == 0, result.stderr
+    states = {json.loads(line)["state"] for line in result.stdout.splitlines()}
+    assert states == {"TASK_STATE_SUCCEEDED"}
+
+
+def test_errors_are_one_clear_line_and_a_failing_exit(server: ServerProcess) -> None:
+    missing = server.cli("status", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode != 0
+    assert "NOT_FOUND" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+    malformed = server.cli("status", "not-a-task-id")
+    assert malformed.returncode != 0
+    assert "task_id" in malformed.stderr
+
+
+def test_an_unreachable_server_is_reported(server: ServerProcess) -> None:
+    env_address = server.address
+    server.stop()
+    result = server.cli("status", "00000000-0000-0000-0000-000000000000")
+    assert result.returncode != 0
+    assert env_address in result.stderr

@@ -1,0 +1,193 @@
+"""The real service end to end: an `imageeditor serve` process driven through the SDK."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+from imageeditor.v1 import operations_pb2, task_pb2
+from PIL import Image
+
+from clients.sdk import Client, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
+
+pytestmark = pytest.mark.e2e
+
+SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
+
+
+def test_submit_watch_and_fetch_the_result(server: ServerProcess, photo: Path) -> None:
+    with Client(server.address, server.api_key) as client:
+        task = client.submit(photo, resize=(256, 256), format="png")
+        assert task.state == task_pb2.TASK_STATE_QUEUED
+        events = list(client.watch(task.id))
+        info, data = client.get_result(task.id)
+
+    assert events[-1].state == SUCCEEDED
+    versions = [e.version for e in events]
+    assert versions == sorted(set(versions))
+    assert task_pb2.TASK_STATE_RUNNING in {e.state for e in events}
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    assert image.size == (256, 192)  # 800x600 fitted inside 256x256
+    assert (info.width, info.height, info.size_bytes) == (256, 192, len(data))
+    assert events[-1].result.sha256 == info.sha256
+    assert events[-1].processing_time.ToMilliseconds() >= 0
+
+
+def test_the_same_request_id_returns_the_same_task(server: ServerProcess, photo: Path) -> None:
+    other_key = server.cli("keys", "create", "other", check=True).stdout.strip().split()[-1]
+    with Client(server.address, server.api_key) as client:
+        first = client.submit(photo, resize=(64, 64), request_id="order-17")
+        again = client.submit(photo, resize=(64, 64), request_id="order-17")
+        fresh = client.submit(photo, resize=(64, 64), request_id="order-18")
+    with Client(server.address, other_key) as other:
+        theirs = other.submit(photo, resize=(64, 64), request_id="order-17")
+    assert again.id == first.id
+    assert fresh.id != first.id
+    assert theirs.id != first.id
+
+
+def test_another_users_task_is_not_found(server: ServerProcess, photo: Path) -> None:
+    other_key = server.cli("keys", "create", "mallory", check=True).stdout.strip().split()[-1]
+    with Client(server.address, server.api_key) as client:
+        task = client.submit(photo)
+    with Client(server.address, other_key) as other:
+        with pytest.raises(NotFound):
+            other.get_status(task.id)
+        with pytest.raises(NotFound):
+            other.cancel(task.id)
+        assert task.id not in {t.id for t in other.list_tasks()}
+
+
+def test_calls_without_a_valid_key_are_unauthenticated(server: ServerProcess) -> None:
+    with Client(server.address, "iek_not-a-real-key") as client, pytest.raises(Unauthenticated):
+        client.get_status("00000000-0000-0000-0000-000000000000")
+
+
+def test_an_invalid_request_names_the_bad_fields(server: ServerProcess) -> None:
+    request = pb.SubmitTaskRequest(
+        image_data=b"%PDF-1.7 not an image",
+        operations=[operations_pb2.Operation(resize=operations_pb2.Resize())],
+        output=operations_pb2.OutputOptions(quality=101),
+    )
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.ImageEditorServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.SubmitTask(request, metadata=[("authorization", f"Bearer {server.api_key}")])
+    call = caught.value
+    assert call.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(call)
+    assert status is not None
+    fields = set()
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            fields = {v.field for v in bad_request.field_violations}
+    assert fields == {"image_data", "operations[0].resize", "output.quality"}
+
+    with Client(server.address, server.api_key) as client, pytest.raises(InvalidArgument) as err:
+        client.submit(jpeg_bytes(), resize=(20_000, 10))
+    assert "operations[0].resize.width" in err.value.field_violations
+
+
+def test_a_cancelled_queued_task_never_runs(
+    make_server: type[ServerProcess], tmp_path: Path
+) -> None:
+    server = make_server(tmp_path / "data", free_port(), workers=0).start()
+    with Client(server.address, server.api_key) as client:
+        task = client.submit(jpeg_bytes(), resize=(32, 32))
+        cancelled = client.cancel(task.id)
+        assert cancelled.state == task_pb2.TASK_STATE_CANCELLED
+    server.stop()
+    server.start(workers=2)  # a restart resumes unfinished tasks: this one is finished
+    with Client(server.address, server.api_key) as client:
+        later = client.get_status(task.id)
+        with pytest.raises(FailedPrecondition):
+            client.get_result(task.id)
+    assert later.state == task_pb2.TASK_STATE_CANCELLED
+    assert later.attempts == 0
+    assert later.error.code == grpc.StatusCode.CANCELLED.value[0]
+
+
+def test_a_restart_resumes_unfinished_tasks(
+    make_server: type[ServerProcess], tmp_path: Path
+) -> None:
+    server = make_server(tmp_path / "data", free_port(), workers=0).start()
+    with Client(server.address, server.api_key) as client:
+        task = client.submit(jpeg_bytes(), resize=(100, 100), format="webp")
+    server.stop()
+    server.start(workers=2)
+    with Client(server.address, server.api_key) as client:
+        final = list(client.watch(task.id))[-1]
+    assert final.state == SUCCEEDED
+    assert final.result.format == operations_pb2.IMAGE_FORMAT_WEBP
+
+
+def test_a_watcher_that_reconnects_misses_nothing(server: ServerProcess, photo: Path) -> None:
+    with Client(server.address, server.api_key) as client:
+        task = client.submit(photo, resize=(128, 128))
+        everything = list(client.watch(task.id, after_version=0))
+        # A watcher that saw versions up to 2 and lost its stream asks for what followed.
+        rest = list(client.watch(task.id, after_version=2))
+    all_versions = [t.version for t in everything]
+    assert all_versions[-1] == everything[-1].version and everything[-1].state == SUCCEEDED
+    assert [t.version for t in rest] == list(range(3, all_versions[-1] + 1))
+    assert rest[-1].state == SUCCEEDED
+
+
+def test_a_stream_broken_midway_resumes_without_gap_or_repeat(
+    server: ServerProcess, photo: Path
+) -> None:
+    metadata = [("authorization", f"Bearer {server.api_key}")]
+    with Client(server.address, server.api_key) as client:
+        task = client.submit(photo, resize=(300, 300))
+    seen: list[int] = []
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.ImageEditorServiceStub(channel)
+        first = stub.WatchTask(
+            pb.WatchTaskRequest(task_id=task.id, after_version=0), metadata=metadata
+        )
+        for message in first:
+            seen.append(message.task.version)
+            if len(seen) == 2 or message.task.state == SUCCEEDED:
+                first.cancel()
+                break
+        second = stub.WatchTask(
+            pb.WatchTaskRequest(task_id=task.id, after_version=seen[-1]), metadata=metadata
+        )
+        final = None
+        for message in second:
+            seen.append(message.task.version)
+            final = message.task
+    assert seen == sorted(set(seen)), seen
+    assert final is None or final.state == SUCCEEDED
+    assert seen[-1] == seen[0] + len(seen) - 1  # consecutive: no gap
+
+
+def test_a_url_source_that_is_not_allowed_fails_the_task_cleanly(server: ServerProcess) -> None:
+    with Client(server.address, server.api_key) as client:
+        task = client.submit("http://127.0.0.1:9/photo.jpg", resize=(10, 10))
+        final = list(client.watch(task.id))[-1]
+    assert final.state == task_pb2.TASK_STATE_FAILED
+    info = error_details_pb2.ErrorInfo()
+    assert any(d.Unpack(info) for d in final.error.details)
+    assert info.reason == "URL_NOT_ALLOWED"
+
+
+def test_health_and_reflection(server: ServerProcess) -> None:
+    with grpc.insecure_channel(server.address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        names = {s.name for reply in replies for s in reply.list_services_response.service}
+    assert "imageeditor.v1.ImageEditorService" in names
+    assert "grpc.health.v1.Health" in names

@@ -1,0 +1,412 @@
+"""The task store contract: every test runs on SQLite and on PostgreSQL (see tests/conftest.py)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TypeVar
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.exc import IntegrityError
+
+from editcore.apikeys import create_api_key, hash_api_key
+from editcore.errors import InvalidArgument
+from editcore.ports import Batch, PageCursor, TaskQuery
+from editcore.spec import Grayscale, ImageFormat, OutputOptions, Resize, ResizeFit, TaskSpec
+from editcore.store.engine import alembic_config, create_engine_for
+from editcore.store.sql_store import SqlStore
+from editcore.store.tables import metadata
+from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
+
+T = TypeVar("T")
+
+BASE_TIME = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+SPEC = TaskSpec(
+    image_url="https://images.example.com/cat.png",
+    operations=(Resize(width=640, fit=ResizeFit.COVER, allow_upscale=True), Grayscale()),
+    style_prompt="watercolor",
+    output=OutputOptions(format=ImageFormat.WEBP, quality=80),
+    callback_url="https://hooks.example.com/done",
+)
+
+RESULT = ResultInfo(
+    width=640,
+    height=480,
+    format=ImageFormat.WEBP,
+    size_bytes=12345,
+    sha256="ab" * 32,
+    uri="file:///var/results/x.webp",
+    key="results/x.webp",
+)
+
+
+def make_task(
+    user_id: str = "alice",
+    *,
+    created_at: datetime = BASE_TIME,
+    request_id: str = "",
+    labels: dict[str, str] | None = None,
+    batch_id: str = "",
+) -> Task:
+    return Task(
+        id=str(uuid.uuid4()),
+        user_id=user_id,
+        spec=SPEC,
+        created_at=created_at,
+        updated_at=created_at,
+        request_id=request_id,
+        labels=labels or {},
+        batch_id=batch_id,
+    )
+
+
+def make_batch(
+    user_id: str = "alice", request_id: str = "", size: int = 2
+) -> tuple[Batch, list[Task]]:
+    batch_id = str(uuid.uuid4())
+    tasks = [make_task(user_id, batch_id=batch_id) for _ in range(size)]
+    batch = Batch(
+        id=batch_id,
+        user_id=user_id,
+        request_id=request_id,
+        callback_url="https://hooks.example.com/batch",
+        task_ids=tuple(task.id for task in tasks),
+        created_at=BASE_TIME,
+    )
+    return batch, tasks
+
+
+def created(store: SqlStore, task: Task) -> Task:
+    stored, was_created = store.create_task(task)
+    assert was_created
+    return stored
+
+
+def advanced(store: SqlStore, task: Task, step: Callable[[Task], Task]) -> Task:
+    following = step(task)
+    assert store.save_transition(following)
+    return following
+
+
+def run_concurrently(calls: list[Callable[[], T]]) -> list[T]:
+    """Run the calls on threads released together, so they really race."""
+    barrier = threading.Barrier(len(calls))
+    results: list[T] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(call: Callable[[], T]) -> None:
+        barrier.wait()
+        try:
+            outcome = call()
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+            return
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
+
+
+def ids(tasks: list[Task]) -> list[str]:
+    return [task.id for task in tasks]
+
+
+def page_through(store: SqlStore, query: TaskQuery, limit: int) -> list[list[Task]]:
+    pages: list[list[Task]] = []
+    cursor: PageCursor | None = None
+    while page := store.list_tasks(query, limit, cursor):
+        assert len(page) <= limit
+        pages.append(page)
+        assert len(pages) <= 100, "the cursor does not advance"
+        cursor = PageCursor(page[-1].created_at, page[-1].id)
+    return pages
+
+
+# -- creating and reading -----------------------------------------------------------------------
+
+
+def test_a_created_task_reads_back_equal_with_utc_times(store: SqlStore) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    task = make_task(created_at=BASE_TIME.astimezone(plus_two), labels={"env": "prod", "n": "1"})
+
+    assert store.create_task(task) == (task, True)
+    stored = store.get_task(task.id)
+
+    assert stored == task
+    assert stored.created_at.utcoffset() == timedelta(0)
+
+
+def test_succeeded_and_failed_tasks_keep_their_result_and_error(store: SqlStore) -> None:
+    running = advanced(store, created(store, make_task()), lambda t: t.start(BASE_TIME))
+    finish = BASE_TIME + timedelta(seconds=3)
+    succeeded = advanced(store, running, lambda t: t.succeed(RESULT, finish))
+    error = TaskError("INVALID_ARGUMENT", "IMAGE_UNDECODABLE", "not an image")
+    failed = advanced(store, created(store, make_task()), lambda t: t.fail(error))
+
+    assert store.get_task(succeeded.id) == succeeded
+    assert store.get_task(succeeded.id).processing_ms == 3000
+    assert store.get_task(failed.id) == failed
+
+
+def test_create_is_idempotent_per_user_and_request_id(store: SqlStore) -> None:
+    first = created(store, make_task(request_id="req-1"))
+    retry = make_task(request_id="req-1")
+
+    assert store.create_task(retry) == (first, False)
+    assert store.get_task(retry.id) is None
+
+    bobs = make_task("bob", request_id="req-1")
+    assert store.create_task(bobs) == (bobs, True)
+
+
+def test_tasks_without_a_request_id_are_never_deduplicated(store: SqlStore) -> None:
+    one, two = make_task(), make_task()
+
+    assert store.create_task(one)[1] and store.create_task(two)[1]
+    assert store.get_task(two.id) == two
+
+
+def test_racing_creates_with_one_request_id_make_one_task(store: SqlStore) -> None:
+    attempts = [make_task(request_id="raced") for _ in range(8)]
+
+    outcomes = run_concurrently([lambda t=t: store.create_task(t) for t in attempts])
+
+    assert sorted(was_created for _, was_created in outcomes) == [False] * 7 + [True]
+    assert len({task.id for task, _ in outcomes}) == 1
+
+
+def test_another_users_task_is_none(store: SqlStore) -> None:
+    task = created(store, make_task("alice"))
+
+    assert store.get_task(task.id, "bob") is None
+    assert store.get_task(task.id, "alice") == task
+
+
+def test_malformed_and_unknown_ids_find_nothing(store: SqlStore) -> None:
+    created(store, make_task())
+    unknown = str(uuid.uuid4())
+
+    assert store.get_task("not-a-uuid") is None
+    assert store.get_task(unknown) is None
+    assert store.get_batch("not-a-uuid") is None
+    assert store.get_batch(unknown) is None
+    assert store.list_events("not-a-uuid", 0) == []
+    assert store.list_tasks(TaskQuery("alice", batch_id="not-a-uuid"), 10) == []
+    with pytest.raises(InvalidArgument):
+        store.list_tasks(TaskQuery("alice"), 10, PageCursor(BASE_TIME, "forged"))
+
+
+# -- transitions and events ---------------------------------------------------------------------
+
+
+def test_of_two_transitions_from_one_version_only_the_first_is_saved(store: SqlStore) -> None:
+    task = created(store, make_task())
+    started, cancelled = task.start(), task.cancel()
+
+    assert store.save_transition(started)
+    assert not store.save_transition(cancelled)
+    assert not store.save_transition(started)  # replaying a saved transition is stale too
+    assert store.get_task(task.id) == started
+
+
+def test_racing_transitions_from_one_version_exactly_one_wins(store: SqlStore) -> None:
+    task = created(store, make_task())
+    rivals = [task.start(BASE_TIME + timedelta(seconds=n)) for n in range(8)]
+
+    outcomes = run_concurrently([lambda r=r: (r, store.save_transition(r)) for r in rivals])
+
+    winners = [rival for rival, saved in outcomes if saved]
+    assert len(winners) == 1
+    assert store.get_task(task.id) == winners[0]
+    assert store.list_events(task.id, 0) == [task, winners[0]]
+
+
+def test_events_replay_in_version_order_after_a_version(store: SqlStore) -> None:
+    history = [created(store, make_task(labels={"k": "v"}))]
+    for step in (
+        lambda t: t.start(),
+        lambda t: t.enter_stage(Stage.FETCH),
+        lambda t: t.enter_stage(Stage.EDIT),
+        lambda t: t.succeed(RESULT),
+    ):
+        history.append(advanced(store, history[-1], step))
+    created(store, make_task())  # another task's events stay out
+
+    assert [t.version for t in history] == [1, 2, 3, 4, 5]
+    assert store.list_events(history[0].id, 0) == history
+    assert store.list_events(history[0].id, 2) == history[2:]
+    assert store.list_events(history[0].id, 5) == []
+
+
+def test_unfinished_tasks_are_the_queued_and_running_ones_oldest_first(store: SqlStore) -> None:
+    at = [BASE_TIME + timedelta(minutes=n) for n in range(5)]
+    queued_late = created(store, make_task("alice", created_at=at[4]))
+    running = advanced(store, created(store, make_task("bob", created_at=at[1])), Task.start)
+    queued_early = created(store, make_task("carol", created_at=at[0]))
+    succeeded = advanced(store, created(store, make_task(created_at=at[2])), Task.start)
+    advanced(store, succeeded, lambda t: t.succeed(RESULT))
+    advanced(store, created(store, make_task(created_at=at[3])), Task.cancel)
+
+    assert store.unfinished_tasks() == [queued_early, running, queued_late]
+
+
+# -- listing --------------------------------------------------------------------------------------
+
+
+def test_listing_shows_only_the_users_tasks_newest_first(store: SqlStore) -> None:
+    older = created(store, make_task(created_at=BASE_TIME))
+    newer = created(store, make_task(created_at=BASE_TIME + timedelta(seconds=1)))
+    created(store, make_task("bob"))
+
+    assert store.list_tasks(TaskQuery("alice"), 10) == [newer, older]
+
+
+def test_listing_filters_by_state(store: SqlStore) -> None:
+    queued = created(store, make_task())
+    running = advanced(store, created(store, make_task()), Task.start)
+    failed = advanced(
+        store, created(store, make_task()), lambda t: t.fail(TaskError("A", "B", "c"))
+    )
+
+    def by_states(*states: TaskState) -> set[str]:
+        return set(ids(store.list_tasks(TaskQuery("alice", frozenset(states)), 10)))
+
+    assert by_states(TaskState.RUNNING) == {running.id}
+    assert by_states(TaskState.QUEUED, TaskState.FAILED) == {queued.id, failed.id}
+    assert by_states(TaskState.SUCCEEDED) == set()
+
+
+def test_listing_filters_by_batch(store: SqlStore) -> None:
+    batch, batch_tasks = make_batch()
+    store.create_batch(batch, batch_tasks)
+    created(store, make_task())
+
+    listed = store.list_tasks(TaskQuery("alice", batch_id=batch.id), 10)
+
+    assert set(ids(listed)) == set(batch.task_ids)
+
+
+def test_listing_filters_by_labels_all_of_which_must_match(store: SqlStore) -> None:
+    prod_a = created(store, make_task(labels={"env": "prod", "team": "a"}))
+    prod_b = created(store, make_task(labels={"env": "prod", "team": "b"}))
+    created(store, make_task(labels={"env": "dev", "team": "b"}))
+    created(store, make_task())
+
+    def by_labels(**labels: str) -> set[str]:
+        return set(ids(store.list_tasks(TaskQuery("alice", labels=labels), 10)))
+
+    assert by_labels(env="prod") == {prod_a.id, prod_b.id}
+    assert by_labels(env="prod", team="b") == {prod_b.id}
+    assert by_labels(env="staging") == set()
+    assert by_labels(team="a", owner="x") == set()
+
+
+def test_listing_filters_by_creation_time_from_inclusive_to_exclusive(store: SqlStore) -> None:
+    at = [BASE_TIME + timedelta(hours=n) for n in range(4)]
+    tasks = [created(store, make_task(created_at=moment)) for moment in at]
+
+    query = TaskQuery("alice", created_after=at[1], created_before=at[3])
+
+    assert store.list_tasks(query, 10) == [tasks[2], tasks[1]]
+
+
+@pytest.mark.parametrize("labels", [{}, {"even": "yes"}], ids=["all", "label-filter"])
+def test_pages_cover_every_task_once_in_order(store: SqlStore, labels: dict[str, str]) -> None:
+    tasks = []
+    for n in range(23):
+        # Three tasks share each timestamp, so the id must break ties between pages.
+        moment = BASE_TIME + timedelta(seconds=n // 3)
+        task = make_task(created_at=moment, labels={"even": "yes"} if n % 2 == 0 else {})
+        tasks.append(created(store, task))
+        created(store, make_task("bob", created_at=moment, labels={"even": "yes"}))
+    matching = [t for t in tasks if labels.items() <= t.labels.items()]
+    newest_first = sorted(matching, key=lambda t: (t.created_at, uuid.UUID(t.id)), reverse=True)
+
+    pages = page_through(store, TaskQuery("alice", labels=labels), limit=5)
+
+    assert [task for page in pages for task in page] == newest_first
+    assert len(pages) == -(-len(matching) // 5)
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+
+def test_a_batch_and_its_tasks_are_created_together(store: SqlStore) -> None:
+    batch, batch_tasks = make_batch(request_id="batch-1", size=3)
+
+    assert store.create_batch(batch, batch_tasks) == (batch, True)
+
+    assert store.get_batch(batch.id) == batch
+    assert store.get_batch(batch.id, "alice") == batch
+    assert store.get_batch(batch.id, "bob") is None
+    assert [store.get_task(task_id) for task_id in batch.task_ids] == batch_tasks
+    assert store.list_events(batch_tasks[0].id, 0) == [batch_tasks[0]]
+
+
+def test_batch_create_is_idempotent_per_user_and_request_id(store: SqlStore) -> None:
+    batch, batch_tasks = make_batch(request_id="batch-1")
+    store.create_batch(batch, batch_tasks)
+    retry, retry_tasks = make_batch(request_id="batch-1")
+
+    assert store.create_batch(retry, retry_tasks) == (batch, False)
+    assert store.get_batch(retry.id) is None
+    assert all(store.get_task(task.id) is None for task in retry_tasks)
+
+    bobs, bobs_tasks = make_batch("bob", request_id="batch-1")
+    assert store.create_batch(bobs, bobs_tasks) == (bobs, True)
+    no_request_id = make_batch(), make_batch()
+    assert all(store.create_batch(*made)[1] for made in no_request_id)
+
+
+def test_a_batch_that_cannot_be_stored_leaves_nothing_behind(store: SqlStore) -> None:
+    existing = created(store, make_task())
+    batch, batch_tasks = make_batch(size=2)
+    clash = replace(batch_tasks[1], id=existing.id)  # a primary key already taken
+    batch = replace(batch, task_ids=(batch_tasks[0].id, existing.id))
+
+    with pytest.raises(IntegrityError):
+        store.create_batch(batch, [batch_tasks[0], clash])
+
+    assert store.get_batch(batch.id) is None
+    assert store.get_task(batch_tasks[0].id) is None
+    assert store.get_task(existing.id) == existing
+
+
+# -- API keys -------------------------------------------------------------------------------------
+
+
+def test_api_keys_are_found_by_the_hash_of_their_secret(store: SqlStore) -> None:
+    plaintext, record = create_api_key(store, "ci", user_id="alice")
+
+    assert store.find_api_key(hash_api_key(plaintext)) == record
+    assert store.find_api_key(hash_api_key(plaintext + "x")) is None
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+
+def test_the_migrated_schema_is_the_tables_metadata(database_url: str) -> None:
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    engine = create_engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            assert context.get_current_revision() == head
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()

@@ -1,0 +1,167 @@
+"""The CLI without a server: argument parsing, what it prints, how errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+import pytest
+from google.protobuf import json_format
+from imageeditor.v1 import operations_pb2, task_pb2
+
+from clients.cli import commands
+from clients.cli.main import main
+from clients.cli.output import format_error, format_task, print_message
+from clients.cli.parser import build_parser, parse_label, parse_size
+from clients.cli.progress import ProgressLine
+from clients.sdk.errors import SERVER_UNREACHABLE
+from editcore.errors import InvalidArgument, NotFound, Unavailable
+
+
+def running_task() -> task_pb2.Task:
+    return task_pb2.Task(
+        id="t-1",
+        state=task_pb2.TASK_STATE_RUNNING,
+        stage=task_pb2.STAGE_EDIT,
+        progress=0.4,
+        version=3,
+        labels={"team": "a"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("640x480", (640, 480)), ("640X0", (640, 0)), ("0x10", (0, 10))]
+)
+def test_sizes_parse(text: str, size: tuple[int, int]) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["640", "640x", "x480", "axb", "-1x5", "0x0", "640x480x2"])
+def test_bad_sizes_are_usage_errors(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_size(text)
+
+
+def test_a_bad_size_exits_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["submit", "cat.png", "--resize", "big"])
+    assert caught.value.code == 2
+    assert "'big' is not WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_labels_parse() -> None:
+    assert parse_label("team=a=b") == ("team", "a=b")
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_label("team")
+
+
+def test_submit_arguments() -> None:
+    argv = "submit cat.png --resize 64x32 --fit cover --grayscale --format webp --quality 80"
+    argv += " --label a=1 --label b=2 --watch -o out.webp --json"
+    args = build_parser().parse_args(argv.split())
+
+    assert args.run is commands.submit
+    assert (args.image, args.resize, args.format, args.quality) == ("cat.png", (64, 32), "webp", 80)
+    assert dict(args.label) == {"a": "1", "b": "2"}
+    assert args.watch and args.json and args.output == "out.webp"
+    operations = commands.operations_from(args)
+    assert operations[0].resize.fit == operations_pb2.RESIZE_FIT_COVER
+    assert operations[1].WhichOneof("kind") == "grayscale"
+
+
+def test_list_arguments() -> None:
+    args = build_parser().parse_args(["list", "--state", "running", "--state", "failed"])
+    assert (args.state, args.limit, args.batch) == (["running", "failed"], 50, "")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["list", "--state", "sleeping"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["list", "--limit", "0"])
+
+
+def test_operator_commands_parse() -> None:
+    assert build_parser().parse_args(["keys", "create", "alice"]).name == "alice"
+    assert build_parser().parse_args(["db", "upgrade", "--json"]).json
+
+
+def test_image_source_tells_urls_from_files() -> None:
+    assert commands.image_source("https://e.com/a.png") == "https://e.com/a.png"
+    assert str(commands.image_source("a.png")) == "a.png"
+
+
+def test_json_output_is_the_protobuf_mapping_on_one_line() -> None:
+    out = io.StringIO()
+    print_message(running_task(), as_json=True, file=out)
+
+    (line,) = out.getvalue().splitlines()
+    assert json.loads(line)["state"] == "TASK_STATE_RUNNING"
+    assert json_format.Parse(line, task_pb2.Task()) == running_task()
+
+
+def test_human_output_is_a_compact_line() -> None:
+    done = task_pb2.Task(id="t-2", state=task_pb2.TASK_STATE_SUCCEEDED)
+    done.result.CopyFrom(
+        task_pb2.ResultInfo(
+            width=640, height=480, format=operations_pb2.IMAGE_FORMAT_WEBP, size_bytes=12_600
+        )
+    )
+    failed = task_pb2.Task(id="t-3", state=task_pb2.TASK_STATE_FAILED)
+    failed.error.code, failed.error.message = 3, "not an image"
+
+    assert format_task(running_task()) == "t-1  RUNNING  edit 40%"
+    assert format_task(done) == "t-2  SUCCEEDED  640x480 webp 12.3 KiB"
+    assert format_task(failed) == "t-3  FAILED  INVALID_ARGUMENT: not an image"
+
+
+def test_error_lines() -> None:
+    invalid = InvalidArgument("bad request", field_violations={"output.quality": "1-100"})
+    refused = Unavailable("connection refused", reason=SERVER_UNREACHABLE)
+
+    assert format_error(NotFound("task t-1 not found"), "h:1") == (
+        "error: NOT_FOUND: task t-1 not found"
+    )
+    assert format_error(invalid, "h:1") == (
+        "error: INVALID_ARGUMENT: bad request (output.quality: 1-100)"
+    )
+    assert "the server at h:1 is not reachable" in format_error(refused, "h:1")
+
+
+def test_main_prints_one_error_line_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def not_found(args: argparse.Namespace) -> int:
+        raise NotFound(f"task {args.task_id} not found")
+
+    monkeypatch.setattr(commands, "status", not_found)
+
+    assert main(["status", "t-9"]) == 1
+    assert capsys.readouterr().err == "error: NOT_FOUND: task t-9 not found\n"
+
+
+def test_main_reports_an_unreadable_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", "/nonexistent/cat.png"]) == 1
+    assert capsys.readouterr().err.startswith("error: /nonexistent/cat.png: ")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_in_place_on_a_terminal() -> None:
+    stream = Terminal()
+    with ProgressLine(stream, width=4) as bar:
+        bar.show(0.5, "RUNNING edit")
+        bar.show(1.0, "DONE")
+
+    assert stream.getvalue() == "\r[##--]  50% RUNNING edit\r[####] 100% DONE        \n"
+
+
+def test_progress_writes_plain_lines_elsewhere() -> None:
+    stream = io.StringIO()
+    with ProgressLine(stream, width=4) as bar:
+        bar.show(0.5, "RUNNING edit")
+        bar.show(0.5, "RUNNING edit")
+        bar.show(1.0, "DONE")
+
+    assert stream.getvalue().splitlines() == ["[##--]  50% RUNNING edit", "[####] 100% DONE"]

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from google.rpc import code_pb2, error_details_pb2
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import operations_pb2, task_pb2
+
+from editcore.spec import Grayscale, ImageFormat, OutputOptions, Resize, ResizeFit, TaskSpec
+from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
+from server.convert import spec_from_proto, spec_to_proto, task_to_proto
+
+START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SPEC = TaskSpec(
+    image_url="https://example.com/a.jpg",
+    operations=(Resize(64, 32, ResizeFit.FILL, True), Grayscale()),
+    style_prompt="sepia",
+    output=OutputOptions(ImageFormat.JPEG, 80),
+    callback_url="https://hooks.example.com/x",
+)
+
+
+def test_a_spec_survives_the_trip_through_the_proto() -> None:
+    message = spec_to_proto(SPEC)
+    request = pb.SubmitTaskRequest(
+        image_url=message.image_url,
+        operations=message.operations,
+        style_prompt=message.style_prompt,
+        output=message.output,
+        callback_url=message.callback_url,
+    )
+    assert spec_from_proto(request) == SPEC
+
+
+def test_a_finished_task_carries_times_result_and_labels() -> None:
+    task = Task(
+        id="t",
+        user_id="u",
+        spec=SPEC,
+        state=TaskState.SUCCEEDED,
+        stage=Stage.STORE,
+        progress=1.0,
+        attempts=1,
+        version=9,
+        created_at=START,
+        updated_at=START + timedelta(seconds=2),
+        started_at=START + timedelta(seconds=1),
+        finished_at=START + timedelta(seconds=2),
+        processing_ms=1000,
+        result=ResultInfo(64, 32, ImageFormat.JPEG, 1234, "ab" * 32, "file:///r.jpg", "r.jpg"),
+        labels={"team": "ads"},
+    )
+    message = task_to_proto(task)
+    assert message.state == task_pb2.TASK_STATE_SUCCEEDED
+    assert message.stage == task_pb2.STAGE_STORE
+    assert message.version == 9 and message.attempts == 1
+    assert message.create_time.ToDatetime(tzinfo=UTC) == START
+    assert message.processing_time.ToMilliseconds() == 1000
+    assert message.result.format == operations_pb2.IMAGE_FORMAT_JPEG
+    assert (message.result.width, message.result.size_bytes) == (64, 1234)
+    assert dict(message.labels) == {"team": "ads"}
+    assert not message.HasField("error")
+
+
+def test_a_failed_task_reports_a_status_with_its_reason() -> None:
+    task = Task(
+        id="t",
+        user_id="u",
+        spec=SPEC,
+        state=TaskState.FAILED,
+        error=TaskError("INVALID_ARGUMENT", "IMAGE_CORRUPT", "truncated JPEG"),
+    )
+    message = task_to_proto(task)
+    assert message.error.code == code_pb2.INVALID_ARGUMENT
+    assert message.error.message == "truncated JPEG"
+    info = error_details_pb2.ErrorInfo()
+    assert any(d.Unpack(info) for d in message.error.details)
+    assert info.reason == "IMAGE_CORRUPT"
+    assert not message.HasField("start_time") and not message.HasField("result")

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from editcore.rate_limit import InProcessRateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_burst_is_allowed_then_the_rate_holds() -> None:
+    clock = Clock()
+    limiter = InProcessRateLimiter(clock)
+    assert [limiter.acquire("u", rate=2.0, burst=3) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.acquire("u", rate=2.0, burst=3)
+    assert wait == pytest.approx(0.5)
+    clock.now += 0.5
+    assert limiter.acquire("u", rate=2.0, burst=3) == 0.0
+
+
+def test_one_per_second_without_burst() -> None:
+    clock = Clock()
+    limiter = InProcessRateLimiter(clock)
+    assert limiter.acquire("batch:u", 1.0, 1) == 0.0
+    assert limiter.acquire("batch:u", 1.0, 1) == pytest.approx(1.0)
+    clock.now += 0.4
+    assert limiter.acquire("batch:u", 1.0, 1) == pytest.approx(0.6)
+
+
+def test_keys_are_independent_and_refusals_cost_nothing() -> None:
+    clock = Clock()
+    limiter = InProcessRateLimiter(clock)
+    limiter.acquire("a", 1.0, 1)
+    for _ in range(5):
+        assert limiter.acquire("a", 1.0, 1) > 0
+    assert limiter.acquire("b", 1.0, 1) == 0.0
+    clock.now += 1.0
+    assert limiter.acquire("a", 1.0, 1) == 0.0

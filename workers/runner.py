@@ -1,0 +1,116 @@
+"""Runs one task through the pipeline, committing a transition at every stage boundary.
+
+The same code runs in the embedded worker threads and (later) in Celery worker processes.
+It is safe against duplicate deliveries: the task starts only through a compare-and-set from
+QUEUED, and every later change checks that the task is still in this run (same attempt).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from editcore.errors import ImageEditorError, RetryableError
+from editcore.lifecycle import Lifecycle
+from editcore.ports import BlobStore
+from editcore.task import Task, TaskError, TaskState
+from workers.pipeline import Pipeline, Work
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What became of a run; `retry_after` is set when the task went back to the queue."""
+
+    task: Task | None
+    retry_after: float | None = None
+
+
+class TaskRunner:
+    def __init__(
+        self, lifecycle: Lifecycle, blobs: BlobStore, pipeline: Pipeline, max_attempts: int
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._blobs = blobs
+        self._pipeline = pipeline
+        self._max_attempts = max_attempts
+
+    def run(self, task_id: str) -> RunOutcome:
+        task = self._start(task_id)
+        if task is None or task.state is not TaskState.RUNNING:
+            return RunOutcome(task)
+        attempt = task.attempts
+        work = Work(task_id=task.id, spec=task.spec)
+        try:
+            for stage, step in self._pipeline.stages(task.spec):
+                task = self._change(task.id, attempt, partial(Task.enter_stage, stage=stage))
+                if task.state is not TaskState.RUNNING:
+                    return self._finished(task)
+                step(work)
+            assert work.result is not None
+            task = self._change(task.id, attempt, partial(Task.succeed, result=work.result))
+            if task.state is not TaskState.SUCCEEDED:  # cancelled after the result was stored
+                self._blobs.delete(work.result.key)
+        except RetryableError as exc:
+            if attempt < self._max_attempts:
+                task = self._change(task.id, attempt, Task.requeue)
+                return RunOutcome(task, retry_after=_backoff(attempt, exc.retry_after))
+            task = self._change(task.id, attempt, partial(Task.fail, error=_task_error(exc)))
+        except ImageEditorError as exc:
+            task = self._change(task.id, attempt, partial(Task.fail, error=_task_error(exc)))
+        except Exception:
+            log.exception("task %s: unexpected error", task_id)
+            error = TaskError("INTERNAL", "INTERNAL", "the worker failed unexpectedly")
+            task = self._change(task.id, attempt, partial(Task.fail, error=error))
+        return self._finished(task)
+
+    def _start(self, task_id: str) -> Task | None:
+        """QUEUED → RUNNING, or FAILED when the attempts are used up (a poison task)."""
+        too_many = TaskError(
+            "ABORTED",
+            "TOO_MANY_ATTEMPTS",
+            f"the task was started {self._max_attempts} times without finishing",
+        )
+
+        def decide(task: Task) -> Task | None:
+            if task.state is not TaskState.QUEUED:
+                return None  # a duplicate delivery, or cancelled while queued
+            if task.attempts >= self._max_attempts:
+                return task.fail(too_many)
+            return task.start()
+
+        try:
+            task = self._lifecycle.update(task_id, decide)
+        except ImageEditorError:
+            log.warning("task %s: not found; dropping its dispatch", task_id)
+            return None
+        return self._finished(task).task if task.state.terminal else task
+
+    def _change(self, task_id: str, attempt: int, change: Callable[[Task], Task]) -> Task:
+        """Commit `change` if the task is still in this run; honour a pending cancel first."""
+
+        def decide(task: Task) -> Task | None:
+            if task.state is not TaskState.RUNNING or task.attempts != attempt:
+                return None  # this run is over (cancelled, or taken over by another worker)
+            if task.cancel_requested:
+                return task.cancel()
+            return change(task)
+
+        return self._lifecycle.update(task_id, decide)
+
+    def _finished(self, task: Task) -> RunOutcome:
+        """Drop the inline source once the task can never run again."""
+        if task.state.terminal and task.spec.input_key:
+            self._blobs.delete(task.spec.input_key)
+        return RunOutcome(task)
+
+
+def _task_error(exc: ImageEditorError) -> TaskError:
+    return TaskError(exc.code, exc.reason, exc.message)
+
+
+def _backoff(attempt: int, hinted: float) -> float:
+    return max(hinted, min(2.0**attempt, 60.0))
