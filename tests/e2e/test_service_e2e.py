@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from imageeditor.v1 import image_editor_service_pb2 as pb
@@ -15,7 +16,14 @@ from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 from imageeditor.v1 import operations_pb2, task_pb2
 from PIL import Image
 
-from clients.sdk import Client, FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from clients.sdk import (
+    Client,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 
 pytestmark = pytest.mark.e2e
@@ -182,8 +190,12 @@ def test_a_url_source_that_is_not_allowed_fails_the_task_cleanly(server: ServerP
     assert info.reason == "URL_NOT_ALLOWED"
 
 
-def test_health_and_reflection(server: ServerProcess) -> None:
+def test_health_reflection_and_a_clean_stop(server: ServerProcess) -> None:
     with grpc.insecure_channel(server.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", "imageeditor.v1.ImageEditorService"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         replies = stub.ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")])
@@ -191,3 +203,70 @@ def test_health_and_reflection(server: ServerProcess) -> None:
         names = {s.name for reply in replies for s in reply.list_services_response.service}
     assert "imageeditor.v1.ImageEditorService" in names
     assert "grpc.health.v1.Health" in names
+    process = server.process
+    assert process is not None
+    server.stop()  # SIGTERM: drain, stop the workers, exit 0
+    assert process.returncode == 0
+
+
+def test_a_batch_accepts_good_items_and_reports_bad_ones(server: ServerProcess) -> None:
+    good = pb.SubmitTaskRequest(image_data=jpeg_bytes(), output={"format": 2})
+    bad = pb.SubmitTaskRequest(image_data=b"GIF87a-but-not-really-an-image", style_prompt="oil")
+    with Client(server.address, server.api_key) as client:
+        response = client.batch_submit([good, bad, good])
+        kinds = [r.WhichOneof("outcome") for r in response.results]
+        assert kinds == ["task", "error", "task"]
+        assert response.results[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        bad_request = error_details_pb2.BadRequest()
+        assert any(d.Unpack(bad_request) for d in response.results[1].error.details)
+        assert {v.field for v in bad_request.field_violations} == {"requests[1].style_prompt"}
+        finals = [list(client.watch(r.task.id))[-1] for r in response.results if r.task.id]
+        members = list(client.list_tasks(batch_id=response.batch_id))
+    assert {t.state for t in finals} == {SUCCEEDED}
+    assert all(t.batch_id == response.batch_id for t in finals)
+    assert {t.id for t in members} == {t.id for t in finals}
+
+
+def test_over_the_rate_limit_is_resource_exhausted_with_retry_info(
+    make_server: type[ServerProcess], tmp_path: Path
+) -> None:
+    server = make_server(
+        tmp_path / "data", free_port(), IMAGEEDITOR_BATCH_RATE="0.2", IMAGEEDITOR_BATCH_BURST="1"
+    ).start()
+    item = pb.SubmitTaskRequest(image_data=jpeg_bytes(64, 64))
+    with Client(server.address, server.api_key) as client:
+        client.batch_submit([item])
+        with pytest.raises(ResourceExhausted) as caught:
+            client.batch_submit([item])
+        client.submit(jpeg_bytes(64, 64))  # the submit limit is a separate bucket
+    assert 0 < caught.value.retry_after <= 5
+
+
+def test_listing_filters_by_label_and_pages_without_repeats(server: ServerProcess) -> None:
+    metadata = [("authorization", f"Bearer {server.api_key}")]
+    with Client(server.address, server.api_key) as client:
+        tagged = {client.submit(jpeg_bytes(32, 32), labels={"run": "r1"}).id for _ in range(5)}
+        client.submit(jpeg_bytes(32, 32), labels={"run": "r2"})
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.ImageEditorServiceStub(channel)
+        seen: list[str] = []
+        token = ""
+        pages = 0
+        while True:
+            page = stub.ListTasks(
+                pb.ListTasksRequest(page_size=2, page_token=token, labels={"run": "r1"}),
+                metadata=metadata,
+            )
+            seen += [t.id for t in page.tasks]
+            pages += 1
+            token = page.next_page_token
+            if not token:
+                break
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListTasks(
+                pb.ListTasksRequest(page_size=2, page_token="forged", labels={"run": "r1"}),
+                metadata=metadata,
+            )
+    assert pages == 3
+    assert len(seen) == len(set(seen)) and set(seen) == tagged
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
