@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -29,30 +30,52 @@ def _postgres_unavailable(reason: str) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A throwaway, empty PostgreSQL database for this session, dropped at its end.
+def postgres_server() -> Iterator[Engine]:
+    """An AUTOCOMMIT engine on the test PostgreSQL server, for creating and dropping databases.
 
     The server is IMAGEEDITOR_TEST_POSTGRES_URL (any database on it), else the local one.
     """
     server_url = make_url(
         os.environ.get("IMAGEEDITOR_TEST_POSTGRES_URL", DEFAULT_POSTGRES_SERVER_URL)
     )
-    name = f"imageeditor_test_{secrets.token_hex(6)}"
     admin = create_engine(
         server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
     )
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        with admin.connect():
+            pass
     except OperationalError as exc:
         admin.dispose()
         _postgres_unavailable(f"PostgreSQL unreachable at {server_url!r}: {exc.orig}")
+    yield admin
+    admin.dispose()
+
+
+@contextmanager
+def _throwaway_database(admin: Engine) -> Iterator[str]:
+    name = f"imageeditor_test_{secrets.token_hex(6)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield server_url.set(database=name).render_as_string(hide_password=False)
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
+            # FORCE: a test that leaked a connection must not keep the database alive.
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: Engine) -> Iterator[str]:
+    """A throwaway, empty PostgreSQL database for this session, dropped at its end."""
+    with _throwaway_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: Engine) -> Iterator[str]:
+    """A throwaway, empty PostgreSQL database for one test (slower: prefer `postgres_url`)."""
+    with _throwaway_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

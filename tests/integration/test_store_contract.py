@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -410,3 +412,38 @@ def test_the_migrated_schema_is_the_tables_metadata(database_url: str) -> None:
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
+
+
+# Each child imports everything, says so, then waits for the word to migrate: a tight race.
+_UPGRADE_WHEN_TOLD = """
+import sys
+from editcore.store.engine import upgrade_database
+print("ready", flush=True)
+sys.stdin.readline()
+upgrade_database(sys.argv[1])
+"""
+
+
+@pytest.mark.postgres
+def test_concurrent_upgrades_of_one_postgres_database_all_succeed(fresh_postgres_url: str) -> None:
+    # Separate processes, as replicas would be (Alembic's context is global to a process).
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _UPGRADE_WHEN_TOLD, fresh_postgres_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for process in processes:
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    errors = [process.communicate(timeout=60)[1] for process in processes]
+
+    assert [process.returncode for process in processes] == [0] * len(processes), errors
