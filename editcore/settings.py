@@ -30,6 +30,7 @@ class Settings:
     max_fetch_bytes: int = 25 * MIB
     fetch_timeout_seconds: float = 20.0
     max_image_pixels: int = 50_000_000
+    max_frames: int = 1_000  # animated sources: more frames than this are refused
     max_output_side: int = 10_000
     max_batch_size: int = 100
     max_attempts: int = 3
@@ -40,6 +41,22 @@ class Settings:
     result_chunk_bytes: int = 256 * 1024
     shutdown_grace_seconds: float = 5.0
     allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Background removal (rembg). Model files are provisioned at install, never downloaded at
+    # run time; the default folder is rembg's own convention ($U2NET_HOME or ~/.u2net).
+    models_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("U2NET_HOME", "~/.u2net")).expanduser()
+    )
+    rembg_model: str = "u2netp"
+    onnx_threads: int = 0  # onnxruntime intra-op threads; 0: one per core
+    onnx_memory_arena: bool = False  # the arena holds ~200 MB more RSS for ~30% speed
+    # Style prompts: "presets" (named Pillow styles) or "http" (an OpenAI-compatible
+    # images/edits API).
+    style_backend: str = "presets"
+    style_http_url: str = ""
+    style_http_api_key: str = ""
+    style_http_model: str = ""
+    style_http_timeout_seconds: float = 60.0
+    style_http_retries: int = 3
     api_key: str = ""  # the CLI's key; the SDK reads it too
 
     @property
@@ -69,6 +86,8 @@ def _parse(name: str, type_name: str, raw: str) -> object:
             return Path(raw)
         if type_name == "int":
             return int(raw)
+        if type_name == "bool":
+            return _parse_bool(raw)
         if type_name == "float":
             return float(raw)
         if type_name.startswith("tuple"):
@@ -81,3 +100,12 @@ def _parse(name: str, type_name: str, raw: str) -> object:
             field_violations={variable: str(exc)},
             reason="BAD_SETTING",
         ) from None
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")

@@ -29,6 +29,24 @@ class ResizeFit(enum.StrEnum):
     INSIDE = "inside"
 
 
+class Gravity(enum.StrEnum):
+    """Where a crop of a given size sits."""
+
+    CENTER = "center"
+    NORTH = "north"
+    NORTH_EAST = "north_east"
+    EAST = "east"
+    SOUTH_EAST = "south_east"
+    SOUTH = "south"
+    SOUTH_WEST = "south_west"
+    WEST = "west"
+    NORTH_WEST = "north_west"
+
+
+Color = tuple[int, int, int, int]
+"""RGBA, each 0-255."""
+
+
 @dataclass(frozen=True)
 class Resize:
     """Resize into a width x height box; a zero side follows the aspect ratio."""
@@ -47,11 +65,98 @@ class Grayscale:
     kind: str = field(default="grayscale", init=False)
 
 
-Operation = Resize | Grayscale
+@dataclass(frozen=True)
+class Crop:
+    """Cut out `width` x `height` at (left, top), or, with `gravity` set, placed by gravity."""
 
-_OPERATION_TYPES: dict[str, type[Resize] | type[Grayscale]] = {
-    "resize": Resize,
-    "grayscale": Grayscale,
+    width: int
+    height: int
+    left: int = 0
+    top: int = 0
+    gravity: Gravity | None = None
+    kind: str = field(default="crop", init=False)
+
+
+@dataclass(frozen=True)
+class Rotate:
+    """Rotate counter-clockwise; `fill` colours the uncovered corners (None: transparent)."""
+
+    degrees: float
+    expand: bool = False
+    fill: Color | None = None
+    kind: str = field(default="rotate", init=False)
+
+
+@dataclass(frozen=True)
+class Flip:
+    """Mirror top to bottom."""
+
+    kind: str = field(default="flip", init=False)
+
+
+@dataclass(frozen=True)
+class Flop:
+    """Mirror left to right."""
+
+    kind: str = field(default="flop", init=False)
+
+
+@dataclass(frozen=True)
+class Blur:
+    """Gaussian blur of `radius` pixels."""
+
+    radius: float
+    kind: str = field(default="blur", init=False)
+
+
+@dataclass(frozen=True)
+class Sharpen:
+    """Unsharp mask."""
+
+    radius: float = 2.0
+    percent: int = 150
+    threshold: int = 3
+    kind: str = field(default="sharpen", init=False)
+
+
+@dataclass(frozen=True)
+class Adjust:
+    """Brightness, contrast and saturation factors; 1.0 leaves the image as it is."""
+
+    brightness: float = 1.0
+    contrast: float = 1.0
+    saturation: float = 1.0
+    kind: str = field(default="adjust", init=False)
+
+
+@dataclass(frozen=True)
+class RemoveBackground:
+    """Cut the subject out with a rembg model ("" for the configured default)."""
+
+    model: str = ""
+    alpha_matting: bool = False
+    background: Color | None = None
+    kind: str = field(default="remove_background", init=False)
+
+
+Operation = (
+    Resize | Grayscale | Crop | Rotate | Flip | Flop | Blur | Sharpen | Adjust | RemoveBackground
+)
+
+_OPERATION_TYPES: dict[str, type[Operation]] = {
+    cls.kind: cls  # type: ignore[misc]
+    for cls in (
+        Resize,
+        Grayscale,
+        Crop,
+        Rotate,
+        Flip,
+        Flop,
+        Blur,
+        Sharpen,
+        Adjust,
+        RemoveBackground,
+    )
 }
 
 DEFAULT_QUALITY = 85
@@ -64,6 +169,8 @@ class OutputOptions:
     format: ImageFormat = ImageFormat.PNG
     quality: int = 0
     lossless: bool = False
+    effort: int = 0  # PNG zlib level / WEBP method; 0: the encoder's chosen default
+    keep_metadata: bool = False
 
     @property
     def effective_quality(self) -> int:
@@ -105,14 +212,22 @@ class TaskSpec:
                 format=ImageFormat(output.get("format", ImageFormat.PNG)),
                 quality=int(output.get("quality", 0)),
                 lossless=bool(output.get("lossless", False)),
+                effort=int(output.get("effort", 0)),
+                keep_metadata=bool(output.get("keep_metadata", False)),
             ),
             callback_url=data.get("callback_url", ""),
         )
 
 
 def _operation_from_dict(data: dict[str, Any]) -> Operation:
+    """Rebuild an operation from its JSON form (enums as values, colours as lists)."""
     fields = {k: v for k, v in data.items() if k != "kind"}
     op_type = _OPERATION_TYPES[data["kind"]]
-    if op_type is Resize:
-        fields["fit"] = ResizeFit(fields.get("fit", ResizeFit.INSIDE))
+    if "fit" in fields:
+        fields["fit"] = ResizeFit(fields["fit"])
+    if fields.get("gravity") is not None:
+        fields["gravity"] = Gravity(fields["gravity"])
+    for name in ("fill", "background"):
+        if fields.get(name) is not None:
+            fields[name] = tuple(fields[name])
     return op_type(**fields)

@@ -24,23 +24,47 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fimageeditor/v1/operations.proto\x12\x0eimageeditor.v1\"f\n\x06Resize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12&\n\x03\x66it\x18\x03 \x01(\x0e\x32\x19.imageeditor.v1.ResizeFit\x12\x15\n\rallow_upscale\x18\x04 \x01(\x08\"\x0b\n\tGrayscale\"m\n\tOperation\x12(\n\x06resize\x18\x01 \x01(\x0b\x32\x16.imageeditor.v1.ResizeH\x00\x12.\n\tgrayscale\x18\x02 \x01(\x0b\x32\x19.imageeditor.v1.GrayscaleH\x00\x42\x06\n\x04kind\"_\n\rOutputOptions\x12+\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1b.imageeditor.v1.ImageFormat\x12\x0f\n\x07quality\x18\x02 \x01(\r\x12\x10\n\x08lossless\x18\x03 \x01(\x08*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x02\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x03*\x81\x01\n\tResizeFit\x12\x1a\n\x16RESIZE_FIT_UNSPECIFIED\x10\x00\x12\x16\n\x12RESIZE_FIT_CONTAIN\x10\x01\x12\x14\n\x10RESIZE_FIT_COVER\x10\x02\x12\x13\n\x0fRESIZE_FIT_FILL\x10\x03\x12\x15\n\x11RESIZE_FIT_INSIDE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fimageeditor/v1/operations.proto\x12\x0eimageeditor.v1\"@\n\x05\x43olor\x12\x0b\n\x03red\x18\x01 \x01(\r\x12\r\n\x05green\x18\x02 \x01(\r\x12\x0c\n\x04\x62lue\x18\x03 \x01(\r\x12\r\n\x05\x61lpha\x18\x04 \x01(\r\"f\n\x06Resize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12&\n\x03\x66it\x18\x03 \x01(\x0e\x32\x19.imageeditor.v1.ResizeFit\x12\x15\n\rallow_upscale\x18\x04 \x01(\x08\"?\n\x03\x42ox\x12\x0c\n\x04left\x18\x01 \x01(\r\x12\x0b\n\x03top\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"V\n\x0bGravitySize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12(\n\x07gravity\x18\x03 \x01(\x0e\x32\x17.imageeditor.v1.Gravity\"a\n\x04\x43rop\x12\"\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x13.imageeditor.v1.BoxH\x00\x12+\n\x04size\x18\x02 \x01(\x0b\x32\x1b.imageeditor.v1.GravitySizeH\x00\x42\x08\n\x06region\"N\n\x06Rotate\x12\x0f\n\x07\x64\x65grees\x18\x01 \x01(\x01\x12\x0e\n\x06\x65xpand\x18\x02 \x01(\x08\x12#\n\x04\x66ill\x18\x03 \x01(\x0b\x32\x15.imageeditor.v1.Color\"\x06\n\x04\x46lip\"\x06\n\x04\x46lop\"\x0b\n\tGrayscale\"\x16\n\x04\x42lur\x12\x0e\n\x06radius\x18\x01 \x01(\x01\"=\n\x07Sharpen\x12\x0e\n\x06radius\x18\x01 \x01(\x01\x12\x0f\n\x07percent\x18\x02 \x01(\r\x12\x11\n\tthreshold\x18\x03 \x01(\r\"B\n\x06\x41\x64just\x12\x12\n\nbrightness\x18\x01 \x01(\x01\x12\x10\n\x08\x63ontrast\x18\x02 \x01(\x01\x12\x12\n\nsaturation\x18\x03 \x01(\x01\"c\n\x10RemoveBackground\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\ralpha_matting\x18\x02 \x01(\x08\x12)\n\nbackground\x18\x03 \x01(\x0b\x32\x15.imageeditor.v1.Color\"\xc4\x03\n\tOperation\x12(\n\x06resize\x18\x01 \x01(\x0b\x32\x16.imageeditor.v1.ResizeH\x00\x12.\n\tgrayscale\x18\x02 \x01(\x0b\x32\x19.imageeditor.v1.GrayscaleH\x00\x12$\n\x04\x63rop\x18\x03 \x01(\x0b\x32\x14.imageeditor.v1.CropH\x00\x12(\n\x06rotate\x18\x04 \x01(\x0b\x32\x16.imageeditor.v1.RotateH\x00\x12$\n\x04\x66lip\x18\x05 \x01(\x0b\x32\x14.imageeditor.v1.FlipH\x00\x12$\n\x04\x66lop\x18\x06 \x01(\x0b\x32\x14.imageeditor.v1.FlopH\x00\x12$\n\x04\x62lur\x18\x07 \x01(\x0b\x32\x14.imageeditor.v1.BlurH\x00\x12*\n\x07sharpen\x18\x08 \x01(\x0b\x32\x17.imageeditor.v1.SharpenH\x00\x12(\n\x06\x61\x64just\x18\t \x01(\x0b\x32\x16.imageeditor.v1.AdjustH\x00\x12=\n\x11remove_background\x18\n \x01(\x0b\x32 .imageeditor.v1.RemoveBackgroundH\x00\x42\x06\n\x04kind\"\x86\x01\n\rOutputOptions\x12+\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1b.imageeditor.v1.ImageFormat\x12\x0f\n\x07quality\x18\x02 \x01(\r\x12\x10\n\x08lossless\x18\x03 \x01(\x08\x12\x0e\n\x06\x65\x66\x66ort\x18\x04 \x01(\r\x12\x15\n\rkeep_metadata\x18\x05 \x01(\x08*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x02\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x03*\x81\x01\n\tResizeFit\x12\x1a\n\x16RESIZE_FIT_UNSPECIFIED\x10\x00\x12\x16\n\x12RESIZE_FIT_CONTAIN\x10\x01\x12\x14\n\x10RESIZE_FIT_COVER\x10\x02\x12\x13\n\x0fRESIZE_FIT_FILL\x10\x03\x12\x15\n\x11RESIZE_FIT_INSIDE\x10\x04*\xe0\x01\n\x07Gravity\x12\x17\n\x13GRAVITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eGRAVITY_CENTER\x10\x01\x12\x11\n\rGRAVITY_NORTH\x10\x02\x12\x16\n\x12GRAVITY_NORTH_EAST\x10\x03\x12\x10\n\x0cGRAVITY_EAST\x10\x04\x12\x16\n\x12GRAVITY_SOUTH_EAST\x10\x05\x12\x11\n\rGRAVITY_SOUTH\x10\x06\x12\x16\n\x12GRAVITY_SOUTH_WEST\x10\x07\x12\x10\n\x0cGRAVITY_WEST\x10\x08\x12\x16\n\x12GRAVITY_NORTH_WEST\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'imageeditor.v1.operations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEFORMAT']._serialized_start=376
-  _globals['_IMAGEFORMAT']._serialized_end=487
-  _globals['_RESIZEFIT']._serialized_start=490
-  _globals['_RESIZEFIT']._serialized_end=619
-  _globals['_RESIZE']._serialized_start=51
-  _globals['_RESIZE']._serialized_end=153
-  _globals['_GRAYSCALE']._serialized_start=155
-  _globals['_GRAYSCALE']._serialized_end=166
-  _globals['_OPERATION']._serialized_start=168
-  _globals['_OPERATION']._serialized_end=277
-  _globals['_OUTPUTOPTIONS']._serialized_start=279
-  _globals['_OUTPUTOPTIONS']._serialized_end=374
+  _globals['_IMAGEFORMAT']._serialized_start=1430
+  _globals['_IMAGEFORMAT']._serialized_end=1541
+  _globals['_RESIZEFIT']._serialized_start=1544
+  _globals['_RESIZEFIT']._serialized_end=1673
+  _globals['_GRAVITY']._serialized_start=1676
+  _globals['_GRAVITY']._serialized_end=1900
+  _globals['_COLOR']._serialized_start=51
+  _globals['_COLOR']._serialized_end=115
+  _globals['_RESIZE']._serialized_start=117
+  _globals['_RESIZE']._serialized_end=219
+  _globals['_BOX']._serialized_start=221
+  _globals['_BOX']._serialized_end=284
+  _globals['_GRAVITYSIZE']._serialized_start=286
+  _globals['_GRAVITYSIZE']._serialized_end=372
+  _globals['_CROP']._serialized_start=374
+  _globals['_CROP']._serialized_end=471
+  _globals['_ROTATE']._serialized_start=473
+  _globals['_ROTATE']._serialized_end=551
+  _globals['_FLIP']._serialized_start=553
+  _globals['_FLIP']._serialized_end=559
+  _globals['_FLOP']._serialized_start=561
+  _globals['_FLOP']._serialized_end=567
+  _globals['_GRAYSCALE']._serialized_start=569
+  _globals['_GRAYSCALE']._serialized_end=580
+  _globals['_BLUR']._serialized_start=582
+  _globals['_BLUR']._serialized_end=604
+  _globals['_SHARPEN']._serialized_start=606
+  _globals['_SHARPEN']._serialized_end=667
+  _globals['_ADJUST']._serialized_start=669
+  _globals['_ADJUST']._serialized_end=735
+  _globals['_REMOVEBACKGROUND']._serialized_start=737
+  _globals['_REMOVEBACKGROUND']._serialized_end=836
+  _globals['_OPERATION']._serialized_start=839
+  _globals['_OPERATION']._serialized_end=1291
+  _globals['_OUTPUTOPTIONS']._serialized_start=1294
+  _globals['_OUTPUTOPTIONS']._serialized_end=1428
 # @@protoc_insertion_point(module_scope)
