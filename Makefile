@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 STAMP := $(VENV)/.installed
+NUMBA_WARM := $(VENV)/.numba-warm
 
-.PHONY: setup run test lint gen check-gen clean
+.PHONY: setup models run test lint gen clean bench
 
-setup: $(STAMP) $(BUF)
+setup: $(STAMP) $(BUF) models
 
 # The virtualenv lives in the repository; reinstall when the dependency list changes.
 $(STAMP): pyproject.toml
@@ -15,6 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[server,worker,dev]'
 	touch $(STAMP)
+
+# rembg's u2netp model in IMAGEEDITOR_MODELS_DIR (default $U2NET_HOME or ~/.u2net): fetched
+# when missing or not matching its md5, else only checked. Nothing is downloaded at run time.
+models: $(NUMBA_WARM)
+	$(BIN)/imageeditor models fetch --no-warm
+
+# numba compiles pymatting's code (alpha matting) on first import, about a minute; its cache
+# lives in the virtualenv, so warm it once per install.
+$(NUMBA_WARM): $(STAMP)
+	$(BIN)/imageeditor models warm
+	touch $(NUMBA_WARM)
 
 $(BUF): package.json
 	npm install --no-fund --no-audit --silent
@@ -34,6 +46,11 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest
+
+# Speed and memory against reference implementations, side by side (not part of `make test`).
+bench: setup
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

@@ -144,7 +144,7 @@ Operation = (
 )
 
 _OPERATION_TYPES: dict[str, type[Operation]] = {
-    cls.kind: cls  # type: ignore[misc]
+    cls.kind: cls
     for cls in (
         Resize,
         Grayscale,

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 from editcore.apikeys import create_api_key, hash_api_key
@@ -27,9 +28,11 @@ from server.app import start_server
 from server.auth import Authenticator
 from server.servicer import ImageEditorServicer
 from server.watch import TaskWatcher
+from workers.background import BackgroundRemover
 from workers.embedded import EmbeddedWorker
 from workers.pipeline import Pipeline
 from workers.runner import TaskRunner
+from workers.styles import create_style_generator
 
 log = logging.getLogger("imageeditor")
 
@@ -40,6 +43,7 @@ class EmbeddedApp:
     store: SqlStore
     worker: EmbeddedWorker
     servicer: ImageEditorServicer
+    remover: BackgroundRemover
 
 
 def build(settings: Settings) -> EmbeddedApp:
@@ -51,7 +55,11 @@ def build(settings: Settings) -> EmbeddedApp:
     events = InProcessEventBus()
     cache = InProcessStatusCache()
     lifecycle = Lifecycle(store, cache, events)
-    runner = TaskRunner(lifecycle, blobs, Pipeline(blobs, settings), settings.max_attempts)
+    # Built before anything listens: a misconfigured style backend stops the start.
+    styles = create_style_generator(settings)
+    remover = BackgroundRemover(settings)  # loads nothing yet: see serve()
+    pipeline = Pipeline(blobs, settings, styles=styles, remover=remover)
+    runner = TaskRunner(lifecycle, blobs, pipeline, settings.max_attempts)
     worker = EmbeddedWorker(runner, lifecycle, settings.embedded_workers)
     service = TaskService(
         store=store,
@@ -65,7 +73,7 @@ def build(settings: Settings) -> EmbeddedApp:
     servicer = ImageEditorServicer(
         service, TaskWatcher(store, events), Authenticator(store), settings
     )
-    return EmbeddedApp(settings, store, worker, servicer)
+    return EmbeddedApp(settings, store, worker, servicer, remover)
 
 
 def ensure_dev_key(store: SqlStore, settings: Settings) -> None:
@@ -87,6 +95,10 @@ async def serve(settings: Settings) -> None:
     app = build(settings)
     ensure_dev_key(app.store, settings)
     app.worker.start()
+    # The rembg model loads on its own thread while the server starts answering.
+    warm_up = threading.Thread(target=app.remover.warm_up, name="rembg-warm-up", daemon=True)
+    if settings.embedded_workers:
+        warm_up.start()
     running = await start_server(app.servicer, settings)
     host = settings.listen_address.rsplit(":", 1)[0]
     print(
@@ -102,6 +114,9 @@ async def serve(settings: Settings) -> None:
     log.info("stopping: draining calls for %.0fs", settings.shutdown_grace_seconds)
     await running.stop(settings.shutdown_grace_seconds)
     await asyncio.to_thread(app.worker.stop, settings.shutdown_grace_seconds)
+    if warm_up.is_alive():
+        # onnxruntime aborts the process when it exits in the middle of loading a model.
+        await asyncio.to_thread(warm_up.join, settings.shutdown_grace_seconds)
     app.store.close()
 
 

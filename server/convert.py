@@ -7,40 +7,20 @@ from datetime import UTC, datetime
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 from imageeditor.v1 import image_editor_service_pb2 as service_pb2
-from imageeditor.v1 import operations_pb2, task_pb2
+from imageeditor.v1 import task_pb2
 
 from editcore.errors import ERRORS_BY_CODE, ImageEditorError
 from editcore.rpc_errors import to_status
-from editcore.spec import (
-    Grayscale,
-    ImageFormat,
-    Operation,
-    OutputOptions,
-    Resize,
-    ResizeFit,
-    TaskSpec,
-)
+from editcore.spec import TaskSpec
 from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
+from server.convert_operations import (
+    FORMATS_TO_PROTO,
+    operation_from_proto,
+    operation_to_proto,
+    output_from_proto,
+    output_to_proto,
+)
 
-FORMATS = {
-    operations_pb2.IMAGE_FORMAT_UNSPECIFIED: ImageFormat.PNG,
-    operations_pb2.IMAGE_FORMAT_PNG: ImageFormat.PNG,
-    operations_pb2.IMAGE_FORMAT_WEBP: ImageFormat.WEBP,
-    operations_pb2.IMAGE_FORMAT_JPEG: ImageFormat.JPEG,
-}
-FORMATS_TO_PROTO = {
-    ImageFormat.PNG: operations_pb2.IMAGE_FORMAT_PNG,
-    ImageFormat.WEBP: operations_pb2.IMAGE_FORMAT_WEBP,
-    ImageFormat.JPEG: operations_pb2.IMAGE_FORMAT_JPEG,
-}
-FITS = {
-    operations_pb2.RESIZE_FIT_UNSPECIFIED: ResizeFit.INSIDE,
-    operations_pb2.RESIZE_FIT_CONTAIN: ResizeFit.CONTAIN,
-    operations_pb2.RESIZE_FIT_COVER: ResizeFit.COVER,
-    operations_pb2.RESIZE_FIT_FILL: ResizeFit.FILL,
-    operations_pb2.RESIZE_FIT_INSIDE: ResizeFit.INSIDE,
-}
-FITS_TO_PROTO = {fit: value for value, fit in FITS.items() if value}
 STATES_TO_PROTO = {
     TaskState.QUEUED: task_pb2.TASK_STATE_QUEUED,
     TaskState.RUNNING: task_pb2.TASK_STATE_RUNNING,
@@ -63,23 +43,12 @@ STAGES_TO_PROTO = {
 # -- proto -> domain ----------------------------------------------------------------------------
 
 
-def operation_from_proto(op: operations_pb2.Operation) -> Operation:
-    kind = op.WhichOneof("kind")
-    if kind == "resize":
-        r = op.resize
-        return Resize(r.width, r.height, FITS[r.fit], r.allow_upscale)
-    if kind == "grayscale":
-        return Grayscale()
-    raise ValueError(f"unknown operation {kind!r}")  # validation refuses these first
-
-
 def spec_from_proto(request: service_pb2.SubmitTaskRequest) -> TaskSpec:
-    output = request.output
     return TaskSpec(
         image_url=request.image_url,
         operations=tuple(operation_from_proto(op) for op in request.operations),
         style_prompt=request.style_prompt.strip(),
-        output=OutputOptions(FORMATS[output.format], output.quality, output.lossless),
+        output=output_from_proto(request.output),
         callback_url=request.callback_url,
     )
 
@@ -105,28 +74,12 @@ def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
 
 
 def spec_to_proto(spec: TaskSpec) -> task_pb2.TaskSpec:
-    operations = []
-    for op in spec.operations:
-        if isinstance(op, Resize):
-            resize = operations_pb2.Resize(
-                width=op.width,
-                height=op.height,
-                fit=FITS_TO_PROTO[op.fit],
-                allow_upscale=op.allow_upscale,
-            )
-            operations.append(operations_pb2.Operation(resize=resize))
-        else:
-            operations.append(operations_pb2.Operation(grayscale=operations_pb2.Grayscale()))
     return task_pb2.TaskSpec(
         image_url=spec.image_url,
         image_size_bytes=spec.input_size,
-        operations=operations,
+        operations=[operation_to_proto(op) for op in spec.operations],
         style_prompt=spec.style_prompt,
-        output=operations_pb2.OutputOptions(
-            format=FORMATS_TO_PROTO[spec.output.format],
-            quality=spec.output.quality,
-            lossless=spec.output.lossless,
-        ),
+        output=output_to_proto(spec.output),
         callback_url=spec.callback_url,
     )
 

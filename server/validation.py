@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import replace
 
 from imageeditor.v1 import image_editor_service_pb2 as service_pb2
-from imageeditor.v1 import operations_pb2
 
 from editcore.errors import ImageEditorError, InvalidArgument
+from editcore.image_probe import probe
 from editcore.service import NewTask
 from editcore.settings import Settings
-from editcore.sniff import sniff_format
-from editcore.styles import PRESET_STYLES, normalize_prompt
+from editcore.styles import check_prompt
 from editcore.urls import validate_http_url
 from server.convert import spec_from_proto
+from server.operation_checks import check_operations, check_output
 
-MAX_OPERATIONS = 32
 MAX_LABELS = 32
 MAX_REQUEST_ID = 128
 LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -40,8 +38,19 @@ class Violations:
         try:
             validate_http_url(url, field)
         except InvalidArgument as exc:
-            for name, text in exc.field_violations.items():
-                self.add(name, text, exc.reason)
+            self.add_all(exc)
+
+    def check_style_prompt(self, prompt: str, settings: Settings) -> str:
+        """The prompt as stored (see editcore.styles), or "" with a violation added."""
+        try:
+            return check_prompt(prompt, settings)
+        except InvalidArgument as exc:
+            self.add_all(exc)
+            return ""
+
+    def add_all(self, exc: InvalidArgument) -> None:
+        for name, text in exc.field_violations.items():
+            self.add(name, text, exc.reason)
 
     def raise_if_any(self, what: str) -> None:
         if self.items:
@@ -76,17 +85,10 @@ def validate_submit(
         v.check_url("image_url", request.image_url)
     else:
         _check_image_data(v, request.image_data, settings)
-    _check_operations(v, request.operations, settings)
-    _check_output(v, request.output)
-    if request.style_prompt.strip():
-        prompt = normalize_prompt(request.style_prompt)
-        if prompt not in PRESET_STYLES:
-            v.add(
-                "style_prompt",
-                f"unknown style {prompt!r}; the configured generator serves: "
-                + ", ".join(PRESET_STYLES),
-                "STYLE_UNSUPPORTED",
-            )
+    problems = check_operations(request.operations, settings) + check_output(request.output)
+    for field, description, reason in problems:
+        v.add(field, description, reason)
+    style_prompt = v.check_style_prompt(request.style_prompt, settings)
     if request.callback_url:
         v.check_url("callback_url", request.callback_url)
     _check_request_id(v, request.request_id)
@@ -94,7 +96,7 @@ def validate_submit(
     v.raise_if_any("SubmitTaskRequest")
     spec = spec_from_proto(request)
     return NewTask(
-        spec=replace(spec, style_prompt=normalize_prompt(spec.style_prompt)),
+        spec=replace(spec, style_prompt=style_prompt),
         image_data=request.image_data if source == "image_data" else None,
         request_id=request.request_id,
         labels=dict(request.labels),
@@ -138,43 +140,13 @@ def _check_image_data(v: Violations, data: bytes, settings: Settings) -> None:
             f"is {len(data)} bytes; the limit is {settings.max_inline_image_bytes}",
             "IMAGE_TOO_LARGE",
         )
-    elif sniff_format(data) is None:
-        v.add(
-            "image_data",
-            "is not a JPEG, PNG, WEBP, GIF, BMP or TIFF image",
-            "IMAGE_FORMAT_UNSUPPORTED",
-        )
-
-
-def _check_operations(
-    v: Violations, operations: Sequence[operations_pb2.Operation], settings: Settings
-) -> None:
-    if len(operations) > MAX_OPERATIONS:
-        v.add("operations", f"at most {MAX_OPERATIONS} operations")
-    limit = settings.max_output_side
-    for i, op in enumerate(operations):
-        kind = op.WhichOneof("kind")
-        where = f"operations[{i}]"
-        if kind is None:
-            v.add(where, "set one operation (resize, grayscale, ...)")
-        elif kind == "resize":
-            r = op.resize
-            if not r.width and not r.height:
-                v.add(f"{where}.resize", "set width, height or both")
-            for side in ("width", "height"):
-                if getattr(r, side) > limit:
-                    v.add(f"{where}.resize.{side}", f"at most {limit} pixels")
-            if r.fit not in operations_pb2.ResizeFit.values():
-                v.add(f"{where}.resize.fit", f"unknown fit {r.fit}")
-
-
-def _check_output(v: Violations, output: operations_pb2.OutputOptions) -> None:
-    if output.format not in operations_pb2.ImageFormat.values():
-        v.add("output.format", f"unknown format {output.format}")
-    if output.quality > 100:
-        v.add("output.quality", "between 1 and 100 (0 for the default)")
-    if output.lossless and output.format != operations_pb2.IMAGE_FORMAT_WEBP:
-        v.add("output.lossless", "only WEBP has a lossless mode")
+    else:
+        # Headers only: a hostile upload (unsupported format, a bomb, thousands of frames) is
+        # refused before it is stored; damage past the headers fails the task in the worker.
+        try:
+            probe(data, max_pixels=settings.max_image_pixels, max_frames=settings.max_frames)
+        except InvalidArgument as exc:
+            v.add("image_data", exc.message, exc.reason)
 
 
 def _check_request_id(v: Violations, request_id: str) -> None:

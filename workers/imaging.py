@@ -1,10 +1,12 @@
 """Bytes to a Pillow image and back: the only place that parses or writes image files.
 
-`decode` lets Pillow open just the format the magic bytes claim, checks the pixel count from
-the header before any pixel is decoded, and hands the pipeline an image in one of four modes
-(L, LA, RGB, RGBA) with its EXIF orientation applied. `encode` writes PNG, WEBP or JPEG with
-the metadata stripped. Every failure to read an image is an InvalidArgument with a stable
-reason: IMAGE_FORMAT_UNSUPPORTED, IMAGE_TOO_LARGE or IMAGE_CORRUPT.
+`decode` runs the header checks of editcore.image_probe (format by the magic bytes, pixel and
+frame caps) before any pixel is decoded, then hands the pipeline the first frame in one of four
+modes (L, LA, RGB, RGBA) with its EXIF orientation applied, carrying only "exif" and
+"icc_profile" in `image.info`. `encode` writes PNG, WEBP or JPEG with the effort asked for and,
+unless keep_metadata, no metadata (workers.metadata). Every failure to read an image is an
+InvalidArgument with a stable reason: IMAGE_FORMAT_UNSUPPORTED, IMAGE_TOO_LARGE,
+IMAGE_TOO_MANY_FRAMES or IMAGE_CORRUPT.
 """
 
 from __future__ import annotations
@@ -17,25 +19,21 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from editcore.errors import InvalidArgument
-from editcore.sniff import sniff_format
+from editcore.image_probe import PILLOW_FORMATS, image_error, probe
+from editcore.settings import Settings
 from editcore.spec import ImageFormat, OutputOptions
+from workers.metadata import EXIF_ORIENTATION, icc_fits, output_metadata
 
 PIPELINE_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
 
-_PILLOW_FORMATS = {
-    "jpeg": "JPEG",
-    "png": "PNG",
-    "webp": "WEBP",
-    "gif": "GIF",
-    "bmp": "BMP",
-    "tiff": "TIFF",
-}
-_ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
-_EXIF_ORIENTATION = 0x0112
+# Encoder effort when the request leaves it at 0. PNG: zlib levels 1-3 use its fast strategy;
+# on a 1024x768 RGBA photo-like image here level 1 took 57 ms / 487 KB, 3 76 ms / 408 KB and
+# 6 (Pillow's default) 156 ms / 352 KB, so 3 buys most of the size for little time. WEBP:
+# method 4 (of 0-6) is libwebp's default balance; 6 is ~2x slower.
+DEFAULT_PNG_LEVEL = 3
+DEFAULT_WEBP_METHOD = 4
 
-# The ICC colour space (header bytes 16-20) each output mode can carry.
-_ICC_SPACES = {"L": b"GRAY", "LA": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB "}
+_ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
 
 
 @dataclass(frozen=True)
@@ -50,73 +48,62 @@ class EncodedImage:
 
 
 def decode(
-    data: bytes, *, max_pixels: int, draft_box: tuple[int, int] | None = None
+    data: bytes,
+    *,
+    max_pixels: int,
+    max_frames: int = Settings.max_frames,
+    draft_box: tuple[int, int] | None = None,
 ) -> Image.Image:
-    """The first frame of an accepted image, upright, in one of PIPELINE_MODES.
+    """The first frame of an accepted image, upright, in one of PIPELINE_MODES; `max_pixels`
+    and `max_frames` cap what the header may claim (editcore.image_probe).
 
     `draft_box` is the (width, height) box the first operation will shrink the image into
     (a zero side is unconstrained). A JPEG is then decoded at the smallest 1/2, 1/4 or 1/8
     scale that still covers the box, which is 3x faster on large photos and loses nothing,
     since the resize that follows would throw those pixels away anyway.
     """
-    name = sniff_format(data)
-    if name is None:
-        raise _error("IMAGE_FORMAT_UNSUPPORTED", "not a JPEG, PNG, WEBP, GIF, BMP or TIFF image")
+    header = probe(data, max_pixels=max_pixels, max_frames=max_frames)
     try:
-        # Pillow warns (rather than fails) between MAX_IMAGE_PIXELS and twice that; make it
-        # fail. Never lift MAX_IMAGE_PIXELS: it also guards per-frame and per-tile sizes that
-        # our header check cannot see. The filter is process-wide state, and threads may
-        # interleave entering and leaving it; the worst case is a warning that is logged
-        # instead of raised, which _check_pixels still covers while max_pixels stays under
-        # Pillow's limit (50 M against ~89 M by default).
+        # As in probe: Pillow's bomb warning is an error (decoding may check sizes again).
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(BytesIO(data), formats=[_PILLOW_FORMATS[name]]) as opened:
-                _check_pixels(opened.size, max_pixels)
-                if draft_box and opened.format in ("JPEG", "MPO"):
-                    _draft(opened, draft_box)
-                # exif_transpose loads the first frame and returns a detached copy.
-                image = ImageOps.exif_transpose(opened)
-    except InvalidArgument:
-        raise
+            # No `with`: closing would detach the pixels, and a BytesIO holds no descriptor.
+            image = Image.open(BytesIO(data), formats=[PILLOW_FORMATS[header.format]])
+            if draft_box and image.format in ("JPEG", "MPO"):
+                _draft(image, draft_box)
+            # Loads the first frame and turns it upright in place (the default would copy the
+            # whole image even when there is nothing to turn); the orientation tag is dropped.
+            ImageOps.exif_transpose(image, in_place=True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _error("IMAGE_TOO_LARGE", str(exc)) from None
+        raise image_error("IMAGE_TOO_LARGE", str(exc)) from None
     except Exception as exc:
         # Pillow's plugins raise OSError, SyntaxError, ValueError, struct.error, EOFError and
-        # more on malformed input; whatever the type, the bytes are not a usable image.
-        raise _error("IMAGE_CORRUPT", f"cannot decode the {name} image: {exc}") from None
+        # more on malformed data (a truncated JPEG, a PNG shorter than its header says).
+        raise image_error(
+            "IMAGE_CORRUPT", f"cannot decode the {header.format} image: {exc}"
+        ) from None
     return _normalize_mode(image)
 
 
 def encode(image: Image.Image, output: OutputOptions) -> EncodedImage:
-    """`image` written in the requested format, without EXIF, XMP or text metadata.
-
-    The ICC profile is kept when it describes the written mode (RGB or gray): dropping a
-    Display P3 or Adobe RGB profile would visibly shift colours, and unlike EXIF (GPS,
-    camera serial numbers) it says nothing about the person who took the picture.
-    """
-    prepared = _prepare_for(image, output.format)
-    icc = prepared.info.get("icc_profile")
-    params: dict[str, Any] = {
-        # Passed explicitly (None when unsuitable) so Pillow cannot fall back to image.info.
-        "icc_profile": icc if _icc_fits(icc, prepared.mode) else None,
-        "exif": b"",
-    }
+    """`image` written in the requested format: at the requested effort (PNG zlib level,
+    WEBP method; 0 for DEFAULT_PNG_LEVEL / DEFAULT_WEBP_METHOD), and with the source's EXIF
+    and ICC profile only if output.keep_metadata (see workers.metadata)."""
+    prepared, params = output_metadata(_prepare_for(image, output.format), output.keep_metadata)
     if output.format is ImageFormat.PNG:
-        # zlib levels 1-3 use its fast strategy. On a 1024x768 RGBA photo-like image here:
-        # level 1 57 ms / 487 KB, 3 76 ms / 408 KB, 6 (Pillow's default) 156 ms / 352 KB.
-        # 3 buys most of the size for little time; optimize=True would force level 9.
-        params.update(compress_level=3, optimize=False, transparency=None)
+        # optimize=True would force level 9 whatever the effort.
+        level = output.effort or DEFAULT_PNG_LEVEL
+        params.update(compress_level=level, optimize=False, transparency=None)
     elif output.format is ImageFormat.WEBP:
-        # method 4 (of 0-6) is libwebp's default speed/size balance; 6 is ~2x slower.
-        params.update(quality=output.effective_quality, lossless=output.lossless, method=4)
+        method = output.effort or DEFAULT_WEBP_METHOD
+        params.update(quality=output.effective_quality, lossless=output.lossless, method=method)
     else:
         # optimize/progressive cost extra passes over the data for a few percent.
         params.update(
             quality=output.effective_quality, optimize=False, progressive=False, comment=None
         )
     buffer = BytesIO()
-    prepared.save(buffer, format=_PILLOW_FORMATS[output.format.value], **params)
+    prepared.save(buffer, format=PILLOW_FORMATS[output.format.value], **params)
     data = buffer.getvalue()
     return EncodedImage(
         data=data,
@@ -127,23 +114,9 @@ def encode(image: Image.Image, output: OutputOptions) -> EncodedImage:
     )
 
 
-def _error(reason: str, message: str) -> InvalidArgument:
-    # No field violation: the bytes may have come from image_data or from image_url.
-    return InvalidArgument(message, reason=reason)
-
-
-def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
-    width, height = size
-    if width * height > max_pixels:
-        raise _error(
-            "IMAGE_TOO_LARGE",
-            f"the image is {width}x{height} ({width * height} pixels); the limit is {max_pixels}",
-        )
-
-
 def _draft(image: Image.Image, box: tuple[int, int]) -> None:
     width, height = box
-    orientation = image.getexif().get(_EXIF_ORIENTATION)
+    orientation = image.getexif().get(EXIF_ORIENTATION)
     if orientation in _ROTATED_ORIENTATIONS:
         # The box is in upright coordinates; the JPEG stores the image on its side.
         width, height = height, width
@@ -168,10 +141,17 @@ def _normalize_mode(image: Image.Image) -> Image.Image:
             has_alpha = image.has_transparency_data or "a" in image.getbands()
             normalized = image.convert("RGBA" if has_alpha else "RGB")
     except ValueError as exc:  # a mode Pillow cannot convert
-        raise _error("IMAGE_FORMAT_UNSUPPORTED", f"unsupported image mode {mode}: {exc}") from None
-    icc = image.info.get("icc_profile")
-    # Keep only the ICC profile: the rest of the source's metadata must not reach the output.
-    normalized.info = {"icc_profile": icc} if _icc_fits(icc, normalized.mode) else {}
+        raise image_error(
+            "IMAGE_FORMAT_UNSUPPORTED", f"unsupported image mode {mode}: {exc}"
+        ) from None
+    # Only EXIF and a fitting ICC profile go on: encode decides whether they are written, and
+    # nothing else of the source's metadata (comments, XMP, text chunks) may reach the output.
+    exif, icc = image.info.get("exif"), image.info.get("icc_profile")
+    normalized.info = {}
+    if exif:
+        normalized.info["exif"] = exif
+    if icc_fits(icc, normalized.mode):
+        normalized.info["icc_profile"] = icc
     return normalized
 
 
@@ -207,7 +187,3 @@ def _prepare_for(image: Image.Image, fmt: ImageFormat) -> Image.Image:
     if image.mode not in PIPELINE_MODES:
         return image.convert("RGBA" if "A" in image.getbands() else "RGB")
     return image
-
-
-def _icc_fits(icc: object, mode: str) -> bool:
-    return isinstance(icc, bytes) and len(icc) >= 20 and icc[16:20] == _ICC_SPACES.get(mode)

@@ -1,8 +1,9 @@
 """The image pipeline: which stages a task goes through and what each does.
 
 Each stage reads and writes a `Work` record; the image work itself is done by pure functions
-(workers.imaging, workers.operations, workers.styles), and I/O (fetch, store) stays here at
-the edges. The runner (workers.runner) walks the stages and commits a transition before each.
+(workers.imaging, workers.operations) and the injected style generator (workers.styles), and
+I/O (fetch, store) stays here at the edges. The runner (workers.runner) walks the stages and
+commits a transition before each.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from PIL import Image
 
 from editcore.ports import BlobStore
 from editcore.settings import Settings
-from editcore.spec import Resize, TaskSpec
+from editcore.spec import RemoveBackground, Resize, TaskSpec
 from editcore.task import ResultInfo, Stage
+from workers.background import BackgroundRemover
 from workers.fetch import fetch_image
 from workers.imaging import EncodedImage, decode, encode
-from workers.operations import apply_operations
-from workers.styles import apply_style
+from workers.operations import OPERATIONS, Registry, apply_operations
+from workers.styles import StyleGenerator
 
 FILE_EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 
@@ -40,11 +42,21 @@ StageStep = Callable[[Work], None]
 
 
 class Pipeline:
-    """Builds the stage list of a task; holds the blob store and the limits it needs."""
+    """Builds the stage list of a task; holds the blob store, the style generator, the
+    background remover (behind the RemoveBackground operation) and the limits it needs."""
 
-    def __init__(self, blobs: BlobStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        settings: Settings,
+        *,
+        styles: StyleGenerator,
+        remover: BackgroundRemover,
+    ) -> None:
         self._blobs = blobs
         self._settings = settings
+        self._styles = styles
+        self._operations: Registry = {**OPERATIONS, RemoveBackground: remover.apply}
 
     def stages(self, spec: TaskSpec) -> list[tuple[Stage, StageStep]]:
         steps: list[tuple[Stage, StageStep]] = [
@@ -71,17 +83,20 @@ class Pipeline:
 
     def validate(self, work: Work) -> None:
         work.image = decode(
-            work.source, max_pixels=self._settings.max_image_pixels, draft_box=_draft_box(work.spec)
+            work.source,
+            max_pixels=self._settings.max_image_pixels,
+            max_frames=self._settings.max_frames,
+            draft_box=_draft_box(work.spec),
         )
         work.source = b""  # the decoded image replaces the bytes; let them go
 
     def edit(self, work: Work) -> None:
         assert work.image is not None
-        work.image = apply_operations(work.image, work.spec.operations)
+        work.image = apply_operations(work.image, work.spec.operations, self._operations)
 
     def style(self, work: Work) -> None:
         assert work.image is not None
-        work.image = apply_style(work.image, work.spec.style_prompt)
+        work.image = self._styles.apply(work.image, work.spec.style_prompt)
 
     def encode(self, work: Work) -> None:
         assert work.image is not None

@@ -1,6 +1,8 @@
-"""Operator subcommands: run the embedded server, create API keys, migrate the database.
+"""Operator subcommands: run the embedded server, create API keys, migrate the database,
+install background-removal models.
 
-These open the database or start the server themselves, so they need the `server` extra.
+These open the database, start the server or load worker code themselves, so they need the
+`server` or `worker` extra.
 Their imports happen inside each command: the SDK-only install must still load the CLI.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from editcore.settings import Settings
 
@@ -64,3 +67,73 @@ def upgrade_db(args: argparse.Namespace) -> int:
     else:
         print("database schema is up to date")
     return 0
+
+
+def fetch_models(args: argparse.Namespace) -> int:
+    """`imageeditor models fetch [--model u2netp]`: install a model file unless the right one
+    is already there, then warm numba's cache (alpha matting's first use)."""
+    try:
+        from workers.models import fetch_model, warm_numba_cache
+    except ImportError as error:
+        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    report = _to_stderr if args.json else print
+    result = fetch_model(Settings.from_env().models_dir, args.model, report)
+    if not args.no_warm:
+        warm_numba_cache(report)
+    if args.json:
+        fields = {"model": result.model, "path": str(result.path), "md5": result.md5}
+        print(json.dumps({**fields, "fetched": result.fetched}))
+    return 0
+
+
+def warm_models(args: argparse.Namespace) -> int:
+    """`imageeditor models warm`: compile pymatting's numba code into numba's cache."""
+    try:
+        from workers.models import warm_numba_cache
+    except ImportError as error:
+        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    seconds = warm_numba_cache(_to_stderr if args.json else print)
+    if args.json:
+        print(json.dumps({"warmed": True, "seconds": round(seconds, 2)}))
+    return 0
+
+
+def list_models(args: argparse.Namespace) -> int:
+    """`imageeditor models list`: every known model, whether its file is installed, its md5."""
+    try:
+        from workers.models import model_statuses
+    except ImportError as error:
+        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    settings = Settings.from_env()
+    statuses = model_statuses(settings.models_dir)
+    if args.json:
+        for s in statuses:
+            fields = {"model": s.name, "installed": s.path is not None, "path": str(s.path or "")}
+            print(
+                json.dumps(
+                    {
+                        **fields,
+                        "size_bytes": s.size_bytes,
+                        "md5_ok": s.md5_ok,
+                        "fetchable": s.fetchable,
+                        "default": s.name == settings.rembg_model,
+                    }
+                )
+            )
+        return 0
+    print(f"models folder: {settings.models_dir} (default model: {settings.rembg_model})")
+    print(f"{'MODEL':<24}{'STATE':<11}{'SIZE':>10}  MD5")
+    for s in statuses:
+        state = "installed" if s.path else "missing"
+        size = f"{s.size_bytes / 2**20:.1f} MiB" if s.path else ""
+        md5 = {True: "ok", False: "MISMATCH", None: ""}[s.md5_ok] if s.path else ""
+        print(f"{s.name:<24}{state:<11}{size:>10}  {md5}".rstrip())
+    print(
+        "`imageeditor models fetch` installs u2netp; for another model, place its <name>.onnx "
+        "in the models folder"
+    )
+    return 0
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import task_pb2
 
-from clients.cli.commands import image_source, operations_from
+from clients.cli.commands import image_source
+from clients.cli.edit_options import operations_from
 from clients.cli.output import code_name, format_task, print_message
 from clients.cli.progress import ProgressLine
 from clients.sdk.aio_client import AsyncClient
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
             operations=operations_from(args),
             format=args.format,
             quality=args.quality,
+            effort=args.effort,
+            keep_metadata=args.keep_metadata,
         )
         for name in args.files
     ]

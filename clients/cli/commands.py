@@ -11,29 +11,18 @@ import itertools
 import sys
 from pathlib import Path
 
-from imageeditor.v1 import operations_pb2, task_pb2
+from imageeditor.v1 import task_pb2
 
+from clients.cli.edit_options import operations_from
 from clients.cli.output import describe_progress, format_result, print_message
 from clients.cli.progress import ProgressLine
 from clients.sdk.client import Client
-from clients.sdk.requests import grayscale_operation, resize_operation
 from clients.sdk.watching import is_terminal
 
 
 def image_source(text: str) -> str | Path:
     """A URL stays a string (the worker fetches it); anything else is a local file."""
     return text if text.startswith(("http://", "https://")) else Path(text)
-
-
-def operations_from(args: argparse.Namespace) -> list[operations_pb2.Operation]:
-    """The edit steps the options ask for: resize first (cheaper), then grayscale."""
-    steps = []
-    if args.resize:
-        width, height = args.resize
-        steps.append(resize_operation(width, height, args.fit))
-    if args.grayscale:
-        steps.append(grayscale_operation())
-    return steps
 
 
 def exit_code(task: task_pb2.Task) -> int:
@@ -49,6 +38,8 @@ def submit(args: argparse.Namespace) -> int:
             operations=operations_from(args),
             format=args.format,
             quality=args.quality,
+            effort=args.effort,
+            keep_metadata=args.keep_metadata,
             style_prompt=args.prompt,
             callback_url=args.callback_url,
             request_id=args.request_id,

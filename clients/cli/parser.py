@@ -9,20 +9,10 @@ from __future__ import annotations
 import argparse
 
 from clients.cli import admin, batch, commands
-from clients.sdk.requests import FITS, STATES
+from clients.cli.edit_options import add_edit_options
+from clients.sdk.requests import STATES
 
 FORMAT_CHOICES = ("png", "webp", "jpeg")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """ "640x480" -> (640, 480); one side may be 0 ("640x0") to keep the aspect ratio."""
-    width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 640x480 or 640x0")
-    size = int(width), int(height)
-    if size == (0, 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: at least one side must be above 0")
-    return size
 
 
 def parse_label(text: str) -> tuple[str, str]:
@@ -94,15 +84,38 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_sub.add_parser("upgrade", parents=[common], help="apply pending migrations")
     upgrade.set_defaults(run=admin.upgrade_db)
+
+    models = sub.add_parser("models", help="background-removal model files (operator)")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    fetch = models_sub.add_parser(
+        "fetch", parents=[common], help="install a model file (u2netp) in the models folder"
+    )
+    fetch.add_argument("--model", default="u2netp", help="the model to fetch (u2netp)")
+    fetch.add_argument(
+        "--no-warm", action="store_true", help="skip compiling rembg's numba code into its cache"
+    )
+    fetch.set_defaults(run=admin.fetch_models)
+    warm = models_sub.add_parser(
+        "warm", parents=[common], help="compile rembg's numba code into its cache (once)"
+    )
+    warm.set_defaults(run=admin.warm_models)
+    models_list = models_sub.add_parser(
+        "list", parents=[common], help="show which models are installed"
+    )
+    models_list.set_defaults(run=admin.list_models)
     return parser
 
 
 def _add_output_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--resize", type=parse_size, metavar="WxH", help="e.g. 640x480")
-    command.add_argument("--fit", choices=tuple(FITS), default="inside", help="resize fit")
-    command.add_argument("--grayscale", action="store_true", help="convert to grayscale")
+    add_edit_options(command)
     command.add_argument("--format", choices=FORMAT_CHOICES, help="output format (png)")
     command.add_argument("--quality", type=int, default=0, help="1-100 (JPEG, lossy WEBP)")
+    command.add_argument(
+        "--effort", type=int, default=0, metavar="N", help="PNG zlib level 1-9, WEBP method 1-6"
+    )
+    command.add_argument(
+        "--keep-metadata", action="store_true", help="keep the source's EXIF and ICC profile"
+    )
     command.add_argument("--watch", action="store_true", help="follow until finished")
 
 

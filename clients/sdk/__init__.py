@@ -7,12 +7,19 @@ from clients.sdk.aio_client import AsyncClient
 from clients.sdk.client import Client
 from clients.sdk.credentials import resolve_address, resolve_api_key
 from clients.sdk.errors import SERVER_UNREACHABLE, error_from_rpc
-from clients.sdk.requests import (
-    build_batch_request,
-    build_submit_request,
+from clients.sdk.operations import (
+    adjust_operation,
+    blur_operation,
+    crop_operation,
+    flip_operation,
+    flop_operation,
     grayscale_operation,
+    remove_background_operation,
     resize_operation,
+    rotate_operation,
+    sharpen_operation,
 )
+from clients.sdk.requests import build_batch_request, build_submit_request
 from clients.sdk.watching import is_terminal
 from editcore.errors import (
     Cancelled,
@@ -43,12 +50,20 @@ __all__ = [
     "RetryableError",
     "Unauthenticated",
     "Unavailable",
+    "adjust_operation",
+    "blur_operation",
     "build_batch_request",
     "build_submit_request",
+    "crop_operation",
     "error_from_rpc",
+    "flip_operation",
+    "flop_operation",
     "grayscale_operation",
     "is_terminal",
+    "remove_background_operation",
     "resize_operation",
     "resolve_address",
     "resolve_api_key",
+    "rotate_operation",
+    "sharpen_operation",
 ]

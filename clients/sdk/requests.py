@@ -1,5 +1,7 @@
 """Protobuf requests from friendly Python arguments, shared by both clients and the CLI.
 
+The edit steps of a submit are built by clients.sdk.operations (re-exported here).
+
 Argument mistakes a client can see on its own (a bad format name, a non-URL string) raise
 the same `InvalidArgument` the server would, with the same field paths, before any call.
 """
@@ -14,6 +16,20 @@ from typing import cast
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import operations_pb2, task_pb2
 
+from clients.sdk.operations import (
+    FITS,
+    GRAVITIES,
+    adjust_operation,
+    blur_operation,
+    crop_operation,
+    flip_operation,
+    flop_operation,
+    grayscale_operation,
+    remove_background_operation,
+    resize_operation,
+    rotate_operation,
+    sharpen_operation,
+)
 from editcore.errors import InvalidArgument
 
 ImageSource = bytes | str | Path
@@ -24,12 +40,6 @@ FORMATS = {
     "jpeg": operations_pb2.IMAGE_FORMAT_JPEG,
     "jpg": operations_pb2.IMAGE_FORMAT_JPEG,
 }
-FITS = {
-    "inside": operations_pb2.RESIZE_FIT_INSIDE,
-    "contain": operations_pb2.RESIZE_FIT_CONTAIN,
-    "cover": operations_pb2.RESIZE_FIT_COVER,
-    "fill": operations_pb2.RESIZE_FIT_FILL,
-}
 STATES = {
     "queued": task_pb2.TASK_STATE_QUEUED,
     "running": task_pb2.TASK_STATE_RUNNING,
@@ -37,25 +47,6 @@ STATES = {
     "failed": task_pb2.TASK_STATE_FAILED,
     "cancelled": task_pb2.TASK_STATE_CANCELLED,
 }
-
-
-def resize_operation(
-    width: int, height: int, fit: str = "inside", *, allow_upscale: bool = False
-) -> operations_pb2.Operation:
-    """A Resize step into a width x height box (0 for a side keeps the aspect ratio)."""
-    if fit not in FITS:
-        raise _invalid("operations.resize.fit", f"{fit!r} is not one of {', '.join(FITS)}")
-    if width < 0 or height < 0:
-        raise _invalid("operations.resize", "width and height must not be negative")
-    resize = operations_pb2.Resize(
-        width=width, height=height, fit=FITS[fit], allow_upscale=allow_upscale
-    )
-    return operations_pb2.Operation(resize=resize)
-
-
-def grayscale_operation() -> operations_pb2.Operation:
-    """A Grayscale step."""
-    return operations_pb2.Operation(grayscale=operations_pb2.Grayscale())
 
 
 def task_state(name: str | int) -> task_pb2.TaskState:
@@ -77,6 +68,8 @@ def build_submit_request(
     resize: tuple[int, int] | None = None,
     format: str | None = None,
     quality: int = 0,
+    effort: int = 0,
+    keep_metadata: bool = False,
     style_prompt: str = "",
     callback_url: str = "",
     request_id: str = "",
@@ -84,7 +77,9 @@ def build_submit_request(
 ) -> pb.SubmitTaskRequest:
     """A SubmitTaskRequest. `image` is the encoded bytes, an http(s) URL, or a Path that is
     read and sent inline. `resize` is a shorthand for a leading Resize step (inside fit):
-    shrinking first makes every later step cheaper."""
+    shrinking first makes every later step cheaper. `effort` is the PNG zlib level (1-9) or
+    WEBP method (1-6), 0 for the server's fast default; `keep_metadata` keeps the source's EXIF
+    and ICC profile in the result."""
     request = pb.SubmitTaskRequest(
         style_prompt=style_prompt,
         callback_url=callback_url,
@@ -112,6 +107,12 @@ def build_submit_request(
         if not 0 < quality <= 100:
             raise _invalid("output.quality", "must be between 1 and 100")
         request.output.quality = quality
+    if effort:
+        if not 0 < effort <= 9:
+            raise _invalid("output.effort", "PNG takes 1-9, WEBP 1-6")
+        request.output.effort = effort
+    if keep_metadata:
+        request.output.keep_metadata = True
     return request
 
 
@@ -148,3 +149,27 @@ def new_request_id() -> str:
 
 def _invalid(field: str, description: str) -> InvalidArgument:
     return InvalidArgument(f"invalid {field}", field_violations={field: description})
+
+
+__all__ = [
+    "FITS",
+    "FORMATS",
+    "GRAVITIES",
+    "STATES",
+    "ImageSource",
+    "adjust_operation",
+    "blur_operation",
+    "build_batch_request",
+    "build_list_request",
+    "build_submit_request",
+    "crop_operation",
+    "flip_operation",
+    "flop_operation",
+    "grayscale_operation",
+    "new_request_id",
+    "remove_background_operation",
+    "resize_operation",
+    "rotate_operation",
+    "sharpen_operation",
+    "task_state",
+]

@@ -16,6 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 CLI = str(Path(sys.executable).parent / "imageeditor")
+# Settings of the machine rather than of one test: where `make` put the rembg model files.
+PASSED_THROUGH = {"IMAGEEDITOR_MODELS_DIR"}
 
 
 def free_port() -> int:
@@ -39,7 +41,11 @@ class ServerProcess:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEEDITOR_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("IMAGEEDITOR_") or k in PASSED_THROUGH
+        }
         env.update(
             IMAGEEDITOR_DATA_DIR=str(self.data_dir),
             IMAGEEDITOR_LISTEN_ADDRESS=self.address,

@@ -219,7 +219,10 @@ def test_a_batch_accepts_good_items_and_reports_bad_ones(server: ServerProcess) 
         assert response.results[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
         bad_request = error_details_pb2.BadRequest()
         assert any(d.Unpack(bad_request) for d in response.results[1].error.details)
-        assert {v.field for v in bad_request.field_violations} == {"requests[1].style_prompt"}
+        assert {v.field for v in bad_request.field_violations} == {
+            "requests[1].image_data",
+            "requests[1].style_prompt",
+        }
         finals = [list(client.watch(r.task.id))[-1] for r in response.results if r.task.id]
         members = list(client.list_tasks(batch_id=response.batch_id))
     assert {t.state for t in finals} == {SUCCEEDED}

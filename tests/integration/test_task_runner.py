@@ -22,9 +22,11 @@ from editcore.store.engine import create_engine_for, upgrade_database
 from editcore.store.sql_store import SqlStore
 from editcore.task import Stage, Task, TaskState
 from tests.e2e.harness import jpeg_bytes
+from workers.background import BackgroundRemover
 from workers.embedded import EmbeddedWorker
 from workers.pipeline import Pipeline, Work
 from workers.runner import TaskRunner
+from workers.styles import PresetStyles
 
 MAX_ATTEMPTS = 3
 
@@ -36,7 +38,10 @@ class Parts:
         self.store = SqlStore(create_engine_for(url))
         self.blobs = LocalBlobStore(tmp_path / "blobs")
         self.lifecycle = Lifecycle(self.store, InProcessStatusCache(), InProcessEventBus())
-        self.pipeline = Pipeline(self.blobs, Settings(data_dir=tmp_path))
+        settings = Settings(data_dir=tmp_path)
+        self.pipeline = Pipeline(
+            self.blobs, settings, styles=PresetStyles(), remover=BackgroundRemover(settings)
+        )
         self.runner = TaskRunner(self.lifecycle, self.blobs, self.pipeline, MAX_ATTEMPTS)
 
     def queue(self, **spec: object) -> Task:

@@ -11,9 +11,10 @@ from google.protobuf import json_format
 from imageeditor.v1 import operations_pb2, task_pb2
 
 from clients.cli import commands
+from clients.cli.edit_options import parse_size
 from clients.cli.main import main
 from clients.cli.output import format_error, format_task, print_message
-from clients.cli.parser import build_parser, parse_label, parse_size
+from clients.cli.parser import build_parser, parse_label
 from clients.cli.progress import ProgressLine
 from clients.sdk.errors import SERVER_UNREACHABLE
 from editcore.errors import InvalidArgument, NotFound, Unavailable
@@ -68,6 +69,56 @@ def test_submit_arguments() -> None:
     operations = commands.operations_from(args)
     assert operations[0].resize.fit == operations_pb2.RESIZE_FIT_COVER
     assert operations[1].WhichOneof("kind") == "grayscale"
+
+
+def kinds_of(argv: str) -> list[str | None]:
+    args = build_parser().parse_args(argv.split())
+    return [op.WhichOneof("kind") for op in commands.operations_from(args)]
+
+
+def test_edit_steps_follow_the_command_line_order() -> None:
+    assert kinds_of("submit a.png --rotate 90 --crop 10x10 --flip") == ["rotate", "crop", "flip"]
+    assert kinds_of("submit a.png --flop --resize 5x5 --grayscale --blur 2 --sharpen") == [
+        "flop",
+        "resize",
+        "grayscale",
+        "blur",
+        "sharpen",
+    ]
+    # The adjust flags make one step, at the first of them; a modifier adds no step.
+    assert kinds_of("batch a.png --contrast 2 --remove-background --brightness 0.5 --expand") == [
+        "adjust",
+        "remove_background",
+    ]
+    assert kinds_of("submit a.png") == []
+
+
+def test_edit_step_values_and_modifiers() -> None:
+    argv = "submit a.png --crop 30x20+4+5 --rotate -12.5 --expand --brightness 0.5"
+    argv += " --remove-background --model u2net --alpha-matting --background-color #00ff0080"
+    argv += " --effort 9 --keep-metadata"
+    args = build_parser().parse_args(argv.split())
+    crop, rotate, adjust, remove = commands.operations_from(args)
+    assert (crop.crop.box.left, crop.crop.box.top, crop.crop.box.width) == (4, 5, 30)
+    assert (rotate.rotate.degrees, rotate.rotate.expand) == (-12.5, True)
+    assert (adjust.adjust.brightness, adjust.adjust.contrast) == (0.5, 1.0)
+    background = remove.remove_background.background
+    assert remove.remove_background.model == "u2net" and remove.remove_background.alpha_matting
+    assert (background.green, background.alpha) == (255, 128)
+    assert (args.effort, args.keep_metadata) == (9, True)
+    argv = "submit a.png --gravity north_east --crop 30x20"
+    (placed,) = commands.operations_from(build_parser().parse_args(argv.split()))
+    assert placed.crop.size.gravity == operations_pb2.GRAVITY_NORTH_EAST
+
+
+@pytest.mark.parametrize(
+    "flags",
+    ["--crop 0x10", "--crop 10x10+1", "--crop 10", "--background-color red", "--gravity up"],
+)
+def test_bad_edit_flags_are_usage_errors(flags: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["submit", "a.png", *flags.split()])
+    assert caught.value.code == 2
 
 
 def test_list_arguments() -> None:

@@ -6,16 +6,46 @@ from google.rpc import code_pb2, error_details_pb2
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import operations_pb2, task_pb2
 
-from editcore.spec import Grayscale, ImageFormat, OutputOptions, Resize, ResizeFit, TaskSpec
+from editcore.spec import (
+    Adjust,
+    Blur,
+    Crop,
+    Flip,
+    Flop,
+    Gravity,
+    Grayscale,
+    ImageFormat,
+    OutputOptions,
+    RemoveBackground,
+    Resize,
+    ResizeFit,
+    Rotate,
+    Sharpen,
+    TaskSpec,
+)
 from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
 from server.convert import spec_from_proto, spec_to_proto, task_to_proto
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SPEC = TaskSpec(
     image_url="https://example.com/a.jpg",
-    operations=(Resize(64, 32, ResizeFit.FILL, True), Grayscale()),
+    operations=(
+        Resize(64, 32, ResizeFit.FILL, True),
+        Grayscale(),
+        Crop(10, 20, 3, 4),
+        Crop(10, 20, gravity=Gravity.SOUTH_WEST),
+        Rotate(12.5, True, (1, 2, 3, 4)),
+        Rotate(-90.0),
+        Flip(),
+        Flop(),
+        Blur(1.5),
+        Sharpen(3.0, 200, 0),
+        Adjust(0.25, 1.0, 2.0),
+        RemoveBackground(),
+        RemoveBackground("u2net", True, (255, 255, 255, 255)),
+    ),
     style_prompt="sepia",
-    output=OutputOptions(ImageFormat.JPEG, 80),
+    output=OutputOptions(ImageFormat.WEBP, 80, effort=6, keep_metadata=True),
     callback_url="https://hooks.example.com/x",
 )
 
@@ -30,6 +60,13 @@ def test_a_spec_survives_the_trip_through_the_proto() -> None:
         callback_url=message.callback_url,
     )
     assert spec_from_proto(request) == SPEC
+    kinds = [op.WhichOneof("kind") for op in message.operations]
+    assert kinds == [op.kind for op in SPEC.operations]
+    assert message.operations[3].crop.size.gravity == operations_pb2.GRAVITY_SOUTH_WEST
+    assert message.operations[4].rotate.fill.alpha == 4
+    assert not message.operations[5].rotate.HasField("fill")
+    assert not message.operations[11].remove_background.HasField("background")
+    assert (message.output.effort, message.output.keep_metadata) == (6, True)
 
 
 def test_a_finished_task_carries_times_result_and_labels() -> None:

@@ -176,14 +176,15 @@ def test_modes_are_normalised(mode: str, expected: str) -> None:
     assert decode(encoded(source, "PNG"), max_pixels=MAX_PIXELS).mode == expected
 
 
-def test_source_metadata_is_dropped_on_decode() -> None:
+def test_decode_carries_only_exif_and_icc_for_encode_to_decide_on() -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010F] = "Camera maker"
-    image = decode(
-        encoded(Image.new("RGB", (8, 8)), "JPEG", exif=exif.tobytes(), comment=b"hello"),
-        max_pixels=MAX_PIXELS,
-    )
-    assert image.info == {}
+    source = Image.new("RGB", (8, 8))
+    data = encoded(source, "JPEG", exif=exif.tobytes(), comment=b"hello", icc_profile=icc)
+    image = decode(data, max_pixels=MAX_PIXELS)
+    assert set(image.info) == {"exif", "icc_profile"}
+    assert decode(encoded(source, "PNG"), max_pixels=MAX_PIXELS).info == {}
 
 
 # -- the draft fast path ----------------------------------------------------------------------
@@ -261,15 +262,18 @@ def test_quality_and_lossless_are_honoured() -> None:
     assert Image.open(BytesIO(lossless.data)).convert("RGB").tobytes() == source.tobytes()
 
 
-def test_exif_is_stripped_and_a_matching_icc_profile_kept() -> None:
+def test_metadata_is_stripped_by_default_and_kept_on_request() -> None:
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010F] = "Camera maker"
     source = encoded(Image.new("RGB", (8, 8)), "JPEG", exif=exif.tobytes(), icc_profile=icc)
     image = decode(source, max_pixels=MAX_PIXELS)
     for fmt in ImageFormat:
-        reopened = Image.open(BytesIO(encode(image, OutputOptions(format=fmt)).data))
-        assert reopened.info.get("icc_profile") == icc
-        assert not reopened.getexif()
-    gray = encode(image.convert("L"), OutputOptions(format=ImageFormat.PNG))
+        stripped = Image.open(BytesIO(encode(image, OutputOptions(format=fmt)).data))
+        assert "icc_profile" not in stripped.info or not stripped.info["icc_profile"]
+        assert not stripped.getexif()
+        kept = Image.open(BytesIO(encode(image, OutputOptions(fmt, keep_metadata=True)).data))
+        assert kept.info.get("icc_profile") == icc
+        assert kept.getexif()[0x010F] == "Camera maker"
+    gray = encode(image.convert("L"), OutputOptions(ImageFormat.PNG, keep_metadata=True))
     assert "icc_profile" not in Image.open(BytesIO(gray.data)).info  # an RGB profile on gray

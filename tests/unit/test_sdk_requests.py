@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ from imageeditor.v1 import operations_pb2, task_pb2
 
 import clients
 import clients.sdk
+from clients.sdk import (
+    adjust_operation,
+    blur_operation,
+    crop_operation,
+    flip_operation,
+    flop_operation,
+    remove_background_operation,
+    rotate_operation,
+    sharpen_operation,
+)
 from clients.sdk.channel import auth_metadata, channel_options
 from clients.sdk.credentials import resolve_address, resolve_api_key
 from clients.sdk.requests import (
@@ -71,6 +82,8 @@ def test_output_options_and_the_other_fields() -> None:
     assert request.callback_url == "https://hooks.example/done"
     assert dict(request.labels) == {"team": "a"}
     assert not build_submit_request(b"x").HasField("output")
+    output = build_submit_request(b"x", format="png", effort=9, keep_metadata=True).output
+    assert (output.effort, output.keep_metadata) == (9, True)
 
 
 @pytest.mark.parametrize(
@@ -79,6 +92,7 @@ def test_output_options_and_the_other_fields() -> None:
         ({"format": "gif"}, "output.format"),
         ({"quality": 101}, "output.quality"),
         ({"quality": -1}, "output.quality"),
+        ({"effort": 10}, "output.effort"),
     ],
 )
 def test_bad_output_options_are_refused(kwargs: dict[str, object], field: str) -> None:
@@ -91,6 +105,58 @@ def test_resize_operation_checks_its_fit() -> None:
     assert resize_operation(10, 20, "cover").resize.fit == operations_pb2.RESIZE_FIT_COVER
     with pytest.raises(InvalidArgument):
         resize_operation(10, 20, "stretch")
+
+
+def test_each_operation_builder_fills_its_message() -> None:
+    box = crop_operation(30, 20, left=5, top=6).crop
+    assert (box.box.left, box.box.top, box.box.width, box.box.height) == (5, 6, 30, 20)
+    placed = crop_operation(30, 20, gravity="South-East").crop
+    assert placed.WhichOneof("region") == "size"
+    assert placed.size.gravity == operations_pb2.GRAVITY_SOUTH_EAST
+    rotate = rotate_operation(-45, expand=True, fill="#ff000080").rotate
+    assert (rotate.degrees, rotate.expand) == (-45, True)
+    assert (rotate.fill.red, rotate.fill.green, rotate.fill.alpha) == (255, 0, 128)
+    assert not rotate_operation(90).rotate.HasField("fill")
+    assert flip_operation().WhichOneof("kind") == "flip"
+    assert flop_operation().WhichOneof("kind") == "flop"
+    assert blur_operation(2.5).blur.radius == 2.5
+    sharpen = sharpen_operation().sharpen
+    assert (sharpen.radius, sharpen.percent, sharpen.threshold) == (2.0, 150, 3)
+    adjust = adjust_operation(brightness=0.5, saturation=2).adjust
+    assert (adjust.brightness, adjust.contrast, adjust.saturation) == (0.5, 1.0, 2.0)
+    remove = remove_background_operation("u2net", True, (0, 0, 255)).remove_background
+    assert (remove.model, remove.alpha_matting) == ("u2net", True)
+    assert (remove.background.blue, remove.background.alpha) == (255, 255)
+    assert not remove_background_operation().remove_background.HasField("background")
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: crop_operation(0, 10), "operations.crop"),
+        (lambda: crop_operation(10, 10, gravity="up"), "operations.crop.size.gravity"),
+        (lambda: crop_operation(10, 10, left=-1), "operations.crop.box"),
+        (lambda: rotate_operation(float("nan")), "operations.rotate.degrees"),
+        (lambda: rotate_operation(10, fill="red"), "operations.rotate.fill"),
+        (lambda: rotate_operation(10, fill=(1, 2, 300)), "operations.rotate.fill"),
+        (lambda: blur_operation(0), "operations.blur.radius"),
+        (lambda: blur_operation(251), "operations.blur.radius"),
+        (lambda: sharpen_operation(percent=1001), "operations.sharpen.percent"),
+        (lambda: sharpen_operation(threshold=256), "operations.sharpen.threshold"),
+        (lambda: adjust_operation(brightness=0), "operations.adjust.brightness"),
+        (lambda: adjust_operation(contrast=11), "operations.adjust.contrast"),
+        (
+            lambda: remove_background_operation(background="12345"),
+            "operations.remove_background.background",
+        ),
+    ],
+)
+def test_operation_builders_refuse_what_the_server_would(
+    build: Callable[[], object], field: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        build()
+    assert field in caught.value.field_violations
 
 
 def test_task_states_by_name_or_number() -> None:

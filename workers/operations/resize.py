@@ -1,10 +1,5 @@
-"""The edit operations: one pure function (image, op) -> image per operation type.
+"""Resize into a box, with the four fits of sharp:
 
-`OPERATIONS` is the registry the pipeline goes through; adding an operation means adding its
-spec type in editcore.spec and one function here. Images arrive in one of the modes decode
-produces (L, LA, RGB, RGBA) and leave in one of them.
-
-Resize fits, as in sharp:
     INSIDE   keep the aspect ratio; the largest size within the box.
     CONTAIN  INSIDE, then centred on a canvas of exactly the box: transparent padding for
              images with alpha (LA, RGBA), white for opaque ones.
@@ -18,18 +13,19 @@ COVER and FILL shrink the box, keeping its aspect ratio, until the image covers 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from PIL import Image
 
-from editcore.errors import InvalidArgument
-from editcore.spec import Grayscale, Operation, Resize, ResizeFit
+from editcore.spec import Resize, ResizeFit
 
-# reduce() by an integer factor first, then LANCZOS for the rest: the result is
-# indistinguishable from a full LANCZOS at >= 3 (Pillow's documentation) and several times
-# faster on big reductions.
-REDUCING_GAP = 3.0
+# Shrinking: BICUBIC (Pillow's convolution resize is antialiased for every filter, so this is
+# what Image.thumbnail uses) after an integer reduce() when the factor allows it. Measured here,
+# 2000x1500 -> 1024x768: LANCZOS 47 ms, BICUBIC 22-28 ms, with no visible difference at these
+# factors. Enlarging keeps LANCZOS, where its sharper kernel shows.
+SHRINK_FILTER = Image.Resampling.BICUBIC
+ENLARGE_FILTER = Image.Resampling.LANCZOS
+REDUCING_GAP = 2.0
 
 Box = tuple[int, int]
 
@@ -41,7 +37,9 @@ def resize(image: Image.Image, op: Resize) -> Image.Image:
     size, crop = resize_geometry(source, box, op.fit, op.allow_upscale)
     region = (round(crop[2] - crop[0]), round(crop[3] - crop[1]))
     if size != region:
-        image = image.resize(size, Image.Resampling.LANCZOS, box=crop, reducing_gap=REDUCING_GAP)
+        shrinking = size[0] * size[1] < region[0] * region[1]
+        resample = SHRINK_FILTER if shrinking else ENLARGE_FILTER
+        image = image.resize(size, resample, box=crop, reducing_gap=REDUCING_GAP)
     elif size != source:
         # Scale 1: crop on whole pixels; resampling at a half-pixel offset would blur.
         left, top = int(crop[0]), int(crop[1])
@@ -84,31 +82,6 @@ def resize_geometry(
     crop_w, crop_h = min(width, box[0] / cover), min(height, box[1] / cover)
     left, top = (width - crop_w) / 2, (height - crop_h) / 2
     return box, (left, top, left + crop_w, top + crop_h)
-
-
-def grayscale(image: Image.Image, op: Grayscale) -> Image.Image:
-    """`image` in gray (ITU-R 601-2 luma), keeping its alpha channel: L or LA."""
-    if image.mode in ("L", "LA"):
-        return image
-    return image.convert("LA" if "A" in image.getbands() else "L")
-
-
-OPERATIONS: dict[type[Any], Callable[[Image.Image, Any], Image.Image]] = {
-    Resize: resize,
-    Grayscale: grayscale,
-}
-
-
-def apply_operations(image: Image.Image, ops: Iterable[Operation]) -> Image.Image:
-    """`image` with each operation applied in order."""
-    for op in ops:
-        function = OPERATIONS.get(type(op))
-        if function is None:
-            raise InvalidArgument(
-                f"unsupported operation {type(op).__name__}", reason="OPERATION_UNSUPPORTED"
-            )
-        image = function(image, op)
-    return image
 
 
 def _side(value: float) -> int:

@@ -1,0 +1,232 @@
+"""`make bench`: our image paths side by side with references, in one run.
+
+Each case runs in a fresh spawned process (so its peak RSS is its own), warms up once, then
+times REPEAT runs; the table shows medians, ratios against the references, and the targets
+from the pipeline issue:
+
+  resize 12 MP JPEG → fit 1024 → JPEG q85 / WEBP: ours ≥ 2.5x faster than naive Pillow, and
+      at most 1.2x pyvips' thumbnail_buffer;
+  background removal (u2netp): ours ≤ 1.1x a bare rembg session call;
+  worker start to ready, and the peak RSS of a 24 MP job.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPEAT = int(os.environ.get("BENCH_REPEAT", "7"))
+BOX = 1024
+PHOTOS = ("astronaut", "coffee", "chelsea")
+SIZES = {"12MP": (4000, 3000), "24MP": (6000, 4000)}
+CACHE = Path(os.environ.get("BENCH_CACHE", "var/bench"))
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+def make_inputs() -> dict[str, Path]:
+    """scikit-image's photos, upscaled to 12 and 24 MP JPEGs (q90), cached on disk."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for photo in PHOTOS:
+        array = np.asarray(getattr(data, photo)())
+        source = Image.fromarray(array).convert("RGB")
+        for label, size in SIZES.items():
+            path = CACHE / f"{photo}-{label}.jpg"
+            if not path.exists():
+                source.resize(size, Image.Resampling.LANCZOS).save(path, "JPEG", quality=90)
+            paths[f"{photo}-{label}"] = path
+        small = CACHE / f"{photo}.png"
+        if not small.exists():
+            source.save(small)
+        paths[photo] = small
+    return paths
+
+
+# -- the contenders (each runs inside its own process) ------------------------------------------
+
+
+def ours_resize(data: bytes, fmt: str) -> bytes:
+    from editcore.spec import ImageFormat, OutputOptions, Resize
+    from workers.imaging import decode, encode
+    from workers.operations import apply_operations
+
+    image = decode(data, max_pixels=100_000_000, draft_box=(BOX, BOX))
+    image = apply_operations(image, (Resize(BOX, BOX),))
+    return encode(image, OutputOptions(ImageFormat(fmt), 85)).data
+
+
+def naive_resize(data: bytes, fmt: str) -> bytes:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    scale = min(BOX / image.width, BOX / image.height)
+    image = image.resize((round(image.width * scale), round(image.height * scale)))
+    out = io.BytesIO()
+    image.save(out, "JPEG" if fmt == "jpeg" else "WEBP", quality=85)
+    return out.getvalue()
+
+
+def vips_resize(data: bytes, fmt: str) -> bytes:
+    import pyvips
+
+    image = pyvips.Image.thumbnail_buffer(data, BOX, height=BOX)
+    return bytes(image.write_to_buffer(".jpg[Q=85]" if fmt == "jpeg" else ".webp[Q=85]"))
+
+
+RESIZERS: dict[str, Callable[[bytes, str], bytes]] = {
+    "ours": ours_resize,
+    "naive Pillow": naive_resize,
+    "pyvips": vips_resize,
+}
+
+
+def _time(call: Callable[[], object]) -> list[float]:
+    call()  # warm-up: imports, first-call costs
+    times = []
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def resize_case(name: str, path: str, fmt: str) -> tuple[list[float], float]:
+    data = Path(path).read_bytes()
+    times = _time(lambda: RESIZERS[name](data, fmt))
+    return times, _peak_rss_mb()
+
+
+def removal_case(name: str, path: str) -> tuple[list[float], float]:
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    if name == "ours":
+        from editcore.settings import Settings
+        from editcore.spec import RemoveBackground
+        from workers.background import BackgroundRemover
+
+        remover = BackgroundRemover(Settings.from_env())
+        op = RemoveBackground()
+        times = _time(lambda: remover.apply(image, op))
+    else:
+        from rembg import new_session, remove
+
+        session = new_session("u2netp")
+        times = _time(lambda: remove(image, session=session))
+    return times, _peak_rss_mb()
+
+
+def job_case(path: str) -> tuple[list[float], float]:
+    """A whole 24 MP job through the worker's pipeline functions: decode, resize, encode."""
+    data = Path(path).read_bytes()
+    times = _time(lambda: ours_resize(data, "webp"))
+    return times, _peak_rss_mb()
+
+
+def in_child(function: Callable[..., tuple[list[float], float]], *args: str) -> tuple[float, float]:
+    """Run a case in a fresh process; its median seconds and its own peak RSS in MB."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        times, rss = pool.apply(function, args)
+    return statistics.median(times), rss
+
+
+# -- worker start to ready ----------------------------------------------------------------------
+
+
+def worker_start_to_ready() -> tuple[float, float]:
+    """Seconds from a new interpreter to a warmed-up background remover (import + model load +
+    first inference), and the import of rembg alone."""
+    code = (
+        "import time; t=time.perf_counter();"
+        "from editcore.settings import Settings; from workers.background import BackgroundRemover;"
+        "r=BackgroundRemover(Settings.from_env()); r.warm_up(); print(time.perf_counter()-t)"
+    )
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    total = time.perf_counter() - start
+    rembg = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import rembg"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import_line = [line for line in rembg.stderr.splitlines() if line.rstrip().endswith("| rembg")]
+    import_s = int(import_line[-1].split("|")[1]) / 1e6 if import_line else float("nan")
+    del out
+    return total, import_s
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def row(*cells: object) -> str:
+    return "  ".join(f"{c:>12}" if i else f"{c:<28}" for i, c in enumerate(cells))
+
+
+def main() -> None:
+    inputs = make_inputs()
+    print(f"median of {REPEAT} runs after one warm-up; each case in its own process\n")
+    print(row("resize → fit 1024", "ours ms", "naive ms", "pyvips ms", "naive/ours", "ours/vips"))
+    print(row("", "(peak MB)", "(peak MB)", "(peak MB)", "target ≥2.5", "target ≤1.2"))
+    for label in SIZES:
+        for photo in PHOTOS:
+            for fmt in ("jpeg", "webp"):
+                path = str(inputs[f"{photo}-{label}"])
+                results = {name: in_child(resize_case, name, path, fmt) for name in RESIZERS}
+                ours, naive, vips = (results[n] for n in RESIZERS)
+                print(
+                    row(
+                        f"{photo} {label} → {fmt}",
+                        f"{ours[0] * 1000:.0f} ({ours[1]:.0f})",
+                        f"{naive[0] * 1000:.0f} ({naive[1]:.0f})",
+                        f"{vips[0] * 1000:.0f} ({vips[1]:.0f})",
+                        f"{naive[0] / ours[0]:.2f}x",
+                        f"{ours[0] / vips[0]:.2f}x",
+                    )
+                )
+    print()
+    print(row("background removal u2netp", "ours ms", "bare ms", "", "ours/bare", ""))
+    print(row("", "(peak MB)", "(peak MB)", "", "target ≤1.1", ""))
+    for photo in PHOTOS:
+        ours = in_child(removal_case, "ours", str(inputs[photo]))
+        bare = in_child(removal_case, "bare rembg", str(inputs[photo]))
+        print(
+            row(
+                photo,
+                f"{ours[0] * 1000:.0f} ({ours[1]:.0f})",
+                f"{bare[0] * 1000:.0f} ({bare[1]:.0f})",
+                "",
+                f"{ours[0] / bare[0]:.2f}x",
+                "",
+            )
+        )
+    print()
+    job = in_child(job_case, str(inputs["astronaut-24MP"]))
+    ready, import_s = worker_start_to_ready()
+    print(f"24 MP job (decode, fit 1024, WEBP): {job[0] * 1000:.0f} ms, peak RSS {job[1]:.0f} MB")
+    print(
+        f"worker start to ready (new interpreter → warmed-up u2netp session): {ready:.2f} s; "
+        f"`import rembg` alone: {import_s:.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

