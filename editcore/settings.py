@@ -48,7 +48,7 @@ class Settings:
     )
     rembg_model: str = "u2netp"
     onnx_threads: int = 0  # onnxruntime intra-op threads; 0: one per core
-    onnx_memory_arena: bool = False  # the arena holds ~200 MB more RSS for ~30% speed
+    onnx_memory_arena: bool = True  # 1.7x faster u2netp for ~200 MB per process (bench/)
     # Style prompts: "presets" (named Pillow styles) or "http" (an OpenAI-compatible
     # images/edits API).
     style_backend: str = "presets"

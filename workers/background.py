@@ -18,12 +18,11 @@ How it uses rembg (2.0.86, pinned), and why:
   (`imageeditor models warm`) warms numba's cache so that first use costs ~2 s, not a minute.
   A worker is ready 1.6-2.1 s after `imageeditor serve` starts, with a cold numba cache too.
 - onnxruntime: intra-op threads from Settings.onnx_threads (0: onnxruntime's default, one
-  per core) and the CPU memory arena from Settings.onnx_memory_arena, off by default.
-  Measured on this machine (2 cores shared with other jobs), `apply` with u2netp on the
-  512x512 astronaut, median of 30 after warm-up, in interleaved runs: arena on 171-176 ms
-  (372-427 ms under load), peak RSS 594 MB; arena off 253 ms (381-557 ms under load), peak
-  RSS 398 MB. The arena buys ~30% speed for ~200 MB more per process; memory is what runs
-  out first when a machine runs several worker processes, so it stays off unless asked for.
+  per core) and the CPU memory arena from Settings.onnx_memory_arena, ON by default. In one
+  quiet `make bench` run (u2netp, 512x512 photos): arena on 160 ms per image, peak RSS
+  584 MB, on a par with a bare rembg session (164 ms, 724 MB); arena off 263-272 ms, 388 MB.
+  Background removal is the slow step of a job and the arena makes it 1.7x faster, which is
+  worth ~200 MB per worker process; IMAGEEDITOR_ONNX_MEMORY_ARENA=false trades it back.
 - Threads: onnxruntime sessions are safe to run() from several threads; creating one is not
   guarded by rembg, so creation happens under a lock and each model is loaded once.
 """

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -28,12 +29,16 @@ PIPELINE_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
 
 # Encoder effort when the request leaves it at 0. PNG: zlib levels 1-3 use its fast strategy;
 # on a 1024x768 RGBA photo-like image here level 1 took 57 ms / 487 KB, 3 76 ms / 408 KB and
-# 6 (Pillow's default) 156 ms / 352 KB, so 3 buys most of the size for little time. WEBP:
-# method 4 (of 0-6) is libwebp's default balance; 6 is ~2x slower.
+# 6 (Pillow's default) 156 ms / 352 KB, so 3 buys most of the size for little time. WEBP at
+# 1024x768 q85 on scikit-image's photos: method 2 23-31 ms, methods 3 and 4 (libwebp's
+# default) 56-62 ms for files 3-4% smaller; the encode is most of a resize job, so 2.
 DEFAULT_PNG_LEVEL = 3
-DEFAULT_WEBP_METHOD = 4
+DEFAULT_WEBP_METHOD = 2
 
 _ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
+
+
+Box = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -52,14 +57,14 @@ def decode(
     *,
     max_pixels: int,
     max_frames: int = Settings.max_frames,
-    draft_box: tuple[int, int] | None = None,
+    draft: Callable[[Box], Box] | None = None,
 ) -> Image.Image:
     """The first frame of an accepted image, upright, in one of PIPELINE_MODES; `max_pixels`
     and `max_frames` cap what the header may claim (editcore.image_probe).
 
-    `draft_box` is the (width, height) box the first operation will shrink the image into
-    (a zero side is unconstrained). A JPEG is then decoded at the smallest 1/2, 1/4 or 1/8
-    scale that still covers the box, which is 3x faster on large photos and loses nothing,
+    `draft` maps the upright source size to the smallest (width, height) the first operation
+    needs (a zero side is unconstrained). A JPEG is then decoded at the smallest 1/2, 1/4 or
+    1/8 scale that still covers it, which is 3-4x faster on large photos and loses nothing,
     since the resize that follows would throw those pixels away anyway.
     """
     header = probe(data, max_pixels=max_pixels, max_frames=max_frames)
@@ -69,8 +74,8 @@ def decode(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # No `with`: closing would detach the pixels, and a BytesIO holds no descriptor.
             image = Image.open(BytesIO(data), formats=[PILLOW_FORMATS[header.format]])
-            if draft_box and image.format in ("JPEG", "MPO"):
-                _draft(image, draft_box)
+            if draft and image.format in ("JPEG", "MPO"):
+                _draft(image, draft)
             # Loads the first frame and turns it upright in place (the default would copy the
             # whole image even when there is nothing to turn); the orientation tag is dropped.
             ImageOps.exif_transpose(image, in_place=True)
@@ -114,11 +119,12 @@ def encode(image: Image.Image, output: OutputOptions) -> EncodedImage:
     )
 
 
-def _draft(image: Image.Image, box: tuple[int, int]) -> None:
-    width, height = box
-    orientation = image.getexif().get(EXIF_ORIENTATION)
-    if orientation in _ROTATED_ORIENTATIONS:
-        # The box is in upright coordinates; the JPEG stores the image on its side.
+def _draft(image: Image.Image, needed: Callable[[Box], Box]) -> None:
+    # Sizes are upright; a JPEG with a turning EXIF orientation stores the image on its side.
+    turned = image.getexif().get(EXIF_ORIENTATION) in _ROTATED_ORIENTATIONS
+    stored_w, stored_h = image.size
+    width, height = needed((stored_h, stored_w) if turned else (stored_w, stored_h))
+    if turned:
         width, height = height, width
     # Pillow picks the largest scale that keeps both sides >= the box; 1 leaves a side free.
     image.draft(image.mode, (max(1, width), max(1, height)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from PIL import Image
 
@@ -21,6 +22,7 @@ from workers.background import BackgroundRemover
 from workers.fetch import fetch_image
 from workers.imaging import EncodedImage, decode, encode
 from workers.operations import OPERATIONS, Registry, apply_operations
+from workers.operations.resize import decode_size_needed
 from workers.styles import StyleGenerator
 
 FILE_EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
@@ -86,7 +88,7 @@ class Pipeline:
             work.source,
             max_pixels=self._settings.max_image_pixels,
             max_frames=self._settings.max_frames,
-            draft_box=_draft_box(work.spec),
+            draft=_draft(work.spec),
         )
         work.source = b""  # the decoded image replaces the bytes; let them go
 
@@ -119,10 +121,9 @@ class Pipeline:
         )
 
 
-def _draft_box(spec: TaskSpec) -> tuple[int, int] | None:
-    """The box a JPEG may be decoded down to: the first operation's, if it is a resize
-    (a zero side is left free)."""
+def _draft(spec: TaskSpec) -> Callable[[tuple[int, int]], tuple[int, int]] | None:
+    """How small a JPEG may be decoded: as small as the first operation, a resize, needs."""
     first = spec.operations[0] if spec.operations else None
     if isinstance(first, Resize) and (first.width or first.height):
-        return (first.width, first.height)
+        return partial(decode_size_needed, op=first)
     return None

@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from functools import partial
 from io import BytesIO
 
 import pytest
 from PIL import Image, ImageCms, ImageFile
 
 from editcore.errors import InvalidArgument
-from editcore.spec import ImageFormat, OutputOptions, Resize
+from editcore.spec import ImageFormat, OutputOptions, Resize, ResizeFit
 from workers.imaging import decode, encode
 from workers.operations import resize
+from workers.operations.resize import decode_size_needed
 
 MAX_PIXELS = 50_000_000
 
@@ -197,7 +199,7 @@ def big_jpeg() -> bytes:
 
 def test_draft_decodes_a_large_jpeg_at_reduced_scale_but_covers_the_box(big_jpeg: bytes) -> None:
     full = decode(big_jpeg, max_pixels=MAX_PIXELS)
-    drafted = decode(big_jpeg, max_pixels=MAX_PIXELS, draft_box=(500, 500))
+    drafted = decode(big_jpeg, max_pixels=MAX_PIXELS, draft=lambda _: (500, 500))
     assert full.size == (4000, 3000)
     assert drafted.size == (1000, 750)  # 1/4 scale: the smallest that stays >= 500x500
     op = Resize(width=500, height=500)
@@ -205,7 +207,7 @@ def test_draft_decodes_a_large_jpeg_at_reduced_scale_but_covers_the_box(big_jpeg
 
 
 def test_draft_with_one_side_free(big_jpeg: bytes) -> None:
-    assert decode(big_jpeg, max_pixels=MAX_PIXELS, draft_box=(0, 700)).size == (1000, 750)
+    assert decode(big_jpeg, max_pixels=MAX_PIXELS, draft=lambda _: (0, 700)).size == (1000, 750)
 
 
 def test_draft_box_is_turned_with_the_exif_orientation() -> None:
@@ -214,15 +216,15 @@ def test_draft_box_is_turned_with_the_exif_orientation() -> None:
     stored = encoded(Image.new("RGB", (4000, 3000), "gray"), "JPEG", exif=exif.tobytes())
     # Upright the image is 3000x4000. A wide box must not shrink its (upright) width below 2000,
     # which a box applied to the stored, sideways pixels would do.
-    wide = decode(stored, max_pixels=MAX_PIXELS, draft_box=(2000, 300))
+    wide = decode(stored, max_pixels=MAX_PIXELS, draft=lambda _: (2000, 300))
     assert wide.size == (3000, 4000)
-    tall = decode(stored, max_pixels=MAX_PIXELS, draft_box=(300, 2000))
+    tall = decode(stored, max_pixels=MAX_PIXELS, draft=lambda _: (300, 2000))
     assert tall.size == (1500, 2000)
 
 
 def test_draft_is_ignored_for_other_formats() -> None:
     data = encoded(Image.new("RGB", (800, 600)), "PNG")
-    assert decode(data, max_pixels=MAX_PIXELS, draft_box=(100, 100)).size == (800, 600)
+    assert decode(data, max_pixels=MAX_PIXELS, draft=lambda _: (100, 100)).size == (800, 600)
 
 
 # -- encode -----------------------------------------------------------------------------------
@@ -277,3 +279,20 @@ def test_metadata_is_stripped_by_default_and_kept_on_request() -> None:
         assert kept.getexif()[0x010F] == "Camera maker"
     gray = encode(image.convert("L"), OutputOptions(ImageFormat.PNG, keep_metadata=True))
     assert "icc_profile" not in Image.open(BytesIO(gray.data)).info  # an RGB profile on gray
+
+
+def test_a_jpeg_is_decoded_no_larger_than_its_first_resize_needs() -> None:
+    # A 3:2 photo fitted into a 1024 box ends 1024x683: a quarter-scale decode (1500x1000)
+    # covers that, though it would not cover the whole 1024x1024 box.
+    photo = encoded(Image.new("RGB", (6000, 4000), "gray"), "JPEG")
+    op = Resize(width=1024, height=1024)
+    assert decode_size_needed((6000, 4000), op) == (1024, 683)
+    drafted = decode(photo, max_pixels=MAX_PIXELS, draft=partial(decode_size_needed, op=op))
+    assert drafted.size == (1500, 1000)
+    assert resize(drafted, op).size == (1024, 683)
+
+
+def test_cover_needs_the_scale_of_its_crop_not_of_the_box() -> None:
+    op = Resize(width=500, height=500, fit=ResizeFit.COVER)
+    # The short side must reach 500: the whole 6000x4000 image at 1/8 scale is 750x500.
+    assert decode_size_needed((6000, 4000), op) == (750, 500)

@@ -13,6 +13,7 @@ COVER and FILL shrink the box, keeping its aspect ratio, until the image covers 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from PIL import Image
@@ -82,6 +83,17 @@ def resize_geometry(
     crop_w, crop_h = min(width, box[0] / cover), min(height, box[1] / cover)
     left, top = (width - crop_w) / 2, (height - crop_h) / 2
     return box, (left, top, left + crop_w, top + crop_h)
+
+
+def decode_size_needed(source: Box, op: Resize) -> Box:
+    """The smallest size the whole source may be decoded at before `op` without losing detail:
+    the scale of the resize applied to the full image (for COVER, before its crop)."""
+    size, crop = resize_geometry(source, target_box(source, op), op.fit, op.allow_upscale)
+    region_w, region_h = crop[2] - crop[0], crop[3] - crop[1]
+    return (
+        math.ceil(source[0] * size[0] / region_w),
+        math.ceil(source[1] * size[1] / region_h),
+    )
 
 
 def _side(value: float) -> int:
