@@ -141,36 +141,35 @@ def resize_case(name: str, path: str, fmt: str) -> tuple[list[float], float]:
     return times, _peak_rss_mb()
 
 
-def _removers(path: str) -> dict[str, Callable[[], object]]:
-    """Our worker's background removal and a bare rembg session call, each with its model
-    loaded once, on the same image."""
+def _remover(name: str, path: str) -> Callable[[], object]:
+    """Our worker's background removal, or a bare rembg session call, with its model loaded
+    once, on the image at `path`."""
     from PIL import Image
-    from rembg import new_session, remove
-
-    from editcore.settings import Settings
-    from editcore.spec import RemoveBackground
-    from workers.background import BackgroundRemover
 
     image = Image.open(path).convert("RGB")
-    remover = BackgroundRemover(Settings.from_env())
-    op = RemoveBackground()
+    if name == "ours":
+        from editcore.settings import Settings
+        from editcore.spec import RemoveBackground
+        from workers.background import BackgroundRemover
+
+        remover = BackgroundRemover(Settings.from_env())
+        op = RemoveBackground()
+        return lambda: remover.apply(image, op)
+    from rembg import new_session, remove
+
     session = new_session("u2netp")
-    return {
-        "ours": lambda: remover.apply(image, op),
-        "bare rembg": lambda: remove(image, session=session),
-    }
+    return lambda: remove(image, session=session)
 
 
 def removal_case(name: str, path: str) -> tuple[list[float], float]:
     """One contender alone in its process: for its peak RSS."""
-    call = _removers(path)[name]
-    return _time(call), _peak_rss_mb()
+    return _time(_remover(name, path)), _peak_rss_mb()
 
 
 def removal_race(path: str) -> tuple[float, float]:
     """Both contenders in one process, called alternately, so that a busy machine slows both
     alike: the median seconds of each."""
-    calls = _removers(path)
+    calls = {name: _remover(name, path) for name in ("ours", "bare rembg")}
     times: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():
         call()
