@@ -19,6 +19,7 @@ from editcore.settings import Settings
 from editcore.spec import RemoveBackground, Resize, TaskSpec
 from editcore.task import ResultInfo, Stage
 from workers.background import BackgroundRemover
+from workers.content_checks import ContentChecker, content_checker_from_settings
 from workers.fetch import fetch_image
 from workers.imaging import EncodedImage, decode, encode
 from workers.operations import OPERATIONS, Registry, apply_operations
@@ -54,10 +55,12 @@ class Pipeline:
         *,
         styles: StyleGenerator,
         remover: BackgroundRemover,
+        checker: ContentChecker | None = None,
     ) -> None:
         self._blobs = blobs
         self._settings = settings
         self._styles = styles
+        self._checker = checker or content_checker_from_settings(settings)
         self._operations: Registry = {**OPERATIONS, RemoveBackground: remover.apply}
 
     def stages(self, spec: TaskSpec) -> list[tuple[Stage, StageStep]]:
@@ -91,6 +94,7 @@ class Pipeline:
             draft=_draft(work.spec),
         )
         work.source = b""  # the decoded image replaces the bytes; let them go
+        self._checker.check(work.image)
 
     def edit(self, work: Work) -> None:
         assert work.image is not None
