@@ -23,6 +23,22 @@ class Settings:
     data_dir: Path = Path("var")
     listen_address: str = "127.0.0.1:50051"
     database_url: str = ""  # empty: SQLite at <data_dir>/imageeditor.db
+    # Production mode: set redis_url (and a PostgreSQL database_url). redis://, rediss:// or
+    # redis+sentinel://host:port[,host:port]/service_name[/db].
+    redis_url: str = ""
+    broker_url: str = ""  # empty: redis_url; amqp:// for RabbitMQ
+    storage_url: str = ""  # empty: file://<data_dir>/blobs; or s3://bucket/prefix
+    s3_endpoint_url: str = ""  # for S3-compatible stores (MinIO, Ceph, moto)
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""  # empty: boto3's own credential chain
+    s3_secret_access_key: str = ""
+    s3_presign_seconds: int = 0  # >0: results also carry a presigned URL valid this long
+    hot_cache_seconds: float = 1.0  # in-process layer over the Redis status cache
+    reconcile_interval_seconds: float = 10.0
+    queued_redispatch_seconds: float = 30.0  # QUEUED this long without a start: dispatch again
+    running_lease_seconds: float = 600.0  # RUNNING this long without a transition: requeue
+    task_soft_time_limit_seconds: float = 240.0
+    task_hard_time_limit_seconds: float = 300.0
     # Embedded worker threads; 0 accepts tasks but runs none (they wait, QUEUED).
     embedded_workers: int = 2
     max_message_bytes: int = 32 * MIB
@@ -31,6 +47,7 @@ class Settings:
     fetch_timeout_seconds: float = 20.0
     max_image_pixels: int = 50_000_000
     max_frames: int = 1_000  # animated sources: more frames than this are refused
+    content_checker: str = "structural"  # the validate stage's checker (workers/content_checks)
     max_output_side: int = 10_000
     max_batch_size: int = 100
     max_attempts: int = 3
@@ -58,6 +75,19 @@ class Settings:
     style_http_timeout_seconds: float = 60.0
     style_http_retries: int = 3
     api_key: str = ""  # the CLI's key; the SDK reads it too
+
+    @property
+    def is_embedded(self) -> bool:
+        """No Redis configured: one process with in-process broker, events, cache and limits."""
+        return not self.redis_url
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir / "blobs").resolve().as_uri()
 
     @property
     def effective_database_url(self) -> str:
