@@ -81,6 +81,10 @@ class TaskStore(Protocol):
     def unfinished_tasks(self) -> list[Task]:
         """Every QUEUED or RUNNING task, oldest first (what a restart must resume)."""
 
+    def stale_tasks(self, state: TaskState, updated_before: datetime, limit: int) -> list[Task]:
+        """Up to `limit` tasks in `state` whose last transition was before `updated_before`,
+        the longest-waiting first (what the reconciler dispatches again)."""
+
     def create_batch(self, batch: Batch, tasks: Sequence[Task]) -> tuple[Batch, bool]:
         """Insert a batch and its tasks in one transaction; idempotent by (user, request_id)."""
 
@@ -122,8 +126,17 @@ class EventBus(Protocol):
         """Start receiving the task's transitions from now on."""
 
 
+@dataclass(frozen=True)
+class Resync:
+    """Yielded by a Subscription that may have missed transitions (it has just (re)connected
+    to its broker, or been quiet for long): the watcher re-reads the store's event log."""
+
+
+RESYNC = Resync()
+
+
 class Subscription(Protocol):
-    def __aiter__(self) -> AsyncIterator[Task]: ...
+    def __aiter__(self) -> AsyncIterator[Task | Resync]: ...
 
     def close(self) -> None: ...
 

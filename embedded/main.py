@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from editcore.apikeys import create_api_key, hash_api_key
-from editcore.blobs import LocalBlobStore
+from editcore.blob_stores import ResultLinks, blob_store_from_settings
 from editcore.events import InProcessEventBus
 from editcore.lifecycle import Lifecycle
 from editcore.rate_limit import InProcessRateLimiter
@@ -51,7 +51,7 @@ def build(settings: Settings) -> EmbeddedApp:
     url = settings.effective_database_url
     upgrade_database(url)
     store = SqlStore(create_engine_for(url))
-    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    blobs = blob_store_from_settings(settings)
     events = InProcessEventBus()
     cache = InProcessStatusCache()
     lifecycle = Lifecycle(store, cache, events)
@@ -71,7 +71,11 @@ def build(settings: Settings) -> EmbeddedApp:
         settings=settings,
     )
     servicer = ImageEditorServicer(
-        service, TaskWatcher(store, events), Authenticator(store), settings
+        service,
+        TaskWatcher(store, events),
+        Authenticator(store),
+        settings,
+        links=ResultLinks.for_store(blobs, settings),
     )
     return EmbeddedApp(settings, store, worker, servicer, remover)
 

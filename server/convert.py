@@ -84,7 +84,7 @@ def spec_to_proto(spec: TaskSpec) -> task_pb2.TaskSpec:
     )
 
 
-def result_to_proto(result: ResultInfo) -> task_pb2.ResultInfo:
+def result_to_proto(result: ResultInfo, download_url: str = "") -> task_pb2.ResultInfo:
     return task_pb2.ResultInfo(
         width=result.width,
         height=result.height,
@@ -92,10 +92,12 @@ def result_to_proto(result: ResultInfo) -> task_pb2.ResultInfo:
         size_bytes=result.size_bytes,
         sha256=result.sha256,
         uri=result.uri,
+        download_url=download_url,
     )
 
 
-def task_to_proto(task: Task) -> task_pb2.Task:
+def task_to_proto(task: Task, download_url: str = "") -> task_pb2.Task:
+    """`download_url` goes into the result of a succeeded task (see ResultLinks)."""
     message = task_pb2.Task(
         id=task.id,
         state=STATES_TO_PROTO[task.state],
@@ -120,5 +122,5 @@ def task_to_proto(task: Task) -> task_pb2.Task:
     if task.error is not None:
         message.error.CopyFrom(error_to_status(task.error))
     if task.result is not None:
-        message.result.CopyFrom(result_to_proto(task.result))
+        message.result.CopyFrom(result_to_proto(task.result, download_url))
     return message

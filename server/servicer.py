@@ -13,11 +13,14 @@ from typing import Any
 import grpc
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+from imageeditor.v1 import task_pb2
 
+from editcore.blob_stores import ResultLinks
 from editcore.errors import ImageEditorError, InvalidArgument
 from editcore.ports import TaskQuery
 from editcore.service import TaskService
 from editcore.settings import Settings
+from editcore.task import Task
 from server.auth import Authenticator
 from server.convert import (
     STATES,
@@ -40,14 +43,21 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         watcher: TaskWatcher,
         auth: Authenticator,
         settings: Settings,
+        *,
+        links: ResultLinks | None = None,
     ) -> None:
         self._service = service
         self._watcher = watcher
         self._auth = auth
         self._settings = settings
+        self._links = links or ResultLinks()
 
     async def _user(self, context: Context) -> str:
         return await asyncio.to_thread(self._auth.authenticate, context.invocation_metadata())
+
+    def _task_proto(self, task: Task) -> task_pb2.Task:
+        # Presigning signs locally, without a call to the store: cheap enough for every message.
+        return task_to_proto(task, self._links.download_url(task.result))
 
     @rpc_method
     async def SubmitTask(
@@ -56,7 +66,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         user = await self._user(context)
         new = validate_submit(request, self._settings)
         task = await asyncio.to_thread(self._service.submit, user, new)
-        return pb.SubmitTaskResponse(task=task_to_proto(task))
+        return pb.SubmitTaskResponse(task=self._task_proto(task))
 
     @rpc_method
     async def BatchSubmit(
@@ -74,7 +84,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         results = [
             pb.BatchSubmitResult(error=error_to_status(o))
             if isinstance(o, ImageEditorError)
-            else pb.BatchSubmitResult(task=task_to_proto(o))
+            else pb.BatchSubmitResult(task=self._task_proto(o))
             for o in outcomes
         ]
         return pb.BatchSubmitResponse(batch_id=batch.id, results=results)
@@ -86,7 +96,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         user = await self._user(context)
         task_id = validate_task_id(request.task_id)
         task = await asyncio.to_thread(self._service.get, user, task_id)
-        return pb.GetStatusResponse(task=task_to_proto(task))
+        return pb.GetStatusResponse(task=self._task_proto(task))
 
     @rpc_method
     async def WatchTask(
@@ -95,7 +105,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         user = await self._user(context)
         task_id = validate_task_id(request.task_id)
         async for task in self._watcher.watch(user, task_id, request.after_version):
-            yield pb.WatchTaskResponse(task=task_to_proto(task))
+            yield pb.WatchTaskResponse(task=self._task_proto(task))
 
     @rpc_method
     async def CancelTask(
@@ -104,7 +114,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         user = await self._user(context)
         task_id = validate_task_id(request.task_id)
         task = await asyncio.to_thread(self._service.cancel, user, task_id)
-        return pb.CancelTaskResponse(task=task_to_proto(task))
+        return pb.CancelTaskResponse(task=self._task_proto(task))
 
     @rpc_method
     async def ListTasks(
@@ -135,7 +145,9 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         tasks, token = await asyncio.to_thread(
             self._service.list_tasks, query, request.page_size, request.page_token
         )
-        return pb.ListTasksResponse(tasks=[task_to_proto(t) for t in tasks], next_page_token=token)
+        return pb.ListTasksResponse(
+            tasks=[self._task_proto(t) for t in tasks], next_page_token=token
+        )
 
     @rpc_method
     async def GetResult(
@@ -148,6 +160,6 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         while (chunk := await asyncio.to_thread(next, chunks, b"")) or first:
             message = pb.GetResultResponse(chunk=chunk)
             if first:
-                message.info.CopyFrom(result_to_proto(info))
+                message.info.CopyFrom(result_to_proto(info, self._links.download_url(info)))
                 first = False
             yield message

@@ -3,7 +3,9 @@
 Subscribe first, then read the store: anything published after the subscription is queued
 for us, anything before it is in the store's event log. Versions order the stream: an event
 at or below the last version sent is a repeat and is skipped; a jump past the next version
-means the bus dropped something, and the gap is filled from the event log.
+means the bus dropped something, and the gap is filled from the event log. A bus that may
+have lost events without a later one to reveal the gap (a reconnect) says so with a Resync,
+and the log is read the same way.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from editcore.errors import NotFound
-from editcore.ports import EventBus, TaskStore
+from editcore.ports import EventBus, Resync, TaskStore
 from editcore.task import Task
 
 
@@ -42,12 +44,13 @@ class TaskWatcher:
                         return
             if current.state.terminal:  # the watcher had seen it all already
                 return
-            async for task in subscription:
-                if task.version <= last:
-                    continue
-                missed = [task]
-                if task.version > last + 1:
+            async for update in subscription:
+                if isinstance(update, Resync) or update.version > last + 1:
                     missed = await asyncio.to_thread(self._store.list_events, task_id, last)
+                elif update.version > last:
+                    missed = [update]
+                else:
+                    continue
                 for event in missed:
                     if event.version <= last:
                         continue

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
 import pytest
+import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -22,8 +27,8 @@ from editcore.store.sql_store import SqlStore
 DEFAULT_POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-def _postgres_unavailable(reason: str) -> NoReturn:
-    # CI must prove the PostgreSQL adapter; a developer without the server can still run the rest.
+def _service_unavailable(reason: str) -> NoReturn:
+    # CI must prove the production adapters; a developer without the servers can run the rest.
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
@@ -46,7 +51,7 @@ def postgres_server() -> Iterator[Engine]:
             pass
     except OperationalError as exc:
         admin.dispose()
-        _postgres_unavailable(f"PostgreSQL unreachable at {server_url!r}: {exc.orig}")
+        _service_unavailable(f"PostgreSQL unreachable at {server_url!r}: {exc.orig}")
     yield admin
     admin.dispose()
 
@@ -74,6 +79,14 @@ def postgres_url(postgres_server: Engine) -> Iterator[str]:
 @pytest.fixture
 def fresh_postgres_url(postgres_server: Engine) -> Iterator[str]:
     """A throwaway, empty PostgreSQL database for one test (slower: prefer `postgres_url`)."""
+    with _throwaway_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(postgres_server: Engine) -> Iterator[str]:
+    """A throwaway, empty PostgreSQL database for one test module (e.g. its server and
+    worker processes), dropped at its end."""
     with _throwaway_database(postgres_server) as url:
         yield url
 
@@ -110,3 +123,101 @@ def store(database_url: str) -> Iterator[SqlStore]:
     sql_store = SqlStore(create_engine_for(database_url))
     yield sql_store
     sql_store.close()
+
+
+# -- Redis: the production status cache, rate limiter and event bus ----------------------------
+
+# Database 15, and keys and channels named after fresh uuids: nothing to clash with other users.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis (IMAGEEDITOR_TEST_REDIS_URL, else the local one): skipped when it is
+    unreachable, failed when CI=true."""
+    url = os.environ.get("IMAGEEDITOR_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _service_unavailable(f"Redis unreachable at {url!r}: {exc}")
+    finally:
+        client.close()
+    return url
+
+
+# -- RabbitMQ: the other Celery broker ----------------------------------------------------------
+
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """The test RabbitMQ (IMAGEEDITOR_TEST_RABBITMQ_URL, else the local one): skipped when it
+    is unreachable, failed when CI=true."""
+    from kombu import Connection
+
+    url = os.environ.get("IMAGEEDITOR_TEST_RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
+    try:
+        with Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        _service_unavailable(f"RabbitMQ unreachable at {url!r}: {exc!r}")
+    return url
+
+
+# -- Object storage: moto's standalone S3-compatible server on loopback ------------------------
+
+
+class MotoServer:
+    """`python -m moto.server` as a child process on a free loopback port: a real HTTP S3
+    endpoint, as MinIO or AWS would be, with nothing of moto loaded into the test process."""
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port: int = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MotoServer:
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self._process.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("moto server did not start listening within 30s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The endpoint URL of an S3-compatible server shared by the session (any credentials)."""
+    server = MotoServer().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def moto_server() -> Iterator[MotoServer]:
+    """A private S3-compatible server, for a test that stops it."""
+    server = MotoServer().start()
+    yield server
+    server.stop()

@@ -1,6 +1,6 @@
 """Runs one task through the pipeline, committing a transition at every stage boundary.
 
-The same code runs in the embedded worker threads and (later) in Celery worker processes.
+The same code runs in the embedded worker threads and in Celery worker processes.
 It is safe against duplicate deliveries: the task starts only through a compare-and-set from
 QUEUED, and every later change checks that the task is still in this run (same attempt).
 """
@@ -31,15 +31,25 @@ class RunOutcome:
 
 class TaskRunner:
     def __init__(
-        self, lifecycle: Lifecycle, blobs: BlobStore, pipeline: Pipeline, max_attempts: int
+        self,
+        lifecycle: Lifecycle,
+        blobs: BlobStore,
+        pipeline: Pipeline,
+        max_attempts: int,
+        *,
+        time_limit_errors: tuple[type[Exception], ...] = (),
     ) -> None:
         self._lifecycle = lifecycle
         self._blobs = blobs
         self._pipeline = pipeline
         self._max_attempts = max_attempts
+        # Raised into the run when it overstays its time (Celery's soft time limit).
+        self._time_limit_errors = time_limit_errors
 
-    def run(self, task_id: str) -> RunOutcome:
-        task = self._start(task_id)
+    def run(self, task_id: str, snapshot: Task | None = None) -> RunOutcome:
+        """Run the task once. `snapshot` is the task as its dispatch message carried it: when
+        it is still current, the task starts without a read from the store."""
+        task = self._start(task_id, snapshot)
         if task is None or task.state is not TaskState.RUNNING:
             return RunOutcome(task)
         attempt = task.attempts
@@ -61,14 +71,26 @@ class TaskRunner:
             task = self._change(task.id, attempt, partial(Task.fail, error=_task_error(exc)))
         except ImageEditorError as exc:
             task = self._change(task.id, attempt, partial(Task.fail, error=_task_error(exc)))
+        except self._time_limit_errors:
+            error = TaskError("DEADLINE_EXCEEDED", "TIME_LIMIT", "the task ran out of time")
+            task = self._change(task.id, attempt, partial(Task.fail, error=error))
         except Exception:
             log.exception("task %s: unexpected error", task_id)
             error = TaskError("INTERNAL", "INTERNAL", "the worker failed unexpectedly")
             task = self._change(task.id, attempt, partial(Task.fail, error=error))
         return self._finished(task)
 
-    def _start(self, task_id: str) -> Task | None:
+    def _start(self, task_id: str, snapshot: Task | None) -> Task | None:
         """QUEUED → RUNNING, or FAILED when the attempts are used up (a poison task)."""
+        if (
+            snapshot is not None
+            and snapshot.state is TaskState.QUEUED
+            and snapshot.attempts < self._max_attempts
+        ):
+            started = snapshot.start()
+            if self._lifecycle.commit(started):
+                return started
+            # The snapshot is out of date (a duplicate delivery, a cancel): ask the store.
         too_many = TaskError(
             "ABORTED",
             "TOO_MANY_ATTEMPTS",

@@ -1,4 +1,4 @@
-"""Operator subcommands: run the embedded server, create API keys, migrate the database,
+"""Operator subcommands: run the server or a worker, create API keys, migrate the database,
 install background-removal models.
 
 These open the database, start the server or load worker code themselves, so they need the
@@ -22,12 +22,27 @@ class MissingExtra(RuntimeError):
 
 
 def serve(args: argparse.Namespace) -> int:
-    """`imageeditor serve`: the embedded server (and worker) until SIGINT or SIGTERM."""
+    """`imageeditor serve` until SIGINT or SIGTERM: the embedded server (and worker), or with
+    IMAGEEDITOR_REDIS_URL set, a production server (its workers run as `imageeditor worker`)."""
+    settings = Settings.from_env()
     try:
-        from embedded.main import run
+        if settings.is_embedded:
+            from embedded.main import run
+        else:
+            from server.main import run
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
-    run(Settings.from_env())
+    run(settings)
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """`imageeditor worker [--queues edits,models] [--concurrency N]`: a Celery worker."""
+    try:
+        from workers.main import run
+    except ImportError as error:
+        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    run(Settings.from_env(), args.queues, args.concurrency, args.loglevel)
     return 0
 
 

@@ -13,6 +13,8 @@ from clients.cli.edit_options import add_edit_options
 from clients.sdk.requests import STATES
 
 FORMAT_CHOICES = ("png", "webp", "jpeg")
+# editcore.celery_config.QUEUES, repeated: the SDK-only install must parse without celery.
+WORKER_QUEUES = ("edits", "models", "callbacks")
 
 
 def parse_label(text: str) -> tuple[str, str]:
@@ -35,8 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", parents=[common], help="run the embedded server")
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the server (embedded unless IMAGEEDITOR_REDIS_URL is set)",
+    )
     serve.set_defaults(run=admin.serve)
+
+    worker = sub.add_parser("worker", parents=[common], help="run a worker (production mode)")
+    worker.add_argument(
+        "--queues",
+        type=_queue_list,
+        default=("edits", "models"),
+        metavar="Q1,Q2",
+        help="queues to consume: edits, models, callbacks (default: edits,models)",
+    )
+    worker.add_argument("--concurrency", type=_positive, metavar="N", help="processes (cores)")
+    worker.add_argument("--loglevel", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    worker.set_defaults(run=admin.worker)
 
     submit = sub.add_parser("submit", parents=[common], help="submit one image")
     submit.add_argument("image", metavar="IMAGE_PATH_OR_URL")
@@ -117,6 +135,16 @@ def _add_output_options(command: argparse.ArgumentParser) -> None:
         "--keep-metadata", action="store_true", help="keep the source's EXIF and ICC profile"
     )
     command.add_argument("--watch", action="store_true", help="follow until finished")
+
+
+def _queue_list(text: str) -> tuple[str, ...]:
+    queues = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = set(queues) - set(WORKER_QUEUES)
+    if not queues or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a comma-separated list of {', '.join(WORKER_QUEUES)}"
+        )
+    return queues
 
 
 def _positive(text: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import (
     ColumnElement,
@@ -41,7 +42,7 @@ from editcore.store.rows import (
     transition_values,
 )
 from editcore.store.snapshot import task_from_dict
-from editcore.task import UNFINISHED_STATES, Task
+from editcore.task import UNFINISHED_STATES, Task, TaskState
 
 # Stays well under SQLite's limit on bound parameters in one statement.
 _IN_CHUNK = 500
@@ -129,6 +130,17 @@ class SqlStore:
             select(t)
             .where(t.c.state.in_(sorted(s.value for s in UNFINISHED_STATES)))
             .order_by(t.c.created_at, t.c.id)
+        )
+        return self._load_tasks(statement)
+
+    def stale_tasks(self, state: TaskState, updated_before: datetime, limit: int) -> list[Task]:
+        """Tasks in `state` not changed since before `updated_before`, oldest change first."""
+        t = tables.tasks
+        statement = (
+            select(t)
+            .where(t.c.state == state.value, t.c.updated_at < updated_before)
+            .order_by(t.c.updated_at, t.c.id)
+            .limit(limit)
         )
         return self._load_tasks(statement)
 

@@ -101,7 +101,8 @@ tasks = Table(
     Column("processing_ms", Integer, nullable=True),
     UniqueConstraint("user_id", "request_id"),
     Index("ix_tasks_created_at", "created_at"),
-    Index("ix_tasks_state", "state"),
+    # The reconciler's query (stale_tasks); also serves any query on state alone.
+    Index("ix_tasks_state_updated_at", "state", "updated_at"),
     Index("ix_tasks_user_id_created_at", "user_id", "created_at"),
     Index("ix_tasks_batch_id", "batch_id"),
 )

@@ -28,7 +28,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from imageeditor.v1 import operations_pb2 as imageeditor_dot_v1_dot_operations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19imageeditor/v1/task.proto\x12\x0eimageeditor.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1fimageeditor/v1/operations.proto\"\xc1\x01\n\x08TaskSpec\x12\x11\n\timage_url\x18\x01 \x01(\t\x12\x18\n\x10image_size_bytes\x18\x02 \x01(\x04\x12-\n\noperations\x18\x03 \x03(\x0b\x32\x19.imageeditor.v1.Operation\x12\x14\n\x0cstyle_prompt\x18\x04 \x01(\t\x12-\n\x06output\x18\x05 \x01(\x0b\x32\x1d.imageeditor.v1.OutputOptions\x12\x14\n\x0c\x63\x61llback_url\x18\x06 \x01(\t\"\x89\x01\n\nResultInfo\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12+\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1b.imageeditor.v1.ImageFormat\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x0b\n\x03uri\x18\x06 \x01(\t\"\xa6\x05\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.imageeditor.v1.TaskState\x12$\n\x05stage\x18\x03 \x01(\x0e\x32\x15.imageeditor.v1.Stage\x12\x10\n\x08progress\x18\x04 \x01(\x02\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0fprocessing_time\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x05\x65rror\x18\x0c \x01(\x0b\x32\x12.google.rpc.Status\x12*\n\x06result\x18\r \x01(\x0b\x32\x1a.imageeditor.v1.ResultInfo\x12\x10\n\x08\x62\x61tch_id\x18\x0e \x01(\t\x12\x12\n\nrequest_id\x18\x0f \x01(\t\x12\x30\n\x06labels\x18\x10 \x03(\x0b\x32 .imageeditor.v1.Task.LabelsEntry\x12&\n\x04spec\x18\x11 \x01(\x0b\x32\x18.imageeditor.v1.TaskSpec\x12\x18\n\x10\x63\x61ncel_requested\x18\x12 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xa1\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x16\n\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x05*\x87\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_FETCH\x10\x01\x12\x12\n\x0eSTAGE_VALIDATE\x10\x02\x12\x0e\n\nSTAGE_EDIT\x10\x03\x12\x0f\n\x0bSTAGE_STYLE\x10\x04\x12\x10\n\x0cSTAGE_ENCODE\x10\x05\x12\x0f\n\x0bSTAGE_STORE\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19imageeditor/v1/task.proto\x12\x0eimageeditor.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1fimageeditor/v1/operations.proto\"\xc1\x01\n\x08TaskSpec\x12\x11\n\timage_url\x18\x01 \x01(\t\x12\x18\n\x10image_size_bytes\x18\x02 \x01(\x04\x12-\n\noperations\x18\x03 \x03(\x0b\x32\x19.imageeditor.v1.Operation\x12\x14\n\x0cstyle_prompt\x18\x04 \x01(\t\x12-\n\x06output\x18\x05 \x01(\x0b\x32\x1d.imageeditor.v1.OutputOptions\x12\x14\n\x0c\x63\x61llback_url\x18\x06 \x01(\t\"\x9f\x01\n\nResultInfo\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12+\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1b.imageeditor.v1.ImageFormat\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x0b\n\x03uri\x18\x06 \x01(\t\x12\x14\n\x0c\x64ownload_url\x18\x07 \x01(\t\"\xa6\x05\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.imageeditor.v1.TaskState\x12$\n\x05stage\x18\x03 \x01(\x0e\x32\x15.imageeditor.v1.Stage\x12\x10\n\x08progress\x18\x04 \x01(\x02\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0fprocessing_time\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x05\x65rror\x18\x0c \x01(\x0b\x32\x12.google.rpc.Status\x12*\n\x06result\x18\r \x01(\x0b\x32\x1a.imageeditor.v1.ResultInfo\x12\x10\n\x08\x62\x61tch_id\x18\x0e \x01(\t\x12\x12\n\nrequest_id\x18\x0f \x01(\t\x12\x30\n\x06labels\x18\x10 \x03(\x0b\x32 .imageeditor.v1.Task.LabelsEntry\x12&\n\x04spec\x18\x11 \x01(\x0b\x32\x18.imageeditor.v1.TaskSpec\x12\x18\n\x10\x63\x61ncel_requested\x18\x12 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xa1\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x16\n\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x05*\x87\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_FETCH\x10\x01\x12\x12\n\x0eSTAGE_VALIDATE\x10\x02\x12\x0e\n\nSTAGE_EDIT\x10\x03\x12\x0f\n\x0bSTAGE_STYLE\x10\x04\x12\x10\n\x0cSTAGE_ENCODE\x10\x05\x12\x0f\n\x0bSTAGE_STORE\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,16 +37,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASK_LABELSENTRY']._loaded_options = None
   _globals['_TASK_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_TASKSTATE']._serialized_start=1186
-  _globals['_TASKSTATE']._serialized_end=1347
-  _globals['_STAGE']._serialized_start=1350
-  _globals['_STAGE']._serialized_end=1485
+  _globals['_TASKSTATE']._serialized_start=1208
+  _globals['_TASKSTATE']._serialized_end=1369
+  _globals['_STAGE']._serialized_start=1372
+  _globals['_STAGE']._serialized_end=1507
   _globals['_TASKSPEC']._serialized_start=169
   _globals['_TASKSPEC']._serialized_end=362
   _globals['_RESULTINFO']._serialized_start=365
-  _globals['_RESULTINFO']._serialized_end=502
-  _globals['_TASK']._serialized_start=505
-  _globals['_TASK']._serialized_end=1183
-  _globals['_TASK_LABELSENTRY']._serialized_start=1138
-  _globals['_TASK_LABELSENTRY']._serialized_end=1183
+  _globals['_RESULTINFO']._serialized_end=524
+  _globals['_TASK']._serialized_start=527
+  _globals['_TASK']._serialized_end=1205
+  _globals['_TASK_LABELSENTRY']._serialized_start=1160
+  _globals['_TASK_LABELSENTRY']._serialized_end=1205
 # @@protoc_insertion_point(module_scope)

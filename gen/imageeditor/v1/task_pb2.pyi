@@ -62,20 +62,22 @@ class TaskSpec(_message.Message):
     def __init__(self, image_url: _Optional[str] = ..., image_size_bytes: _Optional[int] = ..., operations: _Optional[_Iterable[_Union[_operations_pb2.Operation, _Mapping]]] = ..., style_prompt: _Optional[str] = ..., output: _Optional[_Union[_operations_pb2.OutputOptions, _Mapping]] = ..., callback_url: _Optional[str] = ...) -> None: ...
 
 class ResultInfo(_message.Message):
-    __slots__ = ("width", "height", "format", "size_bytes", "sha256", "uri")
+    __slots__ = ("width", "height", "format", "size_bytes", "sha256", "uri", "download_url")
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOAD_URL_FIELD_NUMBER: _ClassVar[int]
     width: int
     height: int
     format: _operations_pb2.ImageFormat
     size_bytes: int
     sha256: str
     uri: str
-    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., format: _Optional[_Union[_operations_pb2.ImageFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., uri: _Optional[str] = ...) -> None: ...
+    download_url: str
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., format: _Optional[_Union[_operations_pb2.ImageFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., uri: _Optional[str] = ..., download_url: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("id", "state", "stage", "progress", "attempts", "version", "create_time", "update_time", "start_time", "finish_time", "processing_time", "error", "result", "batch_id", "request_id", "labels", "spec", "cancel_requested")

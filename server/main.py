@@ -1,0 +1,137 @@
+"""The composition root of a production server process: a stateless gRPC edge.
+
+PostgreSQL holds the tasks, Redis the status cache, the rate limits and the transition
+events, a Celery broker carries dispatch messages to the worker processes (`imageeditor
+worker`), and results go to the blob store the storage URL names. Run as many of these as
+you like behind a load balancer: any of them answers for any task, and WatchTask on one sees
+what workers do for tasks accepted by another.
+
+Each process also runs the reconciler (editcore.reconciler) every reconcile_interval_seconds;
+only the one holding the PostgreSQL leader lock does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+
+import redis
+
+from editcore.blob_stores import ResultLinks, blob_store_from_settings
+from editcore.celery_config import create_celery
+from editcore.celery_dispatch import CeleryDispatcher
+from editcore.lifecycle import Lifecycle
+from editcore.reconciler import Reconciler
+from editcore.redis_connection import redis_client
+from editcore.redis_events import RedisEventBus
+from editcore.redis_rate_limit import RedisRateLimiter
+from editcore.redis_status_cache import RedisStatusCache
+from editcore.service import TaskService
+from editcore.settings import Settings
+from editcore.store.engine import create_engine_for, upgrade_database
+from editcore.store.leader_lock import LeaderLock
+from editcore.store.sql_store import SqlStore
+from editcore.task import utcnow
+from server.app import start_server
+from server.auth import Authenticator
+from server.servicer import ImageEditorServicer
+from server.watch import TaskWatcher
+
+log = logging.getLogger("imageeditor")
+
+
+@dataclass
+class ProductionServer:
+    settings: Settings
+    store: SqlStore
+    redis: redis.Redis
+    events: RedisEventBus
+    servicer: ImageEditorServicer
+    reconciler: Reconciler
+    leader: LeaderLock
+
+    async def reconcile_until(self, stop: asyncio.Event) -> None:
+        """A reconciler pass every reconcile_interval_seconds where the leader lock is held,
+        until `stop` is set (a pass under way is finished, not abandoned in its thread)."""
+        while not stop.is_set():
+            try:
+                if await asyncio.to_thread(self.leader.held):
+                    await asyncio.to_thread(self.reconciler.run_once, utcnow())
+            except Exception:  # the store is away, say: try again next time
+                log.exception("reconciler pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.reconcile_interval_seconds)
+
+    def close(self) -> None:
+        self.leader.release()
+        self.redis.close()
+        self.store.close()
+
+
+def build(settings: Settings) -> ProductionServer:
+    url = settings.effective_database_url
+    upgrade_database(url)  # safe when replicas start together: one migrates, under a lock
+    store = SqlStore(create_engine_for(url))
+    blobs = blob_store_from_settings(settings)
+    client = redis_client(settings.redis_url)
+    events = RedisEventBus(settings.redis_url)
+    cache = RedisStatusCache(client, hot_seconds=settings.hot_cache_seconds)
+    lifecycle = Lifecycle(store, cache, events)
+    dispatcher = CeleryDispatcher(create_celery(settings))
+    service = TaskService(
+        store=store,
+        blobs=blobs,
+        dispatcher=dispatcher,
+        lifecycle=lifecycle,
+        cache=cache,
+        limiter=RedisRateLimiter(client),
+        settings=settings,
+    )
+    servicer = ImageEditorServicer(
+        service,
+        TaskWatcher(store, events),
+        Authenticator(store),
+        settings,
+        links=ResultLinks.for_store(blobs, settings),
+    )
+    reconciler = Reconciler(store, lifecycle, dispatcher, settings)
+    return ProductionServer(settings, store, client, events, servicer, reconciler, LeaderLock(url))
+
+
+async def serve(settings: Settings) -> None:
+    if settings.running_lease_seconds <= settings.task_hard_time_limit_seconds:
+        log.warning(
+            "IMAGEEDITOR_RUNNING_LEASE_SECONDS (%s) should exceed the hard time limit (%s): "
+            "a task still running may be requeued and started again",
+            settings.running_lease_seconds,
+            settings.task_hard_time_limit_seconds,
+        )
+    app = build(settings)
+    running = await start_server(app.servicer, settings)
+    stop = asyncio.Event()
+    reconciling = asyncio.create_task(app.reconcile_until(stop), name="reconciler")
+    host = settings.listen_address.rsplit(":", 1)[0]
+    print(f"imageeditor serving on {host}:{running.port} (production mode)", flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: draining calls for %.0fs", settings.shutdown_grace_seconds)
+    await running.stop(settings.shutdown_grace_seconds)
+    await reconciling
+    await app.events.aclose()
+    await asyncio.to_thread(app.close)
+
+
+def run(settings: Settings) -> None:
+    """`imageeditor serve` in production mode: serve until SIGINT or SIGTERM."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(serve(settings))

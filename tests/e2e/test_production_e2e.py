@@ -1,0 +1,284 @@
+"""Production mode end to end: `imageeditor serve` and `imageeditor worker` processes on
+PostgreSQL, Redis and a Celery broker (a private redis-server; RabbitMQ in the last test).
+
+One cluster serves the module: two servers, two workers (one pool process each), a fresh
+PostgreSQL database, Redis database 15 for cache, limits and events, and short reconciler
+timings so that recoveries happen within seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from imageeditor.v1 import task_pb2
+
+from clients.sdk import Client
+from clients.sdk.operations import blur_operation, rotate_operation, sharpen_operation
+from clients.sdk.requests import build_submit_request
+from editcore.store.engine import create_engine_for
+from editcore.store.sql_store import SqlStore
+from editcore.task import Task, TaskState
+from tests.e2e.harness import CLI, ServerProcess, free_port, jpeg_bytes
+from tests.e2e.production_harness import RedisBroker, WorkerProcess, production_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+
+SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
+QUEUED = task_pb2.TASK_STATE_QUEUED
+
+# Recoveries within seconds: a lost message is published again after 3 s, a task without
+# progress for 25 s is requeued. Time limits stay below the lease, as in production, and far
+# above what the slowest task here needs (~2 s on an idle machine, more on a busy one).
+SHORT_TIMINGS = {
+    "IMAGEEDITOR_RECONCILE_INTERVAL_SECONDS": "1",
+    "IMAGEEDITOR_QUEUED_REDISPATCH_SECONDS": "3",
+    "IMAGEEDITOR_RUNNING_LEASE_SECONDS": "25",
+    "IMAGEEDITOR_TASK_SOFT_TIME_LIMIT_SECONDS": "20",
+    "IMAGEEDITOR_TASK_HARD_TIME_LIMIT_SECONDS": "21",
+    "IMAGEEDITOR_SUBMIT_RATE": "1000",
+    "IMAGEEDITOR_SUBMIT_BURST": "1000",
+}
+
+
+@dataclass
+class Cluster:
+    env: dict[str, str]
+    root: Path
+    api_key: str
+    store: SqlStore
+    servers: list[ServerProcess] = field(default_factory=list)
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def client(self, server: int = 0) -> Client:
+        return Client(self.servers[server].address, self.api_key)
+
+    def add_server(self) -> ServerProcess:
+        server = ServerProcess(self.root / f"server-{len(self.servers)}", free_port(), **self.env)
+        self.servers.append(server)
+        return server
+
+    def add_worker(self) -> WorkerProcess:
+        worker = WorkerProcess(self.root / f"worker-{len(self.workers)}.log", self.env)
+        self.workers.append(worker)
+        return worker
+
+    def wait_until_finished(self, task_ids: Sequence[str], timeout: float) -> list[Task]:
+        """Poll the store until every task is terminal; the tasks as they ended."""
+        deadline = time.monotonic() + timeout
+        while True:
+            tasks = [self.store.get_task(task_id) for task_id in task_ids]
+            if all(t is not None and t.state.terminal for t in tasks):
+                return [t for t in tasks if t is not None]
+            if time.monotonic() > deadline:
+                states = sorted(str(t.state if t else None) for t in tasks)
+                raise AssertionError(f"tasks still unfinished after {timeout}s: {states}")
+            time.sleep(0.2)
+
+    def result_files(self, task_id: str) -> list[Path]:
+        return sorted((self.root / "blobs" / "results").glob(f"{task_id}*"))
+
+    def stop(self) -> None:
+        processes: list[WorkerProcess | ServerProcess] = [*self.workers, *self.servers]
+        with ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(lambda process: process.stop(), processes))
+        self.store.close()
+
+
+def start_cluster(root: Path, env: dict[str, str], servers: int, workers: int) -> Cluster:
+    """Create an API key in the cluster's database, then start its processes in parallel."""
+    name = f"e2e-{secrets.token_hex(4)}"  # also the user: its own rate limits
+    created = subprocess.run(
+        [CLI, "keys", "create", name],
+        env=production_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    store = SqlStore(create_engine_for(env["IMAGEEDITOR_DATABASE_URL"]))
+    cluster = Cluster(env, root, created.stdout.strip(), store)
+    starting: list[WorkerProcess | ServerProcess] = [cluster.add_server() for _ in range(servers)]
+    starting += [cluster.add_worker() for _ in range(workers)]
+    with ThreadPoolExecutor(len(starting)) as pool:
+        list(pool.map(lambda process: process.start(), starting))
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[RedisBroker]:
+    process = RedisBroker().start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    module_postgres_url: str,
+    redis_url: str,
+    broker: RedisBroker,
+) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("production")
+    env = {
+        "IMAGEEDITOR_DATABASE_URL": module_postgres_url,
+        "IMAGEEDITOR_REDIS_URL": redis_url,
+        "IMAGEEDITOR_BROKER_URL": broker.url,
+        "IMAGEEDITOR_STORAGE_URL": (root / "blobs").as_uri(),
+        **SHORT_TIMINGS,
+    }
+    running = start_cluster(root, env, servers=2, workers=2)
+    yield running
+    running.stop()
+
+
+def submit_slow_task(client: Client, width: int = 1600) -> str:
+    """A job that keeps a worker busy for a while (~2 s at 1600 px wide: costly steps)."""
+    task = client.submit(
+        jpeg_bytes(width, width * 3 // 4),
+        operations=[rotate_operation(13), blur_operation(25), sharpen_operation()],
+        format="png",
+        effort=9,
+    )
+    return task.id
+
+
+def test_a_hundred_tasks_all_succeed(cluster: Cluster) -> None:
+    image = jpeg_bytes(96, 64)
+    requests = [build_submit_request(image, resize=(48, 32), format="png") for _ in range(100)]
+    with cluster.client() as client:
+        response = client.batch_submit(requests)
+        ids = [result.task.id for result in response.results]
+        assert len(set(ids)) == 100 and all(ids)
+
+        cluster.wait_until_finished(ids, timeout=90)
+        listed = list(client.list_tasks(batch_id=response.batch_id, page_size=100))
+
+    assert len(listed) == 100
+    assert {task.state for task in listed} == {SUCCEEDED}
+    assert all(len(cluster.result_files(task_id)) == 1 for task_id in ids)
+
+
+def test_a_watch_on_another_server_sees_every_transition_in_order(cluster: Cluster) -> None:
+    streams: dict[str, list[task_pb2.Task]] = {}
+
+    def watch_on_second_server(task_id: str) -> None:
+        with cluster.client(server=1) as watcher:
+            streams[task_id] = list(watcher.watch(task_id))
+
+    watchers = []
+    with cluster.client(server=0) as client:
+        for _ in range(2):
+            task_id = submit_slow_task(client, 800)
+            watchers.append(threading.Thread(target=watch_on_second_server, args=(task_id,)))
+            watchers[-1].start()
+    for thread in watchers:
+        thread.join(60)
+    ids = list(streams)
+    assert len(ids) == 2
+
+    for task_id in ids:
+        seen = streams[task_id]
+        log = cluster.store.list_events(task_id, seen[0].version - 1)
+        # Every transition from the first one the watch reported, once each, in order.
+        assert [t.version for t in seen] == [t.version for t in log]
+        assert [t.version for t in seen] == list(range(seen[0].version, seen[-1].version + 1))
+        assert seen[-1].state == SUCCEEDED
+        assert log[-1].state is TaskState.SUCCEEDED
+        assert len(seen) >= 4, "the watch began before the work did: it saw the stages live"
+
+
+def test_killed_workers_lose_no_task_and_run_none_twice(cluster: Cluster) -> None:
+    with cluster.client() as client:
+        ids = [submit_slow_task(client, 1600 + n) for n in range(4)]
+    running = _wait_for_running(cluster, ids, count=len(cluster.workers))
+    first, second = cluster.workers[0], cluster.workers[1]
+    # The machine of the first worker vanishes; the pool process of the second dies (an OOM
+    # kill): the first task waits out its lease, the second is redelivered at once.
+    first.kill()
+    for pid in second.pool_processes():
+        os.kill(pid, signal.SIGKILL)
+    cluster.add_worker().start()  # capacity back, as an autoscaler would do
+
+    finals = cluster.wait_until_finished(ids, timeout=90)
+
+    assert {t.state for t in finals} == {TaskState.SUCCEEDED}, [t.error for t in finals]
+    for task in finals:
+        events = cluster.store.list_events(task.id, 0)
+        assert [e.state for e in events].count(TaskState.SUCCEEDED) == 1
+        assert sum(e.state.terminal for e in events) == 1
+        assert len(cluster.result_files(task.id)) == 1
+        assert task.attempts >= 1
+    retried = {t.id for t in finals if t.attempts >= 2}
+    assert retried >= set(running), "both runs that were killed ran again"
+
+
+def _wait_for_running(cluster: Cluster, ids: Sequence[str], count: int) -> list[str]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tasks = [cluster.store.get_task(task_id) for task_id in ids]
+        running = [t.id for t in tasks if t is not None and t.state is TaskState.RUNNING]
+        if len(running) >= count:
+            return running
+        time.sleep(0.05)
+    raise AssertionError(f"{count} tasks never ran at the same time")
+
+
+def test_with_the_broker_down_tasks_are_accepted_and_run_once_it_is_back(
+    cluster: Cluster, broker: RedisBroker
+) -> None:
+    broker.stop()  # no persistence: whatever it held is gone too
+    try:
+        ids, seconds = [], []
+        with cluster.client() as client:
+            for _ in range(5):
+                started = time.monotonic()
+                task = client.submit(jpeg_bytes(96, 64), resize=(48, 32))
+                seconds.append(time.monotonic() - started)
+                ids.append(task.id)
+                assert task.state == QUEUED
+        time.sleep(1)
+        assert {cluster.store.get_task(i).state for i in ids} == {TaskState.QUEUED}  # type: ignore[union-attr]
+    finally:
+        broker.start()
+
+    assert max(seconds) < 5, seconds  # the first pays the publish retries, the rest skip them
+    finals = cluster.wait_until_finished(ids, timeout=60)
+    assert {t.state for t in finals} == {TaskState.SUCCEEDED}
+
+
+def test_rabbitmq_as_the_broker(
+    tmp_path: Path, fresh_postgres_url: str, redis_url: str, rabbitmq_url: str
+) -> None:
+    env = {
+        "IMAGEEDITOR_DATABASE_URL": fresh_postgres_url,
+        "IMAGEEDITOR_REDIS_URL": redis_url,
+        "IMAGEEDITOR_BROKER_URL": rabbitmq_url,
+        "IMAGEEDITOR_STORAGE_URL": (tmp_path / "blobs").as_uri(),
+        **SHORT_TIMINGS,
+    }
+    cluster = start_cluster(tmp_path, env, servers=1, workers=1)
+    try:
+        with cluster.client() as client:
+            slow = submit_slow_task(client)
+            quick = [client.submit(jpeg_bytes(96, 64), resize=(48, 32)).id for _ in range(5)]
+            _wait_for_running(cluster, [slow], count=1)
+            # RabbitMQ redelivers the message of a run whose process died, flagged as such.
+            for pid in cluster.workers[0].pool_processes():
+                os.kill(pid, signal.SIGKILL)
+            finals = cluster.wait_until_finished([slow, *quick], timeout=60)
+    finally:
+        cluster.stop()
+
+    assert {t.state for t in finals} == {TaskState.SUCCEEDED}
+    assert finals[0].attempts == 2
+    assert sum(e.state.terminal for e in cluster.store.list_events(slow, 0)) == 1

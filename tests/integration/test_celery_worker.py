@@ -1,0 +1,196 @@
+"""What a Celery delivery does with its message, on a real SQLite store and pipeline.
+
+The Celery machinery itself (acks_late, redelivery of a killed process's message) is proven
+end to end in tests/e2e/test_production_e2e.py; here are the decisions the worker makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from celery.exceptions import Reject
+from sqlalchemy.exc import OperationalError
+
+from editcore.blobs import LocalBlobStore
+from editcore.celery_config import TASK_NAME, create_celery
+from editcore.errors import Unavailable
+from editcore.events import InProcessEventBus
+from editcore.lifecycle import Lifecycle
+from editcore.settings import Settings
+from editcore.spec import Resize, TaskSpec
+from editcore.status_cache import InProcessStatusCache
+from editcore.store.engine import create_engine_for, upgrade_database
+from editcore.store.snapshot import task_to_dict
+from editcore.store.sql_store import SqlStore
+from editcore.task import Task, TaskState
+from tests.e2e.harness import jpeg_bytes
+from workers import celery_tasks
+from workers.background import BackgroundRemover
+from workers.celery_tasks import TaskHandler
+from workers.pipeline import Pipeline, Work
+from workers.runner import TaskRunner
+from workers.styles import PresetStyles
+
+MAX_ATTEMPTS = 3
+
+
+class CountingStore(SqlStore):
+    """Counts the reads of single tasks (what the message's snapshot should spare)."""
+
+    reads = 0
+
+    def get_task(self, task_id: str, user_id: str | None = None) -> Task | None:
+        self.reads += 1
+        return super().get_task(task_id, user_id)
+
+
+@dataclass
+class RecordingDispatcher:
+    sent: list[tuple[Task, float]] = field(default_factory=list)
+
+    def try_dispatch(self, task: Task, countdown: float = 0.0) -> bool:
+        self.sent.append((task, countdown))
+        return True
+
+
+class Worker:
+    def __init__(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'worker.db'}"
+        upgrade_database(url)
+        self.store = CountingStore(create_engine_for(url))
+        self.blobs = LocalBlobStore(tmp_path / "blobs")
+        self.lifecycle = Lifecycle(self.store, InProcessStatusCache(), InProcessEventBus())
+        settings = Settings(data_dir=tmp_path)
+        self.pipeline = Pipeline(
+            self.blobs, settings, styles=PresetStyles(), remover=BackgroundRemover(settings)
+        )
+        self.runner = TaskRunner(
+            self.lifecycle,
+            self.blobs,
+            self.pipeline,
+            MAX_ATTEMPTS,
+            time_limit_errors=(TimeoutError,),
+        )
+        self.dispatcher = RecordingDispatcher()
+        context = SimpleNamespace(
+            runner=self.runner, lifecycle=self.lifecycle, dispatcher=self.dispatcher
+        )
+        self.handler = TaskHandler(context)  # type: ignore[arg-type]
+
+    def queue(self) -> Task:
+        self.blobs.put("inputs/x", jpeg_bytes(200, 150))
+        spec = TaskSpec(input_key="inputs/x", operations=(Resize(50, 50),))
+        task, _ = self.store.create_task(Task(id=_uuid(), user_id="u", spec=spec))
+        return task
+
+    def deliver(self, snapshot: Task, redelivered: bool = False) -> Task:
+        self.handler.handle(task_to_dict(snapshot), redelivered)
+        stored = self.store.get_task(snapshot.id)
+        assert stored is not None
+        return stored
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def _uuid() -> str:
+    return f"00000000-0000-4000-9000-{next(_counter):012d}"
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(tmp_path)
+    yield w
+    w.store.close()
+
+
+def test_a_current_snapshot_starts_the_task_without_reading_it(worker: Worker) -> None:
+    task = worker.queue()
+    worker.store.reads = 0
+    outcome = worker.runner.run(task.id, task)
+    assert outcome.task is not None and outcome.task.state is TaskState.SUCCEEDED
+    # Stage changes re-read the task (a cancel may have come); the start did not.
+    stages = len(worker.pipeline.stages(task.spec)) + 1  # each stage, then success
+    assert worker.store.reads == stages
+
+
+def test_a_stale_snapshot_falls_back_to_the_store(worker: Worker) -> None:
+    task = worker.queue()
+    assert worker.deliver(task).state is TaskState.SUCCEEDED
+    again = worker.deliver(task)  # a duplicate message: the CAS from its snapshot fails
+    assert again.state is TaskState.SUCCEEDED and again.attempts == 1
+    assert sum(e.state.terminal for e in worker.store.list_events(task.id, 0)) == 1
+
+
+def test_a_redelivery_takes_over_the_run_its_dead_process_started(worker: Worker) -> None:
+    task = worker.queue()
+    assert worker.store.save_transition(task.start())  # attempt 1, then the process died
+    final = worker.deliver(task, redelivered=True)
+    assert final.state is TaskState.SUCCEEDED and final.attempts == 2
+    states = [e.state for e in worker.store.list_events(task.id, 0)]
+    assert states[:3] == [TaskState.QUEUED, TaskState.RUNNING, TaskState.QUEUED]
+
+
+class ProcessDied(BaseException):
+    """Stands for a SIGKILL: nothing after it runs, nothing more is written."""
+
+
+def test_an_image_that_kills_every_worker_fails_after_the_attempts(worker: Worker) -> None:
+    task = worker.queue()
+
+    def deadly_edit(work: Work) -> None:
+        raise ProcessDied
+
+    worker.pipeline.edit = deadly_edit  # type: ignore[method-assign]
+    for delivery in range(MAX_ATTEMPTS):  # the same message, delivered again after each death
+        with pytest.raises(ProcessDied):
+            worker.deliver(task, redelivered=delivery > 0)
+    final = worker.deliver(task, redelivered=True)
+    assert (final.state, final.attempts) == (TaskState.FAILED, MAX_ATTEMPTS)
+    assert final.error is not None and final.error.reason == "TOO_MANY_ATTEMPTS"
+
+
+def test_a_transient_error_is_published_again_with_a_countdown(worker: Worker) -> None:
+    task = worker.queue()
+
+    def flaky_fetch(work: Work) -> None:
+        raise Unavailable("origin is down", reason="FETCH_FAILED", retry_after=2.0)
+
+    worker.pipeline.fetch = flaky_fetch  # type: ignore[method-assign]
+    queued = worker.deliver(task)
+    assert queued.state is TaskState.QUEUED and queued.attempts == 1
+    [(sent, countdown)] = worker.dispatcher.sent
+    assert sent.version == queued.version  # the message carries the requeued task
+    assert 2.0 <= countdown <= 3.0  # the hint, plus up to 50% jitter
+
+
+def test_a_run_that_overstays_its_time_limit_fails_cleanly(worker: Worker) -> None:
+    task = worker.queue()
+
+    def endless_edit(work: Work) -> None:
+        raise TimeoutError  # what Celery's soft time limit raises into the run
+
+    worker.pipeline.edit = endless_edit  # type: ignore[method-assign]
+    final = worker.deliver(task)
+    assert final.state is TaskState.FAILED
+    assert final.error is not None
+    assert (final.error.code, final.error.reason) == ("DEADLINE_EXCEEDED", "TIME_LIMIT")
+
+
+def test_a_store_outage_sends_the_message_back_to_the_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class StoreDown:
+        def handle(self, data: dict[str, object], redelivered: bool) -> None:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
+
+    monkeypatch.setattr(celery_tasks, "STORE_OUTAGE_PAUSE_SECONDS", 0.0)
+    app = create_celery(Settings(redis_url="redis://127.0.0.1:1/0"))
+    celery_tasks.register_run_task(app, lambda: StoreDown())  # type: ignore[arg-type, return-value]
+    with pytest.raises(Reject) as rejected:
+        app.tasks[TASK_NAME](task={"id": "t"})
+    assert rejected.value.requeue is True

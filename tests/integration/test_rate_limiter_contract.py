@@ -1,0 +1,131 @@
+"""The rate limiter contract: every test runs on the in-process GCRA and on the Redis script.
+
+Both run on real clocks (the Redis script on the Redis server's), so waits are compared
+with a tolerance and the sleeps stay below a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from editcore.ports import RateLimiter
+from editcore.rate_limit import InProcessRateLimiter
+from editcore.redis_connection import redis_client
+from editcore.redis_rate_limit import KEY_PREFIX, RedisRateLimiter
+
+RUN = uuid.uuid4().hex[:8]
+TOLERANCE = 0.1  # seconds: the time between two calls on a busy machine
+
+
+def new_key() -> str:
+    return f"test-{RUN}:{uuid.uuid4()}"
+
+
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+def limiter(request: pytest.FixtureRequest) -> Iterator[RateLimiter]:
+    if request.param == "embedded":
+        yield InProcessRateLimiter()
+        return
+    client = redis_client(request.getfixturevalue("redis_url"))
+    yield RedisRateLimiter(client)
+    _delete_run_keys(client)
+    client.close()
+
+
+def _delete_run_keys(client: redis.Redis) -> None:
+    keys = list(client.scan_iter(match=f"{KEY_PREFIX}test-{RUN}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def test_a_burst_is_allowed_then_the_rate_holds(limiter: RateLimiter) -> None:
+    key = new_key()
+    assert [limiter.acquire(key, rate=4.0, burst=3) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.acquire(key, rate=4.0, burst=3)
+    assert wait == pytest.approx(0.25, abs=TOLERANCE)
+    time.sleep(wait + 0.01)
+    assert limiter.acquire(key, rate=4.0, burst=3) == 0.0
+    assert limiter.acquire(key, rate=4.0, burst=3) > 0
+
+
+def test_one_per_second_without_burst(limiter: RateLimiter) -> None:
+    key = new_key()
+    assert limiter.acquire(key, 1.0, 1) == 0.0
+    assert limiter.acquire(key, 1.0, 1) == pytest.approx(1.0, abs=TOLERANCE)
+    time.sleep(0.4)
+    assert limiter.acquire(key, 1.0, 1) == pytest.approx(0.6, abs=TOLERANCE)
+
+
+def test_refusals_cost_nothing(limiter: RateLimiter) -> None:
+    key = new_key()
+    limiter.acquire(key, 5.0, 1)
+    waits = [limiter.acquire(key, 5.0, 1) for _ in range(10)]
+    assert all(0 < wait <= 0.2 for wait in waits)
+    time.sleep(0.21)
+    assert limiter.acquire(key, 5.0, 1) == 0.0
+
+
+def test_keys_are_independent(limiter: RateLimiter) -> None:
+    first, second = new_key(), new_key()
+    assert limiter.acquire(first, 1.0, 1) == 0.0
+    assert limiter.acquire(first, 1.0, 1) > 0
+    assert limiter.acquire(second, 1.0, 1) == 0.0
+
+
+def test_a_rate_of_zero_means_unlimited(limiter: RateLimiter) -> None:
+    key = new_key()
+    assert all(limiter.acquire(key, 0.0, 1) == 0.0 for _ in range(100))
+
+
+def test_concurrent_callers_get_exactly_the_burst(limiter: RateLimiter) -> None:
+    key = new_key()
+    allowed: list[float] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        for _ in range(10):
+            wait = limiter.acquire(key, rate=0.01, burst=12)
+            with lock:
+                allowed.extend([wait] if wait == 0.0 else [])
+
+    threads = [threading.Thread(target=hammer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(allowed) == 12
+
+
+# -- Redis only ---------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_a_key_expires_when_it_would_mean_nothing(redis_url: str) -> None:
+    client = redis_client(redis_url)
+    try:
+        key = new_key()
+        limiter = RedisRateLimiter(client)
+        for _ in range(3):
+            limiter.acquire(key, rate=2.0, burst=5)
+        # TAT is 3 intervals (1.5 s) ahead: after that, no key is the same as this one.
+        left = client.pttl(KEY_PREFIX + key)
+        assert 1000 < left <= 1500
+        limiter.acquire(key, rate=2.0, burst=5)
+        assert client.pttl(KEY_PREFIX + key) > left  # an allowed request pushes it on
+    finally:
+        _delete_run_keys(client)
+        client.close()
+
+
+def test_the_limiter_fails_open_when_redis_is_unreachable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limiter = RedisRateLimiter(redis_client("redis://127.0.0.1:1/0"))
+    assert [limiter.acquire("u", 1.0, 1) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert sum("rate limiter unavailable" in r.getMessage() for r in caplog.records) == 1

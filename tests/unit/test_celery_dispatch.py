@@ -1,0 +1,112 @@
+"""Publishing dispatch messages: routing, failure handling, and the shared Celery settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from clients.cli import admin
+from clients.cli.parser import build_parser
+from editcore.celery_config import (
+    EDITS_QUEUE,
+    MAX_COUNTDOWN_SECONDS,
+    MODELS_QUEUE,
+    TASK_NAME,
+    celery_config,
+)
+from editcore.celery_dispatch import CeleryDispatcher
+from editcore.settings import Settings
+from editcore.spec import Grayscale, RemoveBackground, TaskSpec
+from editcore.store.snapshot import task_from_dict
+from editcore.task import Task
+from workers.main import worker_argv
+
+
+@dataclass
+class FakeApp:
+    fail: bool = False
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def send_task(self, name: str, **options: Any) -> None:
+        if self.fail:
+            raise ConnectionRefusedError("broker down")
+        self.calls.append((name, options))
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def task_with(*operations: object) -> Task:
+    spec = TaskSpec(image_url="https://example.com/a.png", operations=operations)  # type: ignore[arg-type]
+    return Task(id="00000000-0000-4000-8000-000000000001", user_id="u", spec=spec)
+
+
+def test_the_message_carries_the_whole_task_to_the_queue_of_its_kind_of_work() -> None:
+    app = FakeApp()
+    dispatcher = CeleryDispatcher(app)  # type: ignore[arg-type]
+    edit, cutout = task_with(Grayscale()), task_with(Grayscale(), RemoveBackground())
+
+    dispatcher.dispatch(edit)
+    assert dispatcher.try_dispatch(cutout, countdown=4.0)
+
+    (name, first), (_, second) = app.calls
+    assert name == TASK_NAME
+    assert task_from_dict(first["kwargs"]["task"]) == edit
+    assert (first["queue"], second["queue"]) == (EDITS_QUEUE, MODELS_QUEUE)
+    assert (first["countdown"], second["countdown"]) == (None, 4.0)
+    assert first["retry"] is True and first["retry_policy"]["max_retries"] == 3
+
+
+def test_a_broker_outage_is_swallowed_and_the_broker_skipped_for_a_while() -> None:
+    app, clock = FakeApp(fail=True), Clock()
+    dispatcher = CeleryDispatcher(app, cooldown_seconds=3.0, clock=clock)  # type: ignore[arg-type]
+
+    dispatcher.dispatch(task_with())  # never raises: the task stays QUEUED in the store
+    app.fail = False
+    assert not dispatcher.try_dispatch(task_with())  # skipped: answers at once
+    assert app.calls == []
+    clock.now += 3.0
+    assert dispatcher.try_dispatch(task_with())
+    assert len(app.calls) == 1
+
+
+def test_the_celery_settings_make_delivery_at_least_once_with_no_result_backend() -> None:
+    settings = Settings(
+        redis_url="redis://r:6379/0",
+        task_soft_time_limit_seconds=50,
+        task_hard_time_limit_seconds=60,
+    )
+    config = celery_config(settings)
+    assert config["broker_url"] == "redis://r:6379/0"  # the broker defaults to the Redis URL
+    assert config["result_backend"] is None and config["task_ignore_result"] is True
+    assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
+    assert config["worker_prefetch_multiplier"] == 1
+    assert (config["task_soft_time_limit"], config["task_time_limit"]) == (50, 60)
+    visibility = config["broker_transport_options"]["visibility_timeout"]
+    assert visibility > 60 + MAX_COUNTDOWN_SECONDS
+    assert config["worker_cancel_long_running_tasks_on_connection_loss"] is True
+    assert {q.name for q in config["task_queues"]} == {"edits", "models", "callbacks"}
+    amqp = celery_config(Settings(redis_url="redis://r", broker_url="amqp://g:g@rabbit//"))
+    assert amqp["broker_url"] == "amqp://g:g@rabbit//"
+
+
+def test_the_worker_command_line() -> None:
+    argv = worker_argv(["edits"], 2, "INFO")
+    assert argv[0] == "worker"
+    assert {"--queues=edits", "--concurrency=2", "--loglevel=INFO"} <= set(argv)
+    assert not any(a.startswith("--concurrency") for a in worker_argv(["models"], None, "INFO"))
+
+
+def test_imageeditor_worker_takes_known_queues_only() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["worker", "--queues", "edits, models", "--concurrency", "2"])
+    assert (args.queues, args.concurrency, args.run) == (("edits", "models"), 2, admin.worker)
+    assert parser.parse_args(["worker"]).queues == ("edits", "models")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["worker", "--queues", "edits,gpu"])

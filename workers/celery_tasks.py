@@ -1,0 +1,101 @@
+"""The Celery task `imageeditor.run_task`: one delivery of a task's dispatch message.
+
+The message carries the whole task as it was when dispatched, so the run starts with one
+compare-and-set and no read (workers.runner). What Celery's delivery guarantees leave to us:
+
+- A duplicate delivery (the reconciler published again, a broker redelivered) finds the
+  task no longer QUEUED and does nothing: the compare-and-set decides.
+- A redelivery after the process running the task died (acks_late with
+  reject_on_worker_lost requeues the message; RabbitMQ and the Redis transport both mark it
+  `redelivered`). It arrives within moments of the death, so "no transition for a while"
+  cannot tell a dead run from a live one; the redelivered flag can: the task is still
+  RUNNING in an attempt this message started (one above the attempts it carries), and
+  nothing else runs it, because Celery redelivers an unacked message only when its consumer
+  is gone (and cancels runs on a broker reconnect), or, on Redis, after the visibility
+  timeout, which exceeds the hard time limit. So the task is requeued (RUNNING → QUEUED) and
+  run again. Each start counts an attempt, so an image that kills every worker it reaches
+  fails TOO_MANY_ATTEMPTS instead of looping forever. (Were the reconciler's lease shorter
+  than the visibility timeout, a very late redelivery could take over a run the reconciler
+  had already restarted: wasted work, never a second result, thanks to compare-and-set.)
+- Transient errors: the runner has already requeued the task; it is published again with a
+  countdown (its backoff with jitter). The runner stops at max_attempts.
+- The store unreachable: the message goes back to the broker (after a pause) to try again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import Reject
+from sqlalchemy.exc import SQLAlchemyError
+
+from editcore.celery_config import MAX_COUNTDOWN_SECONDS, TASK_NAME
+from editcore.errors import NotFound
+from editcore.store.snapshot import task_from_dict
+from editcore.task import Task, TaskState
+from workers.worker_context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+STORE_OUTAGE_PAUSE_SECONDS = 5.0
+
+
+class TaskHandler:
+    """Runs one delivered message through the runner; independent of Celery's machinery."""
+
+    def __init__(self, context: WorkerContext) -> None:
+        self._context = context
+
+    def handle(self, data: dict[str, Any], redelivered: bool) -> None:
+        snapshot = task_from_dict(data)
+        if redelivered:
+            self._take_over(snapshot)
+        outcome = self._context.runner.run(snapshot.id, snapshot)
+        if outcome.retry_after is not None and outcome.task is not None:
+            # Jitter spreads the retries of tasks that failed together (an upstream outage).
+            countdown = min(MAX_COUNTDOWN_SECONDS, outcome.retry_after * random.uniform(1, 1.5))
+            if not self._context.dispatcher.try_dispatch(outcome.task, countdown):
+                log.warning("task %s: retry not published; the reconciler will", snapshot.id)
+
+    def _take_over(self, snapshot: Task) -> None:
+        """RUNNING → QUEUED when the run this message started died with its process."""
+        taken_over: list[Task] = []
+
+        def decide(task: Task) -> Task | None:
+            if task.state is TaskState.RUNNING and task.attempts > snapshot.attempts:
+                taken_over.append(task)
+                return task.requeue()
+            return None
+
+        try:
+            self._context.lifecycle.update(snapshot.id, decide)
+        except NotFound:
+            return  # the runner drops the message
+        if taken_over:
+            log.warning(
+                "task %s: redelivered after attempt %d died with its worker; running it again",
+                snapshot.id,
+                taken_over[-1].attempts,
+            )
+
+
+def register_run_task(app: Celery, handler: Callable[[], TaskHandler]) -> None:
+    """Register `imageeditor.run_task` on `app`; `handler()` gives this process's handler."""
+
+    def run_task(self: Any, task: dict[str, Any]) -> None:
+        delivery = self.request.delivery_info or {}
+        try:
+            handler().handle(task, redelivered=bool(delivery.get("redelivered")))
+        except SQLAlchemyError as exc:
+            # Nothing can be decided without the store. The task is QUEUED or RUNNING there;
+            # the redelivered message finds it either way (see the module docstring).
+            log.warning("task %s: the store is unreachable (%r); retrying", task.get("id"), exc)
+            time.sleep(STORE_OUTAGE_PAUSE_SECONDS)
+            raise Reject(str(exc), requeue=True) from exc
+
+    app.task(name=TASK_NAME, bind=True)(run_task)

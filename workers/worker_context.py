@@ -1,0 +1,70 @@
+"""What a Celery worker process holds for the tasks it runs: built once per process.
+
+The composition root of a worker process. It is built after the fork (in
+`worker_process_init`, see workers.celery_app): database and Redis connections made before
+a fork would be shared by parent and children, and their protocols interleaved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+
+from editcore.blob_stores import blob_store_from_settings
+from editcore.celery_dispatch import CeleryDispatcher
+from editcore.lifecycle import Lifecycle
+from editcore.redis_connection import redis_client
+from editcore.redis_events import RedisEventBus
+from editcore.redis_status_cache import RedisStatusCache
+from editcore.settings import Settings
+from editcore.store.engine import create_engine_for
+from editcore.store.sql_store import SqlStore
+from workers.background import BackgroundRemover
+from workers.pipeline import Pipeline
+from workers.runner import TaskRunner
+from workers.styles import create_style_generator
+
+
+@dataclass
+class WorkerContext:
+    """The store, the publishing side of cache and events, the pipeline and its runner."""
+
+    store: SqlStore
+    redis: redis.Redis
+    events: RedisEventBus
+    lifecycle: Lifecycle
+    remover: BackgroundRemover
+    runner: TaskRunner
+    dispatcher: CeleryDispatcher
+
+    @classmethod
+    def build(cls, settings: Settings, app: Celery) -> WorkerContext:
+        """Plain constructor calls; nothing connects until first used."""
+        store = SqlStore(create_engine_for(settings.effective_database_url))
+        blobs = blob_store_from_settings(settings)
+        client = redis_client(settings.redis_url)
+        events = RedisEventBus(settings.redis_url)
+        # A worker only writes the cache (every transition), it never reads it: no hot layer.
+        cache = RedisStatusCache(client, hot_seconds=0.0)
+        lifecycle = Lifecycle(store, cache, events)
+        remover = BackgroundRemover(settings)  # loads its model on first use or warm-up
+        pipeline = Pipeline(
+            blobs, settings, styles=create_style_generator(settings), remover=remover
+        )
+        runner = TaskRunner(
+            lifecycle,
+            blobs,
+            pipeline,
+            settings.max_attempts,
+            time_limit_errors=(SoftTimeLimitExceeded,),
+        )
+        return cls(store, client, events, lifecycle, remover, runner, CeleryDispatcher(app))
+
+    def close(self) -> None:
+        """Close the connections (when the process exits)."""
+        self.events.close()
+        self.redis.close()
+        self.store.close()
