@@ -5,9 +5,11 @@ state (editcore.status_cache.TTL_SECONDS). A Lua script writes an entry only if 
 older than the one there, so a late writer (a reader repopulating after a miss, a slow
 worker) never puts an old state back.
 
-The in-process layer keeps each entry for `hot_seconds` only: a task polled many times a
-second is read from Redis about once a second per server process. The price is that another
-process's transition can be seen up to `hot_seconds` late; set it to 0 to turn the layer off.
+The in-process layer keeps finished tasks only, each for `hot_seconds`: a finished task polled
+many times a second is read from Redis about once a second per server process. A finished
+task never changes again, so the copy cannot go stale; an unfinished one is always read from
+Redis, so a reader never sees an older state than the last transition (another process's
+included). `hot_seconds=0` turns the layer off.
 
 Redis failures are logged and count as misses, and Redis is left alone for the next 5 s:
 the store is the truth, so GetStatus goes on working, more slowly, while Redis is away. The
@@ -164,7 +166,7 @@ class RedisStatusCache:
             return task
 
     def _hot_put(self, task: Task) -> None:
-        if self._hot_seconds <= 0:
+        if self._hot_seconds <= 0 or not task.state.terminal:
             return
         with self._lock:
             current = self._hot.get(task.id)

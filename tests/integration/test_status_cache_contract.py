@@ -188,9 +188,11 @@ def test_the_entry_is_the_json_snapshot_shared_by_every_process(client: redis.Re
 
 
 @pytest.mark.redis
-def test_a_hot_task_is_served_from_memory_for_hot_seconds(client: redis.Redis) -> None:
+def test_a_hot_finished_task_is_served_from_memory_for_hot_seconds(
+    client: redis.Redis,
+) -> None:
     cache = RedisStatusCache(client, hot_seconds=0.3)
-    task = new_task()
+    task = new_task(version=5, state=TaskState.SUCCEEDED)
     cache.put(task)
     client.delete(KEY_PREFIX + task.id)  # behind the cache's back
     assert cache.get(task.id) == task
@@ -200,6 +202,19 @@ def test_a_hot_task_is_served_from_memory_for_hot_seconds(client: redis.Redis) -
     uncached.put(task)
     client.delete(KEY_PREFIX + task.id)
     assert uncached.get(task.id) is None
+
+
+@pytest.mark.redis
+def test_an_unfinished_task_is_never_served_from_memory(client: redis.Redis) -> None:
+    # Another process's transition must be visible at once: no in-process copy of a task
+    # that can still change.
+    server, worker = RedisStatusCache(client, hot_seconds=60), RedisStatusCache(client)
+    task = new_task(version=1)
+    server.put(task)
+    assert server.get(task.id) == task
+    running = replace(task, version=2, state=TaskState.RUNNING)
+    worker.put(running)
+    assert server.get(task.id) == running
 
 
 @pytest.mark.redis
