@@ -24,6 +24,7 @@ from editcore.settings import Settings
 from editcore.status_cache import InProcessStatusCache
 from editcore.store.engine import create_engine_for, upgrade_database
 from editcore.store.sql_store import SqlStore
+from editcore.telemetry import setup_tracing
 from server.app import start_server
 from server.auth import Authenticator
 from server.servicer import ImageEditorServicer
@@ -96,6 +97,7 @@ def ensure_dev_key(store: SqlStore, settings: Settings) -> None:
 
 
 async def serve(settings: Settings) -> None:
+    tracing = setup_tracing("imageeditor")
     app = build(settings)
     ensure_dev_key(app.store, settings)
     app.worker.start()
@@ -103,7 +105,7 @@ async def serve(settings: Settings) -> None:
     warm_up = threading.Thread(target=app.remover.warm_up, name="rembg-warm-up", daemon=True)
     if settings.embedded_workers:
         warm_up.start()
-    running = await start_server(app.servicer, settings)
+    running = await start_server(app.servicer, settings, traced=tracing.enabled)
     host = settings.listen_address.rsplit(":", 1)[0]
     print(
         f"imageeditor serving on {host}:{running.port} (embedded mode, "
@@ -122,6 +124,7 @@ async def serve(settings: Settings) -> None:
         # onnxruntime aborts the process when it exits in the middle of loading a model.
         await asyncio.to_thread(warm_up.join, settings.shutdown_grace_seconds)
     app.store.close()
+    await asyncio.to_thread(tracing.shutdown)
 
 
 def run(settings: Settings) -> None:

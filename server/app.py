@@ -9,6 +9,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from editcore.settings import Settings
 from server.servicer import ImageEditorServicer
@@ -28,9 +29,13 @@ class RunningServer:
         await self.server.stop(grace)
 
 
-async def start_server(servicer: ImageEditorServicer, settings: Settings) -> RunningServer:
+async def start_server(
+    servicer: ImageEditorServicer, settings: Settings, *, traced: bool = False
+) -> RunningServer:
+    """Start serving; with `traced`, every call gets a server span (editcore.telemetry)."""
     limit = settings.max_message_bytes
     server = grpc.aio.server(
+        interceptors=[aio_server_interceptor()] if traced else [],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -38,7 +43,7 @@ async def start_server(servicer: ImageEditorServicer, settings: Settings) -> Run
             ("grpc.max_connection_age_ms", 30 * 60 * 1000),
             ("grpc.max_connection_age_grace_ms", 60 * 1000),
             ("grpc.keepalive_time_ms", 60 * 1000),
-        ]
+        ],
     )
     pb_grpc.add_ImageEditorServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()

@@ -36,6 +36,7 @@ from editcore.store.engine import create_engine_for, upgrade_database
 from editcore.store.leader_lock import LeaderLock
 from editcore.store.sql_store import SqlStore
 from editcore.task import utcnow
+from editcore.telemetry import instrument_celery, setup_tracing
 from server.app import start_server
 from server.auth import Authenticator
 from server.servicer import ImageEditorServicer
@@ -110,8 +111,11 @@ async def serve(settings: Settings) -> None:
             settings.running_lease_seconds,
             settings.task_hard_time_limit_seconds,
         )
+    tracing = setup_tracing("imageeditor-server")
+    if tracing.enabled:
+        instrument_celery()  # the producer side: its span's context goes into each message
     app = build(settings)
-    running = await start_server(app.servicer, settings)
+    running = await start_server(app.servicer, settings, traced=tracing.enabled)
     stop = asyncio.Event()
     reconciling = asyncio.create_task(app.reconcile_until(stop), name="reconciler")
     host = settings.listen_address.rsplit(":", 1)[0]
@@ -125,6 +129,7 @@ async def serve(settings: Settings) -> None:
     await reconciling
     await app.events.aclose()
     await asyncio.to_thread(app.close)
+    await asyncio.to_thread(tracing.shutdown)
 
 
 def run(settings: Settings) -> None:

@@ -21,6 +21,7 @@ from celery import Celery, signals
 from editcore.celery_config import MODELS_QUEUE, create_celery
 from editcore.errors import FailedPrecondition
 from editcore.settings import Settings
+from editcore.telemetry import Tracing, instrument_celery, setup_tracing
 from workers.celery_tasks import TaskHandler, register_run_task
 from workers.worker_context import WorkerContext
 
@@ -38,6 +39,7 @@ class WorkerProcess:
         self._lock = threading.Lock()
         self._context: WorkerContext | None = None
         self._warm_up: threading.Thread | None = None
+        self._tracing: Tracing | None = None
         self.serves_models = True  # until the worker says which queues it consumes
 
     def context(self) -> WorkerContext:
@@ -59,6 +61,10 @@ class WorkerProcess:
 
     def process_init(self, **_: Any) -> None:
         """In each pool process, just after the fork (`worker_process_init`)."""
+        # Tracing starts here, after the fork: the exporter's thread and connection are ours.
+        self._tracing = setup_tracing("imageeditor-worker")
+        if self._tracing.enabled:
+            instrument_celery()
         context = self.context()
         if self.serves_models:
             self._warm_up = threading.Thread(
@@ -75,6 +81,8 @@ class WorkerProcess:
             context, self._context = self._context, None
         if context is not None:
             context.close()
+        if self._tracing is not None:
+            self._tracing.shutdown()  # flushes: the spans of the last tasks would die with us
 
 
 def create_celery_app(settings: Settings) -> Celery:

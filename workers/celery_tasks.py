@@ -19,7 +19,8 @@ compare-and-set and no read (workers.runner). What Celery's delivery guarantees 
   had already restarted: wasted work, never a second result, thanks to compare-and-set.)
 - Transient errors: the runner has already requeued the task; it is published again with a
   countdown (its backoff with jitter). The runner stops at max_attempts.
-- The store unreachable: the message goes back to the broker (after a pause) to try again.
+- The store unreachable (Unavailable, or a transient error the runner could not record):
+  the message goes back to the broker (after a pause) to try again.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from celery.exceptions import Reject
 from sqlalchemy.exc import SQLAlchemyError
 
 from editcore.celery_config import MAX_COUNTDOWN_SECONDS, TASK_NAME
-from editcore.errors import NotFound
+from editcore.errors import NotFound, Unavailable
 from editcore.store.snapshot import task_from_dict
 from editcore.task import Task, TaskState
 from workers.worker_context import WorkerContext
@@ -91,7 +92,7 @@ def register_run_task(app: Celery, handler: Callable[[], TaskHandler]) -> None:
         delivery = self.request.delivery_info or {}
         try:
             handler().handle(task, redelivered=bool(delivery.get("redelivered")))
-        except SQLAlchemyError as exc:
+        except (Unavailable, SQLAlchemyError) as exc:
             # Nothing can be decided without the store. The task is QUEUED or RUNNING there;
             # the redelivered message finds it either way (see the module docstring).
             log.warning("task %s: the store is unreachable (%r); retrying", task.get("id"), exc)

@@ -7,6 +7,7 @@ the process starts was interrupted and is resumed, so a lost in-memory queue los
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -17,7 +18,7 @@ from workers.runner import TaskRunner
 
 log = logging.getLogger(__name__)
 
-_STOP = ""
+_STOP = ("", contextvars.Context())
 
 
 class EmbeddedWorker:
@@ -25,13 +26,15 @@ class EmbeddedWorker:
         self._runner = runner
         self._lifecycle = lifecycle
         self._concurrency = concurrency
-        self._queue: queue.Queue[str] = queue.Queue()
+        # With each task id, the context of its dispatch: the runner's spans then continue
+        # the trace of the call that submitted the task.
+        self._queue: queue.Queue[tuple[str, contextvars.Context]] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
 
     def dispatch(self, task: Task) -> None:
-        self._queue.put(task.id)
+        self._queue.put((task.id, contextvars.copy_context()))
 
     def start(self) -> None:
         """Resume interrupted tasks, then start the worker threads."""
@@ -71,9 +74,10 @@ class EmbeddedWorker:
             thread.join(timeout)
 
     def _work(self) -> None:
-        while (task_id := self._queue.get()) != _STOP:
+        while (item := self._queue.get()) is not _STOP:
+            task_id, context = item
             try:
-                outcome = self._runner.run(task_id)
+                outcome = context.run(self._runner.run, task_id)
             except Exception:  # the store is unreachable, say: the task stays unfinished
                 log.exception("task %s: run failed; it stays unfinished", task_id)
                 continue

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from editcore.errors import ImageEditorError, RetryableError
+from editcore.errors import ImageEditorError, RetryableError, Unavailable
 from editcore.lifecycle import Lifecycle
 from editcore.ports import BlobStore
 from editcore.task import Task, TaskError, TaskState
+from editcore.telemetry import stage_span
 from workers.pipeline import Pipeline, Work
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class TaskRunner:
                 task = self._change(task.id, attempt, partial(Task.enter_stage, stage=stage))
                 if task.state is not TaskState.RUNNING:
                     return self._finished(task)
-                step(work)
+                with stage_span(stage, task.id, attempt):
+                    step(work)
             assert work.result is not None
             task = self._change(task.id, attempt, partial(Task.succeed, result=work.result))
             if task.state is not TaskState.SUCCEEDED:  # cancelled after the result was stored
@@ -106,6 +108,8 @@ class TaskRunner:
 
         try:
             task = self._lifecycle.update(task_id, decide)
+        except Unavailable:
+            raise  # the store is down, not the task gone: the dispatch must survive
         except ImageEditorError:
             log.warning("task %s: not found; dropping its dispatch", task_id)
             return None

@@ -16,6 +16,8 @@ from sqlalchemy.engine import URL, make_url
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# An unreachable PostgreSQL host fails a call within seconds (UNAVAILABLE), not a TCP timeout.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 
 
 def create_engine_for(url: str) -> Engine:
@@ -23,8 +25,14 @@ def create_engine_for(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    # Connections in the pool die when PostgreSQL restarts or a proxy drops them.
-    return create_engine(parsed, pool_pre_ping=True)
+    # Connections in the pool die when PostgreSQL restarts or a proxy drops them: the ping
+    # finds a dead one, the pool drops it (and every older one) and connects afresh, so the
+    # store recovers by itself once the database is back.
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
+    )
 
 
 def _sqlite_engine(url: URL) -> Engine:

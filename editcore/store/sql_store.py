@@ -2,7 +2,8 @@
 
 Every write is one transaction. Races are settled by the database, not by locks in here:
 idempotent creates by the (user_id, request_id) unique constraints, transitions by a
-compare-and-set on the task's version.
+compare-and-set on the task's version. A database outage leaves every public method as
+`Unavailable` (editcore/store/outage.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from editcore.errors import InvalidArgument
 from editcore.ports import ApiKey, Batch, PageCursor, TaskQuery
 from editcore.store import tables
+from editcore.store.outage import translate_outages
 from editcore.store.rows import (
     api_key_from_row,
     api_key_to_row,
@@ -48,6 +50,7 @@ from editcore.task import UNFINISHED_STATES, Task, TaskState
 _IN_CHUNK = 500
 
 
+@translate_outages
 class SqlStore:
     """`TaskStore` and `ApiKeyStore` over a SQLAlchemy engine (see editcore/ports.py)."""
 

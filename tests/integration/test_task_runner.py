@@ -162,3 +162,20 @@ def test_the_embedded_worker_resumes_tasks_interrupted_while_running(parts: Part
         worker.stop(5)
     final = parts.store.get_task(task.id)
     assert final is not None and final.state is TaskState.SUCCEEDED and final.attempts == 2
+
+
+def test_a_store_outage_at_the_start_keeps_the_dispatch(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = parts.queue()
+    read = parts.store.get_task
+
+    def store_down(*_args: object) -> Task | None:
+        raise Unavailable("the task store is unreachable", reason="STORE_UNAVAILABLE")
+
+    monkeypatch.setattr(parts.store, "get_task", store_down)
+    # Raised, not taken for "task not found": the Celery task puts the message back.
+    with pytest.raises(Unavailable):
+        parts.runner.run(task.id)
+    stored = read(task.id)
+    assert stored is not None and stored.state is TaskState.QUEUED

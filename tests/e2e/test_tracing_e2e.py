@@ -1,0 +1,240 @@
+"""One trace per job: the SDK call, the server, the broker hop and every worker stage.
+
+The processes export with OTLP/HTTP to a small receiver in this test; the client span is
+made here, by the gRPC client instrumentation, and kept in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.instrumentation.grpc import client_interceptor
+from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from clients.sdk import Client
+from clients.sdk.channel import channel_options
+from editcore.store.engine import create_engine_for
+from editcore.store.sql_store import SqlStore
+from editcore.task import Stage, TaskState
+from editcore.telemetry import ATTEMPT, STAGE, TASK_ID
+from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
+from tests.e2e.production_harness import RedisBroker
+from tests.e2e.test_production_e2e import SHORT_TIMINGS, start_cluster
+
+pytestmark = [pytest.mark.e2e]
+
+SUBMIT = "/imageeditor.v1.ImageEditorService/SubmitTask"
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str
+    attributes: dict[str, object]
+
+
+class OtlpReceiver:
+    """POST /v1/traces with an ExportTraceServiceRequest: the spans of every process."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                receiver.add(trace_service_pb2.ExportTraceServiceRequest.FromString(body))
+                reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def add(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
+        found = []
+        for resource_spans in request.resource_spans:
+            service = next(
+                a.value.string_value
+                for a in resource_spans.resource.attributes
+                if a.key == "service.name"
+            )
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    attributes = {a.key: _value(a.value) for a in span.attributes}
+                    found.append(
+                        ReceivedSpan(
+                            service,
+                            span.name,
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            span.parent_span_id.hex(),
+                            attributes,
+                        )
+                    )
+        with self._lock:
+            self.spans += found
+
+    def wait_for(
+        self, trace_id: str, done: Callable[[list[ReceivedSpan]], bool], timeout: float = 30
+    ) -> list[ReceivedSpan]:
+        """The spans of `trace_id` once `done` says they are all in."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                spans = [s for s in self.spans if s.trace_id == trace_id]
+            if done(spans):
+                return spans
+            if time.monotonic() > deadline:
+                names = sorted(f"{s.service}:{s.name}" for s in spans)
+                raise AssertionError(f"spans of trace {trace_id} still missing; have {names}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _value(value: object) -> object:
+    kind = value.WhichOneof("value")  # type: ignore[attr-defined]
+    return getattr(value, kind) if kind else None
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    running = OtlpReceiver()
+    yield running
+    running.close()
+
+
+def otel_env(receiver: OtlpReceiver) -> dict[str, str]:
+    return {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+
+
+def submit_traced(address: str, api_key: str) -> tuple[str, ReadableSpan]:
+    """SubmitTask through an instrumented channel: the task id and the client span."""
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    raw = grpc.insecure_channel(address, options=channel_options())
+    channel = intercept_channel(raw, client_interceptor(tracer_provider=provider))
+    try:
+        with Client(address, api_key, channel=channel) as client:
+            task_id = client.submit(jpeg_bytes(96, 64), resize=(48, 32), format="png").id
+    finally:
+        raw.close()
+        provider.shutdown()
+    (span,) = [s for s in exported.get_finished_spans() if s.name == SUBMIT]
+    return task_id, span
+
+
+def recorded_stages(store: SqlStore, task_id: str) -> set[str]:
+    """The stages the task went through, as its transitions recorded them."""
+    deadline = time.monotonic() + 60
+    while (task := store.get_task(task_id)) is None or not task.state.terminal:
+        assert time.monotonic() < deadline, "the task did not finish"
+        time.sleep(0.1)
+    assert task.state is TaskState.SUCCEEDED, task.error
+    return {e.stage.value for e in store.list_events(task_id, 0) if e.stage is not Stage.NONE}
+
+
+def stage_spans(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+    return [s for s in spans if STAGE in s.attributes]
+
+
+def check_stages(spans: list[ReceivedSpan], task_id: str, stages: set[str]) -> None:
+    staged = stage_spans(spans)
+    assert {s.attributes[STAGE] for s in staged} == stages
+    assert all(s.attributes[TASK_ID] == task_id for s in staged)
+    assert all(s.attributes[ATTEMPT] == 1 for s in staged)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_one_trace_spans_the_sdk_call_the_server_the_broker_and_every_stage(
+    tmp_path: Path, fresh_postgres_url: str, redis_url: str, receiver: OtlpReceiver
+) -> None:
+    broker = RedisBroker().start()
+    env = {
+        "IMAGEEDITOR_DATABASE_URL": fresh_postgres_url,
+        "IMAGEEDITOR_REDIS_URL": redis_url,
+        "IMAGEEDITOR_BROKER_URL": broker.url,
+        "IMAGEEDITOR_STORAGE_URL": (tmp_path / "blobs").as_uri(),
+        **SHORT_TIMINGS,
+        **otel_env(receiver),
+    }
+    try:
+        cluster = start_cluster(tmp_path, env, servers=1, workers=1)
+        try:
+            task_id, client_span = submit_traced(cluster.servers[0].address, cluster.api_key)
+            stages = recorded_stages(cluster.store, task_id)
+        finally:
+            cluster.stop()
+    finally:
+        broker.stop()
+
+    trace_id = format(client_span.context.trace_id, "032x")
+    spans = receiver.wait_for(trace_id, lambda got: len(stage_spans(got)) >= len(stages))
+    by_name = {s.name: s for s in spans}
+    server = by_name[SUBMIT]
+    publish = by_name["apply_async/imageeditor.run_task"]
+    run = by_name["run/imageeditor.run_task"]
+
+    assert server.service == "imageeditor-server" and run.service == "imageeditor-worker"
+    assert server.parent_id == format(client_span.context.span_id, "016x")
+    assert publish.parent_id == server.span_id and publish.service == "imageeditor-server"
+    assert run.parent_id == publish.span_id
+    check_stages(spans, task_id, stages)
+    assert all(s.parent_id == run.span_id for s in stage_spans(spans))
+
+
+def test_embedded_mode_carries_the_trace_into_its_worker_threads(
+    tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    server = ServerProcess(tmp_path, free_port(), **otel_env(receiver)).start()
+    try:
+        task_id, client_span = submit_traced(server.address, server.api_key)
+        store = SqlStore(create_engine_for(f"sqlite:///{tmp_path / 'imageeditor.db'}"))
+        try:
+            stages = recorded_stages(store, task_id)
+        finally:
+            store.close()
+    finally:
+        server.stop()
+
+    trace_id = format(client_span.context.trace_id, "032x")
+    spans = receiver.wait_for(trace_id, lambda got: len(stage_spans(got)) >= len(stages))
+    (server_span,) = [s for s in spans if s.name == SUBMIT]
+    assert server_span.parent_id == format(client_span.context.span_id, "016x")
+    check_stages(spans, task_id, stages)
+    assert all(s.parent_id == server_span.span_id for s in stage_spans(spans))

@@ -1,0 +1,53 @@
+"""A database outage reaches the store's callers as `Unavailable`, quickly, from every method."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from editcore.errors import Unavailable
+from editcore.store.engine import create_engine_for
+from editcore.store.outage import STORE_UNAVAILABLE, is_outage
+from editcore.store.sql_store import SqlStore
+from tests.e2e.harness import free_port
+
+
+@pytest.fixture
+def unreachable_store() -> Iterator[SqlStore]:
+    # A closed loopback port: PostgreSQL stopped, or not started yet.
+    store = SqlStore(create_engine_for(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x"))
+    yield store
+    store.close()
+
+
+def test_a_call_to_a_stopped_database_is_unavailable_at_once(unreachable_store: SqlStore) -> None:
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as refused:
+        unreachable_store.get_task(str(uuid.uuid4()))
+    assert time.monotonic() - started < 2
+    assert refused.value.reason == STORE_UNAVAILABLE
+    assert refused.value.retry_after == 1.0
+    assert isinstance(refused.value.__cause__, OperationalError)
+
+    with pytest.raises(Unavailable):
+        unreachable_store.find_api_key("0" * 64)
+
+
+def test_every_public_store_method_translates_outages() -> None:
+    public = [
+        member
+        for name, member in vars(SqlStore).items()
+        if not name.startswith("_") and inspect.isfunction(member)
+    ]
+    assert len(public) > 10
+    assert all(hasattr(member, "__wrapped__") for member in public)
+
+
+def test_a_refused_statement_is_not_an_outage() -> None:
+    assert not is_outage(IntegrityError("INSERT", {}, Exception("duplicate key")))
+    assert is_outage(OperationalError("SELECT 1", {}, Exception("connection refused")))
