@@ -27,8 +27,7 @@ from clients.sdk.requests import build_submit_request
 from editcore.errors import Unavailable
 from editcore.store.outage import STORE_UNAVAILABLE
 from tests.e2e.harness import jpeg_bytes
-from tests.e2e.production_harness import RedisBroker
-from tests.e2e.test_production_e2e import SHORT_TIMINGS, Cluster, start_cluster
+from tests.e2e.production_harness import SHORT_TIMINGS, Cluster, RedisBroker, start_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 

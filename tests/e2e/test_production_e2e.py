@@ -9,14 +9,10 @@ timings so that recoveries happen within seconds.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,93 +21,19 @@ from imageeditor.v1 import task_pb2
 from clients.sdk import Client
 from clients.sdk.operations import blur_operation, rotate_operation, sharpen_operation
 from clients.sdk.requests import build_submit_request
-from editcore.store.engine import create_engine_for
-from editcore.store.sql_store import SqlStore
-from editcore.task import Task, TaskState
-from tests.e2e.harness import CLI, ServerProcess, free_port, jpeg_bytes
-from tests.e2e.production_harness import RedisBroker, WorkerProcess, production_env
+from editcore.task import TaskState
+from tests.e2e.harness import jpeg_bytes
+from tests.e2e.production_harness import (
+    SHORT_TIMINGS,
+    Cluster,
+    RedisBroker,
+    start_cluster,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 SUCCEEDED = task_pb2.TASK_STATE_SUCCEEDED
 QUEUED = task_pb2.TASK_STATE_QUEUED
-
-# Recoveries within seconds: a lost message is published again after 3 s, a task without
-# progress for 25 s is requeued. Time limits stay below the lease, as in production, and far
-# above what the slowest task here needs (~2 s on an idle machine, more on a busy one).
-SHORT_TIMINGS = {
-    "IMAGEEDITOR_RECONCILE_INTERVAL_SECONDS": "1",
-    "IMAGEEDITOR_QUEUED_REDISPATCH_SECONDS": "3",
-    "IMAGEEDITOR_RUNNING_LEASE_SECONDS": "25",
-    "IMAGEEDITOR_TASK_SOFT_TIME_LIMIT_SECONDS": "20",
-    "IMAGEEDITOR_TASK_HARD_TIME_LIMIT_SECONDS": "21",
-    "IMAGEEDITOR_SUBMIT_RATE": "1000",
-    "IMAGEEDITOR_SUBMIT_BURST": "1000",
-}
-
-
-@dataclass
-class Cluster:
-    env: dict[str, str]
-    root: Path
-    api_key: str
-    store: SqlStore
-    servers: list[ServerProcess] = field(default_factory=list)
-    workers: list[WorkerProcess] = field(default_factory=list)
-
-    def client(self, server: int = 0) -> Client:
-        return Client(self.servers[server].address, self.api_key)
-
-    def add_server(self) -> ServerProcess:
-        server = ServerProcess(self.root / f"server-{len(self.servers)}", free_port(), **self.env)
-        self.servers.append(server)
-        return server
-
-    def add_worker(self) -> WorkerProcess:
-        worker = WorkerProcess(self.root / f"worker-{len(self.workers)}.log", self.env)
-        self.workers.append(worker)
-        return worker
-
-    def wait_until_finished(self, task_ids: Sequence[str], timeout: float) -> list[Task]:
-        """Poll the store until every task is terminal; the tasks as they ended."""
-        deadline = time.monotonic() + timeout
-        while True:
-            tasks = [self.store.get_task(task_id) for task_id in task_ids]
-            if all(t is not None and t.state.terminal for t in tasks):
-                return [t for t in tasks if t is not None]
-            if time.monotonic() > deadline:
-                states = sorted(str(t.state if t else None) for t in tasks)
-                raise AssertionError(f"tasks still unfinished after {timeout}s: {states}")
-            time.sleep(0.2)
-
-    def result_files(self, task_id: str) -> list[Path]:
-        return sorted((self.root / "blobs" / "results").glob(f"{task_id}*"))
-
-    def stop(self) -> None:
-        processes: list[WorkerProcess | ServerProcess] = [*self.workers, *self.servers]
-        with ThreadPoolExecutor(len(processes)) as pool:
-            list(pool.map(lambda process: process.stop(), processes))
-        self.store.close()
-
-
-def start_cluster(root: Path, env: dict[str, str], servers: int, workers: int) -> Cluster:
-    """Create an API key in the cluster's database, then start its processes in parallel."""
-    name = f"e2e-{secrets.token_hex(4)}"  # also the user: its own rate limits
-    created = subprocess.run(
-        [CLI, "keys", "create", name],
-        env=production_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    store = SqlStore(create_engine_for(env["IMAGEEDITOR_DATABASE_URL"]))
-    cluster = Cluster(env, root, created.stdout.strip(), store)
-    starting: list[WorkerProcess | ServerProcess] = [cluster.add_server() for _ in range(servers)]
-    starting += [cluster.add_worker() for _ in range(workers)]
-    with ThreadPoolExecutor(len(starting)) as pool:
-        list(pool.map(lambda process: process.start(), starting))
-    return cluster
 
 
 @pytest.fixture(scope="module")

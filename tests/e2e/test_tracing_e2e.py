@@ -30,8 +30,7 @@ from editcore.store.sql_store import SqlStore
 from editcore.task import Stage, TaskState
 from editcore.telemetry import ATTEMPT, STAGE, TASK_ID
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
-from tests.e2e.production_harness import RedisBroker
-from tests.e2e.test_production_e2e import SHORT_TIMINGS, start_cluster
+from tests.e2e.production_harness import SHORT_TIMINGS, RedisBroker, start_cluster
 
 pytestmark = [pytest.mark.e2e]
 

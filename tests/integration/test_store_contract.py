@@ -15,6 +15,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from editcore.apikeys import create_api_key, hash_api_key
@@ -358,6 +359,22 @@ def test_a_batch_and_its_tasks_are_created_together(store: SqlStore) -> None:
     assert store.get_batch(batch.id, "bob") is None
     assert [store.get_task(task_id) for task_id in batch.task_ids] == batch_tasks
     assert store.list_events(batch_tasks[0].id, 0) == [batch_tasks[0]]
+
+
+def test_a_batch_is_inserted_with_one_statement_per_table(database_url: str) -> None:
+    engine = create_engine_for(database_url)
+    inserts: list[tuple[str, bool]] = []
+
+    def record(_conn: object, _cursor: object, sql: str, *rest: object) -> None:
+        if sql.startswith("INSERT"):
+            inserts.append((sql.split("(")[0].split()[-1], bool(rest[-1])))  # (table, many?)
+
+    event.listen(engine, "before_cursor_execute", record)
+    batch, batch_tasks = make_batch(size=100)
+    SqlStore(engine).create_batch(batch, batch_tasks)
+    engine.dispose()
+    # One multi-row statement per table, not a driver-level executemany of 100 rows.
+    assert sorted(inserts) == [("batches", False), ("task_events", False), ("tasks", False)]
 
 
 def test_batch_create_is_idempotent_per_user_and_request_id(store: SqlStore) -> None:
