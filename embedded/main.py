@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
-import sys
 import threading
 from dataclasses import dataclass
 
@@ -27,6 +25,7 @@ from editcore.store.sql_store import SqlStore
 from editcore.telemetry import setup_tracing
 from server.app import start_server
 from server.auth import Authenticator
+from server.process import configure_logging, stop_on_signals
 from server.servicer import ImageEditorServicer
 from server.watch import TaskWatcher
 from workers.background import BackgroundRemover
@@ -105,6 +104,7 @@ async def serve(settings: Settings) -> None:
     warm_up = threading.Thread(target=app.remover.warm_up, name="rembg-warm-up", daemon=True)
     if settings.embedded_workers:
         warm_up.start()
+    stop = stop_on_signals()  # before serving: a SIGTERM right after start still drains
     running = await start_server(app.servicer, settings, traced=tracing.enabled)
     host = settings.listen_address.rsplit(":", 1)[0]
     print(
@@ -112,10 +112,6 @@ async def serve(settings: Settings) -> None:
         f"{settings.embedded_workers} worker threads, data in {settings.data_dir})",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: draining calls for %.0fs", settings.shutdown_grace_seconds)
     await running.stop(settings.shutdown_grace_seconds)
@@ -129,9 +125,5 @@ async def serve(settings: Settings) -> None:
 
 def run(settings: Settings) -> None:
     """`imageeditor serve` in embedded mode: serve until SIGINT or SIGTERM."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging()
     asyncio.run(serve(settings))

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import sys
 from dataclasses import dataclass
 
 import redis
@@ -39,6 +37,7 @@ from editcore.task import utcnow
 from editcore.telemetry import instrument_celery, setup_tracing
 from server.app import start_server
 from server.auth import Authenticator
+from server.process import configure_logging, stop_on_signals
 from server.servicer import ImageEditorServicer
 from server.watch import TaskWatcher
 
@@ -115,14 +114,11 @@ async def serve(settings: Settings) -> None:
     if tracing.enabled:
         instrument_celery()  # the producer side: its span's context goes into each message
     app = build(settings)
+    stop = stop_on_signals()  # before serving: a SIGTERM right after start still drains
     running = await start_server(app.servicer, settings, traced=tracing.enabled)
-    stop = asyncio.Event()
     reconciling = asyncio.create_task(app.reconcile_until(stop), name="reconciler")
     host = settings.listen_address.rsplit(":", 1)[0]
     print(f"imageeditor serving on {host}:{running.port} (production mode)", flush=True)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: draining calls for %.0fs", settings.shutdown_grace_seconds)
     await running.stop(settings.shutdown_grace_seconds)
@@ -134,9 +130,5 @@ async def serve(settings: Settings) -> None:
 
 def run(settings: Settings) -> None:
     """`imageeditor serve` in production mode: serve until SIGINT or SIGTERM."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging()
     asyncio.run(serve(settings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 from io import BytesIO
@@ -24,7 +25,9 @@ def astronaut() -> Image.Image:
     return Image.fromarray(photos.astronaut())
 
 
+@functools.cache
 def srgb_icc() -> bytes:
+    # Made once: a new profile carries the time it was made, so two calls can differ.
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
