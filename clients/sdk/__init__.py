@@ -21,6 +21,7 @@ from clients.sdk.operations import (
 )
 from clients.sdk.requests import build_batch_request, build_submit_request
 from clients.sdk.watching import is_terminal
+from clients.sdk.webhooks import verify_webhook
 from editcore.errors import (
     Cancelled,
     DeadlineExceeded,
@@ -66,4 +67,5 @@ __all__ = [
     "resolve_api_key",
     "rotate_operation",
     "sharpen_operation",
+    "verify_webhook",
 ]
