@@ -16,20 +16,7 @@ from typing import cast
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import operations_pb2, task_pb2
 
-from clients.sdk.operations import (
-    FITS,
-    GRAVITIES,
-    adjust_operation,
-    blur_operation,
-    crop_operation,
-    flip_operation,
-    flop_operation,
-    grayscale_operation,
-    remove_background_operation,
-    resize_operation,
-    rotate_operation,
-    sharpen_operation,
-)
+from clients.sdk.operations import resize_operation
 from editcore.errors import InvalidArgument
 
 ImageSource = bytes | str | Path
@@ -152,24 +139,12 @@ def _invalid(field: str, description: str) -> InvalidArgument:
 
 
 __all__ = [
-    "FITS",
     "FORMATS",
-    "GRAVITIES",
     "STATES",
     "ImageSource",
-    "adjust_operation",
-    "blur_operation",
     "build_batch_request",
     "build_list_request",
     "build_submit_request",
-    "crop_operation",
-    "flip_operation",
-    "flop_operation",
-    "grayscale_operation",
     "new_request_id",
-    "remove_background_operation",
-    "resize_operation",
-    "rotate_operation",
-    "sharpen_operation",
     "task_state",
 ]

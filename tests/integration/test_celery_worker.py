@@ -15,27 +15,17 @@ import pytest
 from celery.exceptions import Reject
 from sqlalchemy.exc import OperationalError
 
-from editcore.blobs import LocalBlobStore
 from editcore.celery_config import TASK_NAME, create_celery
 from editcore.errors import Unavailable
-from editcore.events import InProcessEventBus
-from editcore.lifecycle import Lifecycle
 from editcore.settings import Settings
-from editcore.spec import Resize, TaskSpec
-from editcore.status_cache import InProcessStatusCache
-from editcore.store.engine import create_engine_for, upgrade_database
+from editcore.spec import Resize
 from editcore.store.snapshot import task_to_dict
 from editcore.store.sql_store import SqlStore
 from editcore.task import Task, TaskState
-from tests.e2e.harness import jpeg_bytes
+from tests.integration.worker_parts import MAX_ATTEMPTS, Parts
 from workers import celery_tasks
-from workers.background import BackgroundRemover
 from workers.celery_tasks import TaskHandler
-from workers.pipeline import Pipeline, Work
-from workers.runner import TaskRunner
-from workers.styles import PresetStyles
-
-MAX_ATTEMPTS = 3
+from workers.pipeline import Work
 
 
 class CountingStore(SqlStore):
@@ -57,48 +47,25 @@ class RecordingDispatcher:
         return True
 
 
-class Worker:
+class Worker(Parts):
+    """The parts of a worker, plus the Celery task's handler with a recording dispatcher."""
+
     def __init__(self, tmp_path: Path) -> None:
-        url = f"sqlite:///{tmp_path / 'worker.db'}"
-        upgrade_database(url)
-        self.store = CountingStore(create_engine_for(url))
-        self.blobs = LocalBlobStore(tmp_path / "blobs")
-        self.lifecycle = Lifecycle(self.store, InProcessStatusCache(), InProcessEventBus())
-        settings = Settings(data_dir=tmp_path)
-        self.pipeline = Pipeline(
-            self.blobs, settings, styles=PresetStyles(), remover=BackgroundRemover(settings)
-        )
-        self.runner = TaskRunner(
-            self.lifecycle,
-            self.blobs,
-            self.pipeline,
-            MAX_ATTEMPTS,
-            time_limit_errors=(TimeoutError,),
-        )
+        super().__init__(tmp_path, store_class=CountingStore, time_limit_errors=(TimeoutError,))
         self.dispatcher = RecordingDispatcher()
         context = SimpleNamespace(
             runner=self.runner, lifecycle=self.lifecycle, dispatcher=self.dispatcher
         )
         self.handler = TaskHandler(context)  # type: ignore[arg-type]
 
-    def queue(self) -> Task:
-        self.blobs.put("inputs/x", jpeg_bytes(200, 150))
-        spec = TaskSpec(input_key="inputs/x", operations=(Resize(50, 50),))
-        task, _ = self.store.create_task(Task(id=_uuid(), user_id="u", spec=spec))
-        return task
+    def queue(self, size: tuple[int, int] = (200, 150), **spec: object) -> Task:
+        return super().queue(size, **{"operations": (Resize(50, 50),), **spec})
 
     def deliver(self, snapshot: Task, redelivered: bool = False) -> Task:
         self.handler.handle(task_to_dict(snapshot), redelivered)
         stored = self.store.get_task(snapshot.id)
         assert stored is not None
         return stored
-
-
-_counter = iter(range(1, 1_000_000))
-
-
-def _uuid() -> str:
-    return f"00000000-0000-4000-9000-{next(_counter):012d}"
 
 
 @pytest.fixture

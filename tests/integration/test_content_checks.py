@@ -10,7 +10,7 @@ from PIL import Image
 from editcore.errors import InvalidArgument
 from editcore.settings import Settings
 from editcore.task import TaskState
-from tests.integration.test_task_runner import Parts
+from tests.integration.worker_parts import Parts
 from workers.background import BackgroundRemover
 from workers.content_checks import StructuralChecker, content_checker_from_settings
 from workers.pipeline import Pipeline

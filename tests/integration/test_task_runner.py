@@ -11,51 +11,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from editcore.blobs import LocalBlobStore
 from editcore.errors import Unavailable
-from editcore.events import InProcessEventBus
-from editcore.lifecycle import Lifecycle
-from editcore.settings import Settings
-from editcore.spec import ImageFormat, OutputOptions, Resize, TaskSpec
-from editcore.status_cache import InProcessStatusCache
-from editcore.store.engine import create_engine_for, upgrade_database
-from editcore.store.sql_store import SqlStore
+from editcore.spec import ImageFormat, OutputOptions, Resize
 from editcore.task import Stage, Task, TaskState
-from tests.e2e.harness import jpeg_bytes
-from workers.background import BackgroundRemover
+from tests.integration.worker_parts import MAX_ATTEMPTS, Parts
 from workers.embedded import EmbeddedWorker
-from workers.pipeline import Pipeline, Work
-from workers.runner import TaskRunner
-from workers.styles import PresetStyles
-
-MAX_ATTEMPTS = 3
-
-
-class Parts:
-    def __init__(self, tmp_path: Path) -> None:
-        url = f"sqlite:///{tmp_path / 'runner.db'}"
-        upgrade_database(url)
-        self.store = SqlStore(create_engine_for(url))
-        self.blobs = LocalBlobStore(tmp_path / "blobs")
-        self.lifecycle = Lifecycle(self.store, InProcessStatusCache(), InProcessEventBus())
-        settings = Settings(data_dir=tmp_path)
-        self.pipeline = Pipeline(
-            self.blobs, settings, styles=PresetStyles(), remover=BackgroundRemover(settings)
-        )
-        self.runner = TaskRunner(self.lifecycle, self.blobs, self.pipeline, MAX_ATTEMPTS)
-
-    def queue(self, **spec: object) -> Task:
-        self.blobs.put("inputs/x", jpeg_bytes(400, 300))
-        task_spec = TaskSpec(input_key="inputs/x", **spec)  # type: ignore[arg-type]
-        task, _ = self.store.create_task(Task(id=_uuid(), user_id="u", spec=task_spec))
-        return task
-
-
-_counter = iter(range(1, 1_000_000))
-
-
-def _uuid() -> str:
-    return f"00000000-0000-4000-8000-{next(_counter):012d}"
+from workers.pipeline import Work
 
 
 @pytest.fixture

@@ -23,12 +23,11 @@ from clients.sdk import (
 )
 from clients.sdk.channel import auth_metadata, channel_options
 from clients.sdk.credentials import resolve_address, resolve_api_key
+from clients.sdk.operations import grayscale_operation, resize_operation
 from clients.sdk.requests import (
     build_list_request,
     build_submit_request,
-    grayscale_operation,
     new_request_id,
-    resize_operation,
     task_state,
 )
 from editcore.errors import InvalidArgument

@@ -1,0 +1,62 @@
+"""The parts a worker runs tasks with, on a real SQLite store, blob folder and pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from editcore.blobs import LocalBlobStore
+from editcore.events import InProcessEventBus
+from editcore.lifecycle import Lifecycle
+from editcore.settings import Settings
+from editcore.spec import TaskSpec
+from editcore.status_cache import InProcessStatusCache
+from editcore.store.engine import create_engine_for, upgrade_database
+from editcore.store.sql_store import SqlStore
+from editcore.task import Task
+from tests.e2e.harness import jpeg_bytes
+from workers.background import BackgroundRemover
+from workers.pipeline import Pipeline
+from workers.runner import TaskRunner
+from workers.styles import PresetStyles
+
+MAX_ATTEMPTS = 3
+
+_counter = iter(range(1, 1_000_000))
+
+
+def new_task_id() -> str:
+    return f"00000000-0000-4000-8000-{next(_counter):012d}"
+
+
+class Parts:
+    """Store, blobs, lifecycle, pipeline and runner, built as a worker builds them."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        store_class: type[SqlStore] = SqlStore,
+        time_limit_errors: tuple[type[Exception], ...] = (),
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'worker.db'}"
+        upgrade_database(url)
+        self.store = store_class(create_engine_for(url))
+        self.blobs = LocalBlobStore(tmp_path / "blobs")
+        self.lifecycle = Lifecycle(self.store, InProcessStatusCache(), InProcessEventBus())
+        settings = Settings(data_dir=tmp_path)
+        self.pipeline = Pipeline(
+            self.blobs, settings, styles=PresetStyles(), remover=BackgroundRemover(settings)
+        )
+        self.runner = TaskRunner(
+            self.lifecycle,
+            self.blobs,
+            self.pipeline,
+            MAX_ATTEMPTS,
+            time_limit_errors=time_limit_errors,
+        )
+
+    def queue(self, size: tuple[int, int] = (400, 300), **spec: object) -> Task:
+        """A QUEUED task whose inline source is a JPEG of `size`."""
+        self.blobs.put("inputs/x", jpeg_bytes(*size))
+        task_spec = TaskSpec(input_key="inputs/x", **spec)  # type: ignore[arg-type]
+        task, _ = self.store.create_task(Task(id=new_task_id(), user_id="u", spec=task_spec))
+        return task
