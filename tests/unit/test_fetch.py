@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from editcore.errors import ImageEditorError, InvalidArgument, Unavailable
-from workers import fetch as fetch_module
+from workers import pinned_http
 from workers.fetch import MAX_REDIRECTS, fetch_image, resolve_address
 
 BODY = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40  # 10 KB; its content does not matter
@@ -254,7 +254,7 @@ def test_https_verifies_the_name_while_connecting_to_the_checked_address(
 ) -> None:
     port, cert = tls_port
     trusting = ssl.create_default_context(cafile=cert)
-    monkeypatch.setattr(fetch_module, "_tls_context", lambda: trusting)
+    monkeypatch.setattr(pinned_http, "_tls_context", lambda: trusting)
     options: dict[str, Any] = {"max_bytes": 10**6, "timeout": 5, "allowed_hosts": ("127.0.0.0/8",)}
     assert fetch_image(f"https://localhost:{port}/image", **options) == BODY
     # The certificate names localhost, not 127.0.0.1: verified against the URL's host.
