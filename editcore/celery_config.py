@@ -21,9 +21,10 @@ from editcore.settings import Settings
 from editcore.spec import RemoveBackground, TaskSpec
 
 TASK_NAME = "imageeditor.run_task"
+DELIVER_CALLBACKS_NAME = "imageeditor.deliver_callbacks"  # kwargs: user_id, url
 EDITS_QUEUE = "edits"  # Pillow work: cheap per task, scales with cores
 MODELS_QUEUE = "models"  # rembg: ~600 MB per process, warmed up at start
-CALLBACKS_QUEUE = "callbacks"  # HTTP callbacks: I/O bound (declared now, used later)
+CALLBACKS_QUEUE = "callbacks"  # HTTP callbacks: I/O bound, never behind image work
 QUEUES = (EDITS_QUEUE, MODELS_QUEUE, CALLBACKS_QUEUE)
 
 # Publishing gives up after ~1.5 s of retries (plus the connect timeouts): a broker outage

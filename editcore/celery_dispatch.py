@@ -1,9 +1,9 @@
-"""The Dispatcher of production mode: a Celery message per task, published by task name.
+"""Publishing to the workers in production mode: task dispatches and callback nudges.
 
 The server never imports the worker code (nor rembg, nor onnxruntime): it sends
 `imageeditor.run_task` by name, with the whole task as the message body so that a worker
 starts without reading the database (it still checks the store, by compare-and-set, before
-it runs anything).
+it runs anything), and `imageeditor.deliver_callbacks` (user, URL) to the callbacks queue.
 """
 
 from __future__ import annotations
@@ -12,10 +12,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from celery import Celery
 
-from editcore.celery_config import PUBLISH_RETRY_POLICY, TASK_NAME, queue_for
+from editcore.celery_config import (
+    CALLBACKS_QUEUE,
+    DELIVER_CALLBACKS_NAME,
+    MAX_COUNTDOWN_SECONDS,
+    PUBLISH_RETRY_POLICY,
+    TASK_NAME,
+    queue_for,
+)
 from editcore.store.snapshot import task_to_dict
 from editcore.task import Task
 
@@ -27,15 +35,13 @@ log = logging.getLogger(__name__)
 DEFAULT_COOLDOWN_SECONDS = 3.0
 
 
-class CeleryDispatcher:
-    """Publishes tasks to the broker; never raises and never blocks for long.
+class BrokerPublisher:
+    """Publishes messages by task name; never raises and never blocks for long.
 
-    A publish that fails (the broker is down or unreachable) is logged and dropped. That is
-    safe because the task was committed, QUEUED, before dispatch was called: the store is the
-    truth and the message only a nudge. The reconciler (editcore.reconciler) finds tasks left
-    QUEUED and dispatches them again once the broker is back. So SubmitTask still ACCEPTS
-    while the broker is down, rather than refusing: the caller gets its task id at once, and
-    the task runs late instead of never; refusing would push the retry onto every client.
+    A publish that fails (the broker is down or unreachable) is logged, throttled, and
+    dropped; for a while after it the broker is skipped, so during an outage one caller pays
+    the retry policy's delay and the others return at once. Callers publish only nudges whose
+    truth is already committed to the store, which the reconciler sweeps.
     """
 
     def __init__(
@@ -52,30 +58,28 @@ class CeleryDispatcher:
         self._broker_down_until = 0.0
         self._warned_at = -float("inf")
 
-    def dispatch(self, task: Task) -> None:
-        """The Dispatcher port: publish now, best effort."""
-        self.try_dispatch(task)
-
-    def try_dispatch(self, task: Task, countdown: float = 0.0) -> bool:
-        """Publish `task` (to run no sooner than `countdown` seconds from now); False when
-        the broker did not take it."""
+    def publish(
+        self, name: str, kwargs: dict[str, Any], queue: str, countdown: float, what: str
+    ) -> bool:
+        """Send `name(**kwargs)` to `queue`, due in `countdown` seconds; False when the broker
+        did not take it. `what` names the message in the log."""
         if self._clock() < self._broker_down_until:
             return False
         try:
             self._app.send_task(
-                TASK_NAME,
-                kwargs={"task": task_to_dict(task)},
-                queue=queue_for(task.spec),
+                name,
+                kwargs=kwargs,
+                queue=queue,
                 countdown=countdown or None,
                 retry=True,
                 retry_policy=PUBLISH_RETRY_POLICY,
             )
         except Exception as exc:  # kombu raises library-specific errors for each transport
-            self._broker_failed(task, exc)
+            self._broker_failed(what, exc)
             return False
         return True
 
-    def _broker_failed(self, task: Task, exc: Exception) -> None:
+    def _broker_failed(self, what: str, exc: Exception) -> None:
         now = self._clock()
         with self._lock:
             self._broker_down_until = now + self._cooldown
@@ -85,8 +89,82 @@ class CeleryDispatcher:
         # Throttled: an outage that every submit runs into must show in the log, not flood it.
         if warn:
             log.warning(
-                "could not publish task %s (%r); it stays QUEUED and is dispatched again "
-                "by the reconciler",
-                task.id,
-                exc,
+                "could not publish %s (%r); the reconciler publishes it again later", what, exc
             )
+
+
+class CeleryDispatcher:
+    """The Dispatcher port of production mode.
+
+    A task whose dispatch cannot be published stays QUEUED: it was committed before dispatch
+    was called, so the store is the truth and the message only a nudge. The reconciler
+    (editcore.reconciler) finds tasks left QUEUED and dispatches them again once the broker is
+    back. So SubmitTask still ACCEPTS while the broker is down, rather than refusing: the
+    caller gets its task id at once, and the task runs late instead of never; refusing would
+    push the retry onto every client.
+    """
+
+    def __init__(self, publisher: BrokerPublisher) -> None:
+        self._publisher = publisher
+
+    def dispatch(self, task: Task) -> None:
+        """The Dispatcher port: publish now, best effort."""
+        self.try_dispatch(task)
+
+    def try_dispatch(self, task: Task, countdown: float = 0.0) -> bool:
+        """Publish `task` (to run no sooner than `countdown` seconds from now); False when
+        the broker did not take it."""
+        return self._publisher.publish(
+            TASK_NAME,
+            {"task": task_to_dict(task)},
+            queue_for(task.spec),
+            countdown,
+            f"task {task.id}",
+        )
+
+
+class CeleryCallbackNotifier:
+    """The CallbackNotifier port of production mode: `imageeditor.deliver_callbacks` messages.
+
+    A nudge is due after the aggregation window, and it claims everything for its URL that
+    falls due within one more window; so while one nudge for a URL is pending in this process
+    another adds nothing, and is not sent. Deliveries whose nudge is lost are found by the
+    reconciler's sweep (editcore.callback_sweep).
+    """
+
+    def __init__(
+        self,
+        publisher: BrokerPublisher,
+        window_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._publisher = publisher
+        self._window = window_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending_until: dict[tuple[str, str], float] = {}
+
+    def notify(self, user_id: str, url: str) -> None:
+        """Deliver what is due for (user, url) after the aggregation window."""
+        now = self._clock()
+        target = (user_id, url)
+        with self._lock:
+            if self._pending_until.get(target, 0.0) > now:
+                return
+            self._pending_until = {t: d for t, d in self._pending_until.items() if d > now}
+            self._pending_until[target] = now + self._window
+        if not self.notify_in(user_id, url, self._window):
+            with self._lock:
+                self._pending_until.pop(target, None)
+
+    def notify_in(self, user_id: str, url: str, countdown: float) -> bool:
+        """Deliver what is due for (user, url) in `countdown` seconds (capped; the sweep covers
+        later retries). False when the broker did not take it."""
+        return self._publisher.publish(
+            DELIVER_CALLBACKS_NAME,
+            {"user_id": user_id, "url": url},
+            CALLBACKS_QUEUE,
+            min(countdown, MAX_COUNTDOWN_SECONDS),
+            f"callbacks for {url}",
+        )

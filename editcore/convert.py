@@ -1,7 +1,11 @@
-"""Translation between protobuf messages and the domain model, in both directions."""
+"""Translation between protobuf messages and the domain model, in both directions.
+
+The server uses both directions; the callback sender renders tasks and deliveries with it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
@@ -9,17 +13,18 @@ from google.rpc import status_pb2
 from imageeditor.v1 import image_editor_service_pb2 as service_pb2
 from imageeditor.v1 import task_pb2
 
-from editcore.errors import ERRORS_BY_CODE, ImageEditorError
-from editcore.rpc_errors import to_status
-from editcore.spec import TaskSpec
-from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
-from server.convert_operations import (
+from editcore.callbacks import Delivery, DeliveryState, batch_key, task_key
+from editcore.convert_operations import (
     FORMATS_TO_PROTO,
     operation_from_proto,
     operation_to_proto,
     output_from_proto,
     output_to_proto,
 )
+from editcore.errors import ERRORS_BY_CODE, ImageEditorError
+from editcore.rpc_errors import to_status
+from editcore.spec import TaskSpec
+from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
 
 STATES_TO_PROTO = {
     TaskState.QUEUED: task_pb2.TASK_STATE_QUEUED,
@@ -96,8 +101,11 @@ def result_to_proto(result: ResultInfo, download_url: str = "") -> task_pb2.Resu
     )
 
 
-def task_to_proto(task: Task, download_url: str = "") -> task_pb2.Task:
-    """`download_url` goes into the result of a succeeded task (see ResultLinks)."""
+def task_to_proto(
+    task: Task, download_url: str = "", callbacks: Mapping[str, Delivery] | None = None
+) -> task_pb2.Task:
+    """`download_url` goes into the result of a succeeded task (see ResultLinks); `callbacks`
+    are deliveries by outbox key (TaskService.callbacks_of): the task's and its batch's go in."""
     message = task_pb2.Task(
         id=task.id,
         state=STATES_TO_PROTO[task.state],
@@ -123,4 +131,35 @@ def task_to_proto(task: Task, download_url: str = "") -> task_pb2.Task:
         message.error.CopyFrom(error_to_status(task.error))
     if task.result is not None:
         message.result.CopyFrom(result_to_proto(task.result, download_url))
+    found = callbacks or {}
+    if (own := found.get(task_key(task.id))) is not None:
+        message.callback.CopyFrom(delivery_to_proto(own))
+    if task.batch_id and (batch := found.get(batch_key(task.batch_id))) is not None:
+        message.batch_callback.CopyFrom(delivery_to_proto(batch))
+    return message
+
+
+CALLBACK_STATES_TO_PROTO = {
+    DeliveryState.PENDING: task_pb2.CALLBACK_STATE_PENDING,
+    DeliveryState.DELIVERED: task_pb2.CALLBACK_STATE_DELIVERED,
+    DeliveryState.FAILED: task_pb2.CALLBACK_STATE_FAILED,
+}
+
+
+def delivery_to_proto(delivery: Delivery) -> task_pb2.CallbackDelivery:
+    message = task_pb2.CallbackDelivery(
+        event_id=delivery.id,
+        event_type=delivery.event_type.value,
+        url=delivery.url,
+        state=CALLBACK_STATES_TO_PROTO[delivery.state],
+        failure_reason=delivery.failure_reason,
+    )
+    for attempt in delivery.attempts:
+        item = message.attempts.add(http_status=attempt.http_status, error=attempt.error)
+        item.attempt_time.CopyFrom(_timestamp(attempt.at))
+        item.duration.FromMilliseconds(attempt.duration_ms)
+    if delivery.next_attempt_at is not None:
+        message.next_attempt_time.CopyFrom(_timestamp(delivery.next_attempt_at))
+    if delivery.delivered_at is not None:
+        message.delivered_time.CopyFrom(_timestamp(delivery.delivered_at))
     return message

@@ -1,26 +1,38 @@
-"""Committing task transitions: store first (compare-and-set), then cache, then watchers.
+"""Committing task transitions: store first (compare-and-set), then cache, then watchers,
+then (for a terminal transition) the callback sender.
 
 Both the server (cancel) and the workers change tasks only through here, so every committed
 transition is cached and published exactly once, and nothing is published that the store
-did not accept.
+did not accept. The callbacks a terminal transition owes are recorded by the store in the
+same transaction (editcore.callbacks); the notifier only makes them go out without delay.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from editcore.errors import Internal, NotFound
-from editcore.ports import EventBus, StatusCache, TaskStore
+from editcore.errors import ImageEditorError, Internal, NotFound
+from editcore.ports import CallbackNotifier, EventBus, StatusCache, TaskStore
 from editcore.task import Task
+
+log = logging.getLogger(__name__)
 
 MAX_CONFLICTS = 20
 
 
 class Lifecycle:
-    def __init__(self, store: TaskStore, cache: StatusCache, events: EventBus) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        cache: StatusCache,
+        events: EventBus,
+        callbacks: CallbackNotifier | None = None,
+    ) -> None:
         self.store = store
         self._cache = cache
         self._events = events
+        self._callbacks = callbacks
 
     def announce(self, task: Task) -> None:
         """Cache and publish a task the store has just accepted."""
@@ -31,9 +43,27 @@ class Lifecycle:
         """Save `task` if its predecessor version is still current; False if someone else won."""
         if self.store.save_transition(task):
             self.announce(task)
+            if task.state.terminal:
+                self._wake_callbacks(task)
             return True
         self._cache.invalidate(task.id)
         return False
+
+    def _wake_callbacks(self, task: Task) -> None:
+        """Tell the sender about the callbacks `task` has just come to owe (its own, and its
+        batch's when it may have been the last item). A lost nudge delays, never loses, them."""
+        if self._callbacks is None:
+            return
+        if task.spec.callback_url:
+            self._callbacks.notify(task.user_id, task.spec.callback_url)
+        if task.batch_id:
+            try:
+                batch = self.store.get_batch(task.batch_id)
+            except ImageEditorError as exc:  # the store is away: the sweep will find it
+                log.warning("task %s: batch callback not nudged (%s)", task.id, exc.message)
+                return
+            if batch is not None and batch.callback_url:
+                self._callbacks.notify(batch.user_id, batch.callback_url)
 
     def update(self, task_id: str, change: Callable[[Task], Task | None]) -> Task:
         """Apply `change` to the latest stored version until it commits.

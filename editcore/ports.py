@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from editcore.callbacks import Delivery
 from editcore.task import Task, TaskState
 
 
@@ -95,6 +96,70 @@ class ApiKeyStore(Protocol):
     def add_api_key(self, key: ApiKey) -> None: ...
 
     def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+
+
+@dataclass(frozen=True)
+class WebhookSecret:
+    """A secret that signs a user's callbacks; during a rotation the old one has expires_at."""
+
+    id: str
+    user_id: str
+    secret: str  # `whsec_` + base64; kept in the clear: signing needs it
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+class WebhookSecretStore(Protocol):
+    def add_webhook_secret(self, secret: WebhookSecret) -> None: ...
+
+    def webhook_secrets(self, user_id: str, now: datetime) -> list[WebhookSecret]:
+        """The user's secrets not expired at `now`, newest first."""
+
+    def expire_webhook_secrets(self, user_id: str, at: datetime) -> None:
+        """Let every secret of the user expire at `at` (one that expires sooner keeps its time)."""
+
+
+class DeliveryStore(Protocol):
+    """The callback outbox. Deliveries are created by the TaskStore itself, in the transaction
+    of the terminal transition that owes them; senders claim, post and record here."""
+
+    def claim_deliveries(
+        self, user_id: str, url: str, due_by: datetime, lease_until: datetime, limit: int
+    ) -> tuple[str, list[Delivery]]:
+        """Lease the next deliveries to POST together to `url`: PENDING ones of the user that are
+        due by `due_by` and not leased (or whose lease ran out), earliest due first. A delivery
+        that was tried before goes alone (a failed group falls back to single sends); otherwise
+        up to `limit` never-tried ones go together. Returns a claim token for
+        `finish_deliveries` and the deliveries (none: nothing to send)."""
+
+    def finish_deliveries(self, token: str, deliveries: Sequence[Delivery]) -> int:
+        """Store the new state of claimed deliveries and release them; only those still held
+        by `token` are written (a claim whose lease ran out may have been taken over). Returns
+        how many were written."""
+
+    def due_targets(self, due_by: datetime, limit: int) -> list[tuple[str, str]]:
+        """Distinct (user_id, url) with an unleased PENDING delivery due by `due_by`."""
+
+    def release_claims(self) -> int:
+        """Drop every lease (a single-process deployment at start: no sender is alive)."""
+
+    def deliveries(self, keys: Sequence[str]) -> dict[str, Delivery]:
+        """The deliveries with these outbox keys (editcore.callbacks.task_key/batch_key)."""
+
+    def disable_endpoint(self, user_id: str, url: str, reason: str, now: datetime) -> None:
+        """Send nothing more to `url` for this user (it answered 410 Gone)."""
+
+    def endpoint_disabled(self, user_id: str, url: str) -> bool: ...
+
+    def get_tasks(self, task_ids: Sequence[str]) -> list[Task]:
+        """The tasks with these ids that exist, in the order given."""
+
+
+class CallbackNotifier(Protocol):
+    """Wakes a callback sender: deliveries for (user, url) may be due."""
+
+    def notify(self, user_id: str, url: str) -> None:
+        """Deliver what is due for `url` soon, after the aggregation window. Never raises."""
 
 
 class BlobStore(Protocol):

@@ -10,12 +10,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from editcore.callbacks import Delivery, batch_key, task_key
 from editcore.errors import FailedPrecondition, ImageEditorError, NotFound, ResourceExhausted
 from editcore.lifecycle import Lifecycle
 from editcore.paging import decode_page_token, encode_page_token
 from editcore.ports import (
     Batch,
     BlobStore,
+    DeliveryStore,
     Dispatcher,
     PageCursor,
     RateLimiter,
@@ -52,6 +54,7 @@ class TaskService:
         cache: StatusCache,
         limiter: RateLimiter,
         settings: Settings,
+        deliveries: DeliveryStore | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -60,6 +63,7 @@ class TaskService:
         self._cache = cache
         self._limiter = limiter
         self._settings = settings
+        self._deliveries = deliveries
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -171,6 +175,19 @@ class TaskService:
             return page, ""
         last = page[-1]
         return page, encode_page_token(PageCursor(last.created_at, last.id), query)
+
+    def callbacks_of(self, tasks: Sequence[Task]) -> dict[str, Delivery]:
+        """The callback deliveries of these tasks and of their batches, by outbox key (only
+        finished tasks owe any): one query, whatever the number of tasks."""
+        keys: set[str] = set()
+        for task in tasks:
+            if task.state.terminal and task.spec.callback_url:
+                keys.add(task_key(task.id))
+            if task.state.terminal and task.batch_id:
+                keys.add(batch_key(task.batch_id))
+        if self._deliveries is None or not keys:
+            return {}
+        return self._deliveries.deliveries(sorted(keys))
 
     def result(self, user_id: str, task_id: str) -> tuple[ResultInfo, Iterator[bytes]]:
         task = self._require(task_id, user_id)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from editcore.callbacks import DEFAULT_RETRY_SCHEDULE
 from editcore.errors import InvalidArgument
 
 MIB = 1024 * 1024
@@ -74,6 +75,17 @@ class Settings:
     style_http_model: str = ""
     style_http_timeout_seconds: float = 60.0
     style_http_retries: int = 3
+    # Callbacks: the timeout of one POST (redirects included); the delays before each retry
+    # (default: the Standard Webhooks schedule, 8 attempts over ~27.6 h), jittered ±20%; how
+    # long events for one URL are gathered into one request, and at most how many; the
+    # embedded mode's sender threads; hosts that callbacks may reach although their addresses
+    # are not public (as allowed_hosts does for image URLs).
+    callback_timeout_seconds: float = 15.0
+    callback_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    callback_window_seconds: float = 1.0
+    callback_max_events: int = 50
+    callback_workers: int = 4
+    callback_allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
     api_key: str = ""  # the CLI's key; the SDK reads it too
 
     @property
@@ -98,6 +110,11 @@ class Settings:
         """Where embedded mode keeps its development API key for the CLI to find."""
         return self.data_dir / "dev-api-key"
 
+    @property
+    def dev_webhook_secret_path(self) -> Path:
+        """Where embedded mode keeps the secret that signs the development user's callbacks."""
+        return self.data_dir / "dev-webhook-secret"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -121,7 +138,8 @@ def _parse(name: str, type_name: str, raw: str) -> object:
         if type_name == "float":
             return float(raw)
         if type_name.startswith("tuple"):
-            return tuple(item.strip() for item in raw.split(",") if item.strip())
+            items = tuple(item.strip() for item in raw.split(",") if item.strip())
+            return tuple(float(item) for item in items) if "float" in type_name else items
         return raw
     except ValueError as exc:
         variable = f"IMAGEEDITOR_{name.upper()}"

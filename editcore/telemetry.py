@@ -18,7 +18,7 @@ tracing is on (server.app); Celery is instrumented on both sides by `instrument_
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -26,6 +26,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from editcore.errors import InvalidArgument
 from editcore.task import Stage
@@ -33,8 +34,11 @@ from editcore.task import Stage
 TASK_ID = "imageeditor.task_id"
 STAGE = "imageeditor.stage"
 ATTEMPT = "imageeditor.attempt"
+CALLBACK_URL = "url.full"
+CALLBACK_EVENTS = "imageeditor.callback.events"
 
 _tracer = trace.get_tracer("imageeditor")
+_propagator = TraceContextTextMapPropagator()
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,38 @@ def stage_span(stage: Stage, task_id: str, attempt: int) -> Iterator[None]:
     attributes = {TASK_ID: task_id, STAGE: stage.value, ATTEMPT: attempt}
     with _tracer.start_as_current_span(f"stage {stage.value}", attributes=attributes):
         yield
+
+
+def current_traceparent() -> str:
+    """The W3C `traceparent` of the current span, or "" when nothing is traced: stored with
+    work that runs later (a callback), so that work joins this trace."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+@contextmanager
+def callback_span(traceparents: Sequence[str], url: str, events: int) -> Iterator[dict[str, str]]:
+    """A client span for one callback POST, the child of the first event's trace and linked
+    to the others'; yields the headers (`traceparent`) that carry it to the receiver."""
+    contexts = [_propagator.extract({"traceparent": tp}) for tp in traceparents if tp]
+    parent = contexts[0] if contexts else None
+    links = [
+        trace.Link(span_context)
+        for context in contexts[1:]
+        if (span_context := trace.get_current_span(context).get_span_context()).is_valid
+    ]
+    attributes: dict[str, str | int] = {CALLBACK_URL: url, CALLBACK_EVENTS: events}
+    with _tracer.start_as_current_span(
+        "callback POST",
+        context=parent,
+        kind=trace.SpanKind.CLIENT,
+        links=links,
+        attributes=attributes,
+    ):
+        headers: dict[str, str] = {}
+        _propagator.inject(headers)
+        yield headers
 
 
 def _exporter(env: Mapping[str, str]) -> SpanExporter | None:

@@ -1,7 +1,9 @@
 """Rules for the URLs we are given (image_url, callback_url) and the addresses they reach.
 
-Both functions are pure: `validate_http_url` checks a URL's form at submit time, and
-`check_address` decides whether an address that a host name resolved to may be contacted.
+The functions are pure: `validate_http_url` checks a URL's form at submit time,
+`refuse_internal_target` refuses at submit time what its spelling alone shows to be internal
+(an IP literal in any spelling, `localhost`), and `check_address` decides whether an address
+that a host name resolved to may be contacted.
 Whoever opens the connection (the image fetcher, the callback sender) resolves the name once,
 asks `check_address` about every address, and connects to a checked one, so a second DNS
 answer cannot swap in an internal address (DNS rebinding).
@@ -10,6 +12,8 @@ answer cannot swap in an internal address (DNS rebinding).
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from urllib.parse import urlsplit
 
 from editcore.errors import InvalidArgument
@@ -33,6 +37,43 @@ def validate_http_url(url: str, field: str) -> None:
             field_violations={field: problem},
             reason="INVALID_URL",
         )
+
+
+# What inet_aton would take as an IPv4 address: 127.1, 0x7f.0.0.1, 2130706433, 0177.0.0.1.
+_IPV4_SPELLING = re.compile(r"^[0-9a-fx.]+$")
+
+
+def refuse_internal_target(url: str, field: str, allowed_hosts: tuple[str, ...]) -> None:
+    """Raise InvalidArgument (reason URL_NOT_ALLOWED, a violation on `field`) when the URL's
+    host is, by its spelling alone, an address `check_address` refuses: an IP literal in any
+    spelling a resolver accepts, or `localhost`. Names are resolved (and every address checked)
+    when the URL is used; this only refuses early what is certain. `url` must be valid."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    address = _literal_address(host)
+    if address is None and (host == "localhost" or host.endswith(".localhost")):
+        address = ipaddress.IPv4Address("127.0.0.1")
+    if address is not None and not check_address(address, port, host, allowed_hosts):
+        problem = f"{host} is not a public address"
+        raise InvalidArgument(
+            f"{field} is not allowed: {problem}",
+            field_violations={field: problem},
+            reason="URL_NOT_ALLOWED",
+        )
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _IPV4_SPELLING.match(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 def _url_problem(url: str) -> str:

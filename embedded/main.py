@@ -1,5 +1,6 @@
 """The composition root of embedded mode: one process, the grpc.aio server plus an in-process
-worker, SQLite and local disk under the data directory, in-process events, cache and limits.
+worker and callback sender, SQLite and local disk under the data directory, in-process
+events, cache and limits.
 
 Everything is built here, by plain constructor calls, from one Settings object.
 """
@@ -11,24 +12,30 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from editcore.apikeys import create_api_key, hash_api_key
 from editcore.blob_stores import ResultLinks, blob_store_from_settings
 from editcore.events import InProcessEventBus
 from editcore.lifecycle import Lifecycle
+from editcore.ports import WebhookSecretStore
 from editcore.rate_limit import InProcessRateLimiter
 from editcore.service import TaskService
 from editcore.settings import Settings
 from editcore.status_cache import InProcessStatusCache
 from editcore.store.engine import create_engine_for, upgrade_database
+from editcore.store.sql_callbacks import SqlCallbackStore
 from editcore.store.sql_store import SqlStore
 from editcore.telemetry import setup_tracing
+from editcore.webhook_secrets import ensure_webhook_secret
 from server.app import start_server
 from server.auth import Authenticator
 from server.process import configure_logging, stop_on_signals
 from server.servicer import ImageEditorServicer
 from server.watch import TaskWatcher
 from workers.background import BackgroundRemover
+from workers.callback_sender import CallbackSender
+from workers.callback_worker import EmbeddedCallbackWorker
 from workers.embedded import EmbeddedWorker
 from workers.pipeline import Pipeline
 from workers.runner import TaskRunner
@@ -42,19 +49,26 @@ class EmbeddedApp:
     settings: Settings
     store: SqlStore
     worker: EmbeddedWorker
+    callbacks: EmbeddedCallbackWorker
     servicer: ImageEditorServicer
     remover: BackgroundRemover
+    callback_store: SqlCallbackStore
 
 
 def build(settings: Settings) -> EmbeddedApp:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.effective_database_url
     upgrade_database(url)
-    store = SqlStore(create_engine_for(url))
+    engine = create_engine_for(url)
+    store = SqlStore(engine)
+    callback_store = SqlCallbackStore(engine)
     blobs = blob_store_from_settings(settings)
+    links = ResultLinks.for_store(blobs, settings)
     events = InProcessEventBus()
     cache = InProcessStatusCache()
-    lifecycle = Lifecycle(store, cache, events)
+    sender = CallbackSender(store, callback_store, callback_store, settings, links=links)
+    callbacks = EmbeddedCallbackWorker(sender, callback_store, settings)
+    lifecycle = Lifecycle(store, cache, events, callbacks)
     # Built before anything listens: a misconfigured style backend stops the start.
     styles = create_style_generator(settings)
     remover = BackgroundRemover(settings)  # loads nothing yet: see serve()
@@ -69,37 +83,48 @@ def build(settings: Settings) -> EmbeddedApp:
         cache=cache,
         limiter=InProcessRateLimiter(),
         settings=settings,
+        deliveries=callback_store,
     )
     servicer = ImageEditorServicer(
         service,
         TaskWatcher(store, events),
         Authenticator(store),
         settings,
-        links=ResultLinks.for_store(blobs, settings),
+        links=links,
     )
-    return EmbeddedApp(settings, store, worker, servicer, remover)
+    return EmbeddedApp(settings, store, worker, callbacks, servicer, remover, callback_store)
 
 
-def ensure_dev_key(store: SqlStore, settings: Settings) -> None:
-    """Embedded mode's development key: made on first start, kept in the data directory
-    (mode 0600) where the CLI and SDK find it without a flag."""
+def ensure_dev_key(store: SqlStore, secrets: WebhookSecretStore, settings: Settings) -> None:
+    """Embedded mode's development key and the secret that signs its callbacks: made on first
+    start, kept in the data directory (mode 0600) where the CLI, the SDK and a developer's
+    callback receiver find them without a flag."""
     path = settings.dev_key_path
-    if path.exists():
-        key = path.read_text().strip()
-        if key and store.find_api_key(hash_api_key(key)) is not None:
-            return
-    key, _ = create_api_key(store, "dev", user_id="dev")
+    key = path.read_text().strip() if path.exists() else ""
+    if not key or store.find_api_key(hash_api_key(key)) is None:
+        key, _ = create_api_key(store, "dev", user_id="dev")
+        _write_private(path, key)
+        log.info("created a development API key in %s", path)
+    secret_path = settings.dev_webhook_secret_path
+    newest = ensure_webhook_secret(secrets, "dev")[0].secret
+    if not secret_path.exists() or secret_path.read_text().strip() != newest:
+        _write_private(secret_path, newest)
+        log.info("kept the development webhook secret in %s", secret_path)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    log.info("created a development API key in %s", path)
+        f.write(text + "\n")
 
 
 async def serve(settings: Settings) -> None:
     tracing = setup_tracing("imageeditor")
     app = build(settings)
-    ensure_dev_key(app.store, settings)
+    ensure_dev_key(app.store, app.callback_store, settings)
     app.worker.start()
+    app.callbacks.start()
     # The rembg model loads on its own thread while the server starts answering.
     warm_up = threading.Thread(target=app.remover.warm_up, name="rembg-warm-up", daemon=True)
     if settings.embedded_workers:
@@ -116,6 +141,7 @@ async def serve(settings: Settings) -> None:
     log.info("stopping: draining calls for %.0fs", settings.shutdown_grace_seconds)
     await running.stop(settings.shutdown_grace_seconds)
     await asyncio.to_thread(app.worker.stop, settings.shutdown_grace_seconds)
+    await asyncio.to_thread(app.callbacks.stop, settings.shutdown_grace_seconds)
     if warm_up.is_alive():
         # onnxruntime aborts the process when it exits in the middle of loading a model.
         await asyncio.to_thread(warm_up.join, settings.shutdown_grace_seconds)

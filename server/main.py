@@ -6,8 +6,10 @@ worker`), and results go to the blob store the storage URL names. Run as many of
 you like behind a load balancer: any of them answers for any task, and WatchTask on one sees
 what workers do for tasks accepted by another.
 
-Each process also runs the reconciler (editcore.reconciler) every reconcile_interval_seconds;
-only the one holding the PostgreSQL leader lock does the work.
+Each process also runs the reconciler (editcore.reconciler) and the callback sweep
+(editcore.callback_sweep) every reconcile_interval_seconds; only the one holding the
+PostgreSQL leader lock does the work. Callbacks themselves are sent by the workers of the
+`callbacks` queue (`imageeditor worker --queues callbacks`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 
 from editcore.blob_stores import ResultLinks, blob_store_from_settings
+from editcore.callback_sweep import CallbackSweep
 from editcore.celery_config import create_celery
-from editcore.celery_dispatch import CeleryDispatcher
+from editcore.celery_dispatch import BrokerPublisher, CeleryCallbackNotifier, CeleryDispatcher
 from editcore.lifecycle import Lifecycle
 from editcore.reconciler import Reconciler
 from editcore.redis_connection import redis_client
@@ -32,6 +36,7 @@ from editcore.service import TaskService
 from editcore.settings import Settings
 from editcore.store.engine import create_engine_for, upgrade_database
 from editcore.store.leader_lock import LeaderLock
+from editcore.store.sql_callbacks import SqlCallbackStore
 from editcore.store.sql_store import SqlStore
 from editcore.task import utcnow
 from editcore.telemetry import instrument_celery, setup_tracing
@@ -52,6 +57,7 @@ class ProductionServer:
     events: RedisEventBus
     servicer: ImageEditorServicer
     reconciler: Reconciler
+    sweep: CallbackSweep
     leader: LeaderLock
 
     async def reconcile_until(self, stop: asyncio.Event) -> None:
@@ -61,6 +67,7 @@ class ProductionServer:
             try:
                 if await asyncio.to_thread(self.leader.held):
                     await asyncio.to_thread(self.reconciler.run_once, utcnow())
+                    await asyncio.to_thread(self.sweep.run_once, utcnow())
             except Exception:  # the store is away, say: try again next time
                 log.exception("reconciler pass failed")
             with contextlib.suppress(TimeoutError):
@@ -75,13 +82,17 @@ class ProductionServer:
 def build(settings: Settings) -> ProductionServer:
     url = settings.effective_database_url
     upgrade_database(url)  # safe when replicas start together: one migrates, under a lock
-    store = SqlStore(create_engine_for(url))
+    engine = create_engine_for(url)
+    store = SqlStore(engine)
+    callback_store = SqlCallbackStore(engine)
     blobs = blob_store_from_settings(settings)
     client = redis_client(settings.redis_url)
     events = RedisEventBus(settings.redis_url)
     cache = RedisStatusCache(client, hot_seconds=settings.hot_cache_seconds)
-    lifecycle = Lifecycle(store, cache, events)
-    dispatcher = CeleryDispatcher(create_celery(settings))
+    publisher = BrokerPublisher(create_celery(settings))
+    callbacks = CeleryCallbackNotifier(publisher, settings.callback_window_seconds)
+    lifecycle = Lifecycle(store, cache, events, callbacks)
+    dispatcher = CeleryDispatcher(publisher)
     service = TaskService(
         store=store,
         blobs=blobs,
@@ -90,6 +101,7 @@ def build(settings: Settings) -> ProductionServer:
         cache=cache,
         limiter=RedisRateLimiter(client),
         settings=settings,
+        deliveries=callback_store,
     )
     servicer = ImageEditorServicer(
         service,
@@ -99,7 +111,10 @@ def build(settings: Settings) -> ProductionServer:
         links=ResultLinks.for_store(blobs, settings),
     )
     reconciler = Reconciler(store, lifecycle, dispatcher, settings)
-    return ProductionServer(settings, store, client, events, servicer, reconciler, LeaderLock(url))
+    grace = timedelta(seconds=settings.reconcile_interval_seconds)
+    sweep = CallbackSweep(callback_store, callbacks, grace)
+    leader = LeaderLock(url)
+    return ProductionServer(settings, store, client, events, servicer, reconciler, sweep, leader)
 
 
 async def serve(settings: Settings) -> None:

@@ -7,7 +7,7 @@ threads so the event loop keeps serving streams.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
@@ -16,19 +16,20 @@ from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 from imageeditor.v1 import task_pb2
 
 from editcore.blob_stores import ResultLinks
-from editcore.errors import ImageEditorError, InvalidArgument
-from editcore.ports import TaskQuery
-from editcore.service import TaskService
-from editcore.settings import Settings
-from editcore.task import Task
-from server.auth import Authenticator
-from server.convert import (
+from editcore.callbacks import Delivery
+from editcore.convert import (
     STATES,
     datetime_from_proto,
     error_to_status,
     result_to_proto,
     task_to_proto,
 )
+from editcore.errors import ImageEditorError, InvalidArgument
+from editcore.ports import TaskQuery
+from editcore.service import TaskService
+from editcore.settings import Settings
+from editcore.task import Task
+from server.auth import Authenticator
 from server.rpc import rpc_method
 from server.validation import validate_batch, validate_submit, validate_task_id
 from server.watch import TaskWatcher
@@ -55,9 +56,11 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
     async def _user(self, context: Context) -> str:
         return await asyncio.to_thread(self._auth.authenticate, context.invocation_metadata())
 
-    def _task_proto(self, task: Task) -> task_pb2.Task:
+    def _task_proto(
+        self, task: Task, callbacks: Mapping[str, Delivery] | None = None
+    ) -> task_pb2.Task:
         # Presigning signs locally, without a call to the store: cheap enough for every message.
-        return task_to_proto(task, self._links.download_url(task.result))
+        return task_to_proto(task, self._links.download_url(task.result), callbacks)
 
     @rpc_method
     async def SubmitTask(
@@ -96,7 +99,8 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         user = await self._user(context)
         task_id = validate_task_id(request.task_id)
         task = await asyncio.to_thread(self._service.get, user, task_id)
-        return pb.GetStatusResponse(task=self._task_proto(task))
+        callbacks = await asyncio.to_thread(self._service.callbacks_of, [task])
+        return pb.GetStatusResponse(task=self._task_proto(task, callbacks))
 
     @rpc_method
     async def WatchTask(
@@ -145,8 +149,9 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         tasks, token = await asyncio.to_thread(
             self._service.list_tasks, query, request.page_size, request.page_token
         )
+        callbacks = await asyncio.to_thread(self._service.callbacks_of, tasks)
         return pb.ListTasksResponse(
-            tasks=[self._task_proto(t) for t in tasks], next_page_token=token
+            tasks=[self._task_proto(t, callbacks) for t in tasks], next_page_token=token
         )
 
     @rpc_method

@@ -8,13 +8,13 @@ from dataclasses import replace
 
 from imageeditor.v1 import image_editor_service_pb2 as service_pb2
 
+from editcore.convert import spec_from_proto
 from editcore.errors import ImageEditorError, InvalidArgument
 from editcore.image_probe import probe
 from editcore.service import NewTask
 from editcore.settings import Settings
 from editcore.styles import check_prompt
-from editcore.urls import validate_http_url
-from server.convert import spec_from_proto
+from editcore.urls import refuse_internal_target, validate_http_url
 from server.operation_checks import check_operations, check_output
 
 MAX_LABELS = 32
@@ -34,9 +34,11 @@ class Violations:
         self.items.setdefault(self.prefix + field, description)
         self.reason = self.reason or reason
 
-    def check_url(self, field: str, url: str) -> None:
+    def check_url(self, field: str, url: str, allowed_hosts: tuple[str, ...]) -> None:
+        """The URL's form, and that it does not name an internal address outright."""
         try:
             validate_http_url(url, field)
+            refuse_internal_target(url, field, allowed_hosts)
         except InvalidArgument as exc:
             self.add_all(exc)
 
@@ -82,7 +84,7 @@ def validate_submit(
     if source is None:
         v.add("source", "set image_url or image_data", "SOURCE_MISSING")
     elif source == "image_url":
-        v.check_url("image_url", request.image_url)
+        v.check_url("image_url", request.image_url, settings.allowed_hosts)
     else:
         _check_image_data(v, request.image_data, settings)
     problems = check_operations(request.operations, settings) + check_output(request.output)
@@ -90,7 +92,7 @@ def validate_submit(
         v.add(field, description, reason)
     style_prompt = v.check_style_prompt(request.style_prompt, settings)
     if request.callback_url:
-        v.check_url("callback_url", request.callback_url)
+        v.check_url("callback_url", request.callback_url, settings.callback_allowed_hosts)
     _check_request_id(v, request.request_id)
     _check_labels(v, dict(request.labels))
     v.raise_if_any("SubmitTaskRequest")
@@ -113,7 +115,7 @@ def validate_batch(
     if not 1 <= len(request.requests) <= limit:
         v.add("requests", f"between 1 and {limit} items; got {len(request.requests)}", "BATCH_SIZE")
     if request.callback_url:
-        v.check_url("callback_url", request.callback_url)
+        v.check_url("callback_url", request.callback_url, settings.callback_allowed_hosts)
     _check_request_id(v, request.request_id)
     v.raise_if_any("BatchSubmitRequest")
     items: list[NewTask | ImageEditorError] = []

@@ -22,7 +22,12 @@ from editcore.celery_config import MODELS_QUEUE, create_celery
 from editcore.errors import FailedPrecondition
 from editcore.settings import Settings
 from editcore.telemetry import Tracing, instrument_celery, setup_tracing
-from workers.celery_tasks import TaskHandler, register_run_task
+from workers.celery_tasks import (
+    CallbackHandler,
+    TaskHandler,
+    register_deliver_callbacks,
+    register_run_task,
+)
 from workers.worker_context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,9 @@ class WorkerProcess:
 
     def handler(self) -> TaskHandler:
         return TaskHandler(self.context())
+
+    def callback_handler(self) -> CallbackHandler:
+        return CallbackHandler(self.context())
 
     # -- Celery signal receivers -------------------------------------------------------------
 
@@ -96,6 +104,7 @@ def create_celery_app(settings: Settings) -> Celery:
     app = create_celery(settings)
     process = WorkerProcess(settings, app)
     register_run_task(app, process.handler)
+    register_deliver_callbacks(app, process.callback_handler)
     # Signals are process-wide; weak=False because nothing else keeps `process` alive.
     signals.celeryd_after_setup.connect(process.after_setup, weak=False)
     signals.worker_process_init.connect(process.process_init, weak=False)

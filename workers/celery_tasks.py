@@ -1,4 +1,5 @@
-"""The Celery task `imageeditor.run_task`: one delivery of a task's dispatch message.
+"""The Celery tasks: `imageeditor.run_task` (one delivery of a task's dispatch message) and
+`imageeditor.deliver_callbacks` (see CallbackHandler and workers.callback_sender).
 
 The message carries the whole task as it was when dispatched, so the run starts with one
 compare-and-set and no read (workers.runner). What Celery's delivery guarantees leave to us:
@@ -28,17 +29,18 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
 from celery.exceptions import Reject
 from sqlalchemy.exc import SQLAlchemyError
 
-from editcore.celery_config import MAX_COUNTDOWN_SECONDS, TASK_NAME
+from editcore.celery_config import DELIVER_CALLBACKS_NAME, MAX_COUNTDOWN_SECONDS, TASK_NAME
 from editcore.errors import NotFound, Unavailable
 from editcore.store.snapshot import task_from_dict
-from editcore.task import Task, TaskState
+from editcore.task import Task, TaskState, utcnow
 from workers.worker_context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -90,13 +92,48 @@ def register_run_task(app: Celery, handler: Callable[[], TaskHandler]) -> None:
 
     def run_task(self: Any, task: dict[str, Any]) -> None:
         delivery = self.request.delivery_info or {}
-        try:
+        with _requeued_while_the_store_is_away(f"task {task.get('id')}"):
             handler().handle(task, redelivered=bool(delivery.get("redelivered")))
-        except (Unavailable, SQLAlchemyError) as exc:
-            # Nothing can be decided without the store. The task is QUEUED or RUNNING there;
-            # the redelivered message finds it either way (see the module docstring).
-            log.warning("task %s: the store is unreachable (%r); retrying", task.get("id"), exc)
-            time.sleep(STORE_OUTAGE_PAUSE_SECONDS)
-            raise Reject(str(exc), requeue=True) from exc
 
     app.task(name=TASK_NAME, bind=True)(run_task)
+
+
+class CallbackHandler:
+    """Runs one `imageeditor.deliver_callbacks` message: what is due for one (user, URL)."""
+
+    def __init__(self, context: WorkerContext) -> None:
+        self._context = context
+
+    def handle(self, user_id: str, url: str) -> None:
+        report = self._context.sender.deliver_due(user_id, url)
+        if report.next_due is None:
+            return
+        # A retry due soon gets its own delayed nudge; later ones (minutes to hours away)
+        # are found by the reconciler's sweep, not held in the broker.
+        countdown = (report.next_due - utcnow()).total_seconds()
+        if countdown <= MAX_COUNTDOWN_SECONDS:
+            self._context.callbacks.notify_in(user_id, url, max(countdown, 0.0))
+
+
+def register_deliver_callbacks(app: Celery, handler: Callable[[], CallbackHandler]) -> None:
+    """Register `imageeditor.deliver_callbacks` on `app`. Delivery is at least once: a worker
+    that dies mid-request leaves its deliveries leased until the lease runs out; then the
+    sweep nudges them again and the receiver sees the same event ids a second time."""
+
+    def deliver_callbacks(user_id: str, url: str) -> None:
+        with _requeued_while_the_store_is_away(f"callbacks for {url}"):
+            handler().handle(user_id, url)
+
+    app.task(name=DELIVER_CALLBACKS_NAME)(deliver_callbacks)
+
+
+@contextmanager
+def _requeued_while_the_store_is_away(what: str) -> Iterator[None]:
+    """Nothing can be decided without the store: the message goes back to the broker (after
+    a pause) and finds the store's state, whatever it is, when it is redelivered."""
+    try:
+        yield
+    except (Unavailable, SQLAlchemyError) as exc:
+        log.warning("%s: the store is unreachable (%r); retrying", what, exc)
+        time.sleep(STORE_OUTAGE_PAUSE_SECONDS)
+        raise Reject(str(exc), requeue=True) from exc

@@ -13,16 +13,18 @@ import redis
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from editcore.blob_stores import blob_store_from_settings
-from editcore.celery_dispatch import CeleryDispatcher
+from editcore.blob_stores import ResultLinks, blob_store_from_settings
+from editcore.celery_dispatch import BrokerPublisher, CeleryCallbackNotifier, CeleryDispatcher
 from editcore.lifecycle import Lifecycle
 from editcore.redis_connection import redis_client
 from editcore.redis_events import RedisEventBus
 from editcore.redis_status_cache import RedisStatusCache
 from editcore.settings import Settings
 from editcore.store.engine import create_engine_for
+from editcore.store.sql_callbacks import SqlCallbackStore
 from editcore.store.sql_store import SqlStore
 from workers.background import BackgroundRemover
+from workers.callback_sender import CallbackSender
 from workers.pipeline import Pipeline
 from workers.runner import TaskRunner
 from workers.styles import create_style_generator
@@ -30,7 +32,8 @@ from workers.styles import create_style_generator
 
 @dataclass
 class WorkerContext:
-    """The store, the publishing side of cache and events, the pipeline and its runner."""
+    """The store, the publishing side of cache and events, the pipeline and its runner, and
+    the callback sender (a process of the `callbacks` queue uses only that)."""
 
     store: SqlStore
     redis: redis.Redis
@@ -39,17 +42,23 @@ class WorkerContext:
     remover: BackgroundRemover
     runner: TaskRunner
     dispatcher: CeleryDispatcher
+    callbacks: CeleryCallbackNotifier
+    sender: CallbackSender
 
     @classmethod
     def build(cls, settings: Settings, app: Celery) -> WorkerContext:
         """Plain constructor calls; nothing connects until first used."""
-        store = SqlStore(create_engine_for(settings.effective_database_url))
+        engine = create_engine_for(settings.effective_database_url)
+        store = SqlStore(engine)
+        callback_store = SqlCallbackStore(engine)
         blobs = blob_store_from_settings(settings)
         client = redis_client(settings.redis_url)
         events = RedisEventBus(settings.redis_url)
         # A worker only writes the cache (every transition), it never reads it: no hot layer.
         cache = RedisStatusCache(client, hot_seconds=0.0)
-        lifecycle = Lifecycle(store, cache, events)
+        publisher = BrokerPublisher(app)
+        callbacks = CeleryCallbackNotifier(publisher, settings.callback_window_seconds)
+        lifecycle = Lifecycle(store, cache, events, callbacks)
         remover = BackgroundRemover(settings)  # loads its model on first use or warm-up
         pipeline = Pipeline(
             blobs, settings, styles=create_style_generator(settings), remover=remover
@@ -61,7 +70,15 @@ class WorkerContext:
             settings.max_attempts,
             time_limit_errors=(SoftTimeLimitExceeded,),
         )
-        return cls(store, client, events, lifecycle, remover, runner, CeleryDispatcher(app))
+        sender = CallbackSender(
+            store,
+            callback_store,
+            callback_store,
+            settings,
+            links=ResultLinks.for_store(blobs, settings),
+        )
+        dispatcher = CeleryDispatcher(publisher)
+        return cls(store, client, events, lifecycle, remover, runner, dispatcher, callbacks, sender)
 
     def close(self) -> None:
         """Close the connections (when the process exits)."""

@@ -1,5 +1,5 @@
-"""Operator subcommands: run the server or a worker, create API keys, migrate the database,
-install background-removal models.
+"""Operator subcommands: run the server or a worker, create API keys and webhook secrets,
+migrate the database, install background-removal models.
 
 These open the database, start the server or load worker code themselves, so they need the
 `server` or `worker` extra.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 
 from editcore.settings import Settings
 
@@ -47,26 +48,79 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def create_key(args: argparse.Namespace) -> int:
-    """`imageeditor keys create NAME`: store a new key and print it (it is shown only once)."""
+    """`imageeditor keys create NAME`: store a new key and print it (it is shown only once),
+    with the webhook secret that signs the user's callbacks (made if the user has none)."""
     try:
         from editcore.apikeys import create_api_key
         from editcore.store.engine import create_engine_for, upgrade_database
+        from editcore.store.sql_callbacks import SqlCallbackStore
         from editcore.store.sql_store import SqlStore
+        from editcore.webhook_secrets import ensure_webhook_secret
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
     url = Settings.from_env().effective_database_url
     # A key is often the first thing made on a fresh database: bring its schema up first.
     upgrade_database(url)
-    store = SqlStore(create_engine_for(url))
+    engine = create_engine_for(url)
     try:
-        plaintext, record = create_api_key(store, args.name)
+        plaintext, record = create_api_key(SqlStore(engine), args.name)
+        secret = ensure_webhook_secret(SqlCallbackStore(engine), record.user_id)[0]
     finally:
-        store.close()
+        engine.dispose()
     if args.json:
         fields = {"key": plaintext, "id": record.id, "name": record.name, "user_id": record.user_id}
-        print(json.dumps(fields))
+        print(json.dumps({**fields, "webhook_secret": secret.secret}))
     else:
-        print(plaintext)
+        print(plaintext)  # alone on the first line: scripts read it from there
+        print(f"webhook secret: {secret.secret}")
+    return 0
+
+
+def webhook_secret(args: argparse.Namespace) -> int:
+    """`imageeditor keys webhook-secret USER [--rotate [--overlap-hours H]]`: the user's active
+    webhook secrets, newest first (one is made if there is none); with --rotate a new one
+    first, the older ones signing on until the overlap ends."""
+    try:
+        from datetime import timedelta
+
+        from editcore.store.engine import create_engine_for, upgrade_database
+        from editcore.store.sql_callbacks import SqlCallbackStore
+        from editcore.task import utcnow
+        from editcore.webhook_secrets import (
+            DEFAULT_ROTATION_OVERLAP,
+            ensure_webhook_secret,
+            rotate_webhook_secret,
+        )
+    except ImportError as error:
+        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    url = Settings.from_env().effective_database_url
+    upgrade_database(url)
+    engine = create_engine_for(url)
+    now = utcnow()
+    retired = False  # whether a rotation stopped older secrets at once
+    try:
+        store = SqlCallbackStore(engine)
+        if args.rotate:
+            overlap = DEFAULT_ROTATION_OVERLAP
+            if args.overlap_hours is not None:
+                overlap = timedelta(hours=args.overlap_hours)
+            retired = not overlap and bool(store.webhook_secrets(args.user, now))
+            rotate_webhook_secret(store, args.user, overlap, now)
+        secrets = ensure_webhook_secret(store, args.user, now)
+    finally:
+        engine.dispose()
+    for secret in secrets:
+        if args.json:
+            expires_at = secret.expires_at.isoformat() if secret.expires_at else None
+            fields = {"id": secret.id, "user_id": secret.user_id, "secret": secret.secret}
+            created_at = secret.created_at.isoformat()
+            print(json.dumps({**fields, "created_at": created_at, "expires_at": expires_at}))
+        elif secret.expires_at is not None:
+            print(f"{secret.secret}  (signs until {_utc_text(secret.expires_at)})")
+        else:
+            print(secret.secret)
+    if retired and not args.json:
+        print("the previous secrets no longer sign")
     return 0
 
 
@@ -148,6 +202,10 @@ def list_models(args: argparse.Namespace) -> int:
         "in the models folder"
     )
     return 0
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _to_stderr(line: str) -> None:

@@ -45,7 +45,23 @@ def format_task(task: task_pb2.Task) -> str:
         parts.append(f"{code_name(task.error.code)}: {task.error.message}")
     if task.cancel_requested and task.state == task_pb2.TASK_STATE_RUNNING:
         parts.append("(cancel requested)")
+    for label, field in (("callback", "callback"), ("batch callback", "batch_callback")):
+        if task.HasField(field):
+            parts.append(f"{label} {format_callback(getattr(task, field))}")
     return "  ".join(parts)
+
+
+def format_callback(delivery: task_pb2.CallbackDelivery) -> str:
+    """`DELIVERED`, `PENDING after 2 attempts (HTTP 503)`, `FAILED ENDPOINT_GONE`."""
+    text = task_pb2.CallbackState.Name(delivery.state).removeprefix("CALLBACK_STATE_")
+    if delivery.state == task_pb2.CALLBACK_STATE_FAILED:
+        return f"{text} {delivery.failure_reason}"
+    if delivery.state == task_pb2.CALLBACK_STATE_PENDING and delivery.attempts:
+        last = delivery.attempts[-1]
+        why = f"HTTP {last.http_status}" if last.http_status else last.error
+        count = len(delivery.attempts)
+        return f"{text} after {count} attempt{'s' if count > 1 else ''} ({why})"
+    return text
 
 
 def format_result(info: task_pb2.ResultInfo) -> str:

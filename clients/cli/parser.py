@@ -15,6 +15,7 @@ from clients.sdk.requests import STATES
 FORMAT_CHOICES = ("png", "webp", "jpeg")
 # editcore.celery_config.QUEUES, repeated: the SDK-only install must parse without celery.
 WORKER_QUEUES = ("edits", "models", "callbacks")
+MAX_OVERLAP_HOURS = 24 * 365
 
 
 def parse_label(text: str) -> tuple[str, str]:
@@ -97,6 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", parents=[common], help="create a key, print it once")
     create.add_argument("name", metavar="NAME")
     create.set_defaults(run=admin.create_key)
+    secret = keys_sub.add_parser(
+        "webhook-secret",
+        parents=[common],
+        help="show a user's webhook secrets, newest first (made if none), or --rotate",
+    )
+    secret.add_argument("user", metavar="USER")
+    secret.add_argument("--rotate", action="store_true", help="make a new secret")
+    secret.add_argument(
+        "--overlap-hours",
+        type=_hours,
+        metavar="H",
+        help="with --rotate: how long the older secrets keep signing (default 24; 0: stop now)",
+    )
+    secret.set_defaults(run=admin.webhook_secret)
 
     db = sub.add_parser("db", help="manage the database (operator)")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -145,6 +160,19 @@ def _queue_list(text: str) -> tuple[str, ...]:
             f"{text!r}: expected a comma-separated list of {', '.join(WORKER_QUEUES)}"
         )
     return queues
+
+
+def _hours(text: str) -> float:
+    """A rotation overlap: 0 (the old secrets stop at once) up to a year."""
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = -1.0
+    if not 0 <= hours <= MAX_OVERLAP_HOURS:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of hours from 0 to {MAX_OVERLAP_HOURS}"
+        )
+    return hours
 
 
 def _positive(text: str) -> int:

@@ -21,7 +21,7 @@ from clients.sdk.operations import (
 )
 from clients.sdk.requests import build_batch_request, build_submit_request
 from clients.sdk.watching import is_terminal
-from clients.sdk.webhooks import verify_webhook
+from clients.sdk.webhooks import parse_webhook, verify_webhook
 from editcore.errors import (
     Cancelled,
     DeadlineExceeded,
@@ -61,6 +61,7 @@ __all__ = [
     "flop_operation",
     "grayscale_operation",
     "is_terminal",
+    "parse_webhook",
     "remove_background_operation",
     "resize_operation",
     "resolve_address",

@@ -2,15 +2,18 @@
 
 A receiver, e.g. in Flask:
 
-    from clients.sdk import Unauthenticated, verify_webhook
+    from clients.sdk import Unauthenticated, parse_webhook, verify_webhook
 
     @app.post("/imageeditor-callback")
     def callback():
+        body = request.get_data()
         try:
-            verify_webhook(SECRET, request.headers, request.get_data())
+            verify_webhook(SECRET, request.headers, body)
         except Unauthenticated:
             return "", 401
-        handle(request.get_json())
+        for event in parse_webhook(body):  # several when events for this URL came together
+            if not seen_before(event.id):  # retries repeat an event with the same id
+                handle(event.type, event.task)  # or event.batch for batch.completed
         return "", 204
 """
 
@@ -18,6 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from google.protobuf import json_format
+from imageeditor.v1 import callback_pb2
+
+from editcore.errors import InvalidArgument
 from editcore.webhooks import DEFAULT_TOLERANCE_SECONDS, verify
 
 
@@ -35,3 +42,19 @@ def verify_webhook(
     WEBHOOK_HEADERS_MISSING. Signatures are compared in constant time.
     """
     verify(secret, headers, body, tolerance=tolerance)
+
+
+def parse_webhook(body: bytes) -> list[callback_pb2.CallbackEvent]:
+    """The events a callback request carries (verify it first), as protobuf messages: each has
+    `id`, `type`, `create_time` and either `task` (task.* events) or `batch`. Fields this
+    SDK does not know yet are ignored, so a newer server does not break an older receiver.
+    Raises InvalidArgument when the body is not a callback payload."""
+    try:
+        payload = json_format.Parse(
+            body, callback_pb2.CallbackPayload(), ignore_unknown_fields=True
+        )
+    except json_format.ParseError as exc:
+        raise InvalidArgument(
+            f"not an imageeditor callback body: {exc}", reason="WEBHOOK_BODY_INVALID"
+        ) from None
+    return list(payload.events)

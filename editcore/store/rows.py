@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy import RowMapping
 
-from editcore.ports import ApiKey, Batch
+from editcore.callbacks import Attempt, Delivery, DeliveryState, EventType
+from editcore.ports import ApiKey, Batch, WebhookSecret
 from editcore.spec import TaskSpec
 from editcore.store.snapshot import (
     error_from_dict,
@@ -20,6 +21,8 @@ from editcore.store.snapshot import (
     result_from_dict,
     result_to_dict,
     task_to_dict,
+    time_from_str,
+    time_to_str,
 )
 from editcore.task import Stage, Task, TaskState
 
@@ -126,6 +129,7 @@ def batch_to_row(batch: Batch) -> dict[str, Any]:
         "callback_url": batch.callback_url,
         "task_ids": list(batch.task_ids),
         "created_at": batch.created_at,
+        "unfinished": len(batch.task_ids),  # a new batch's tasks are all QUEUED
     }
 
 
@@ -157,4 +161,89 @@ def api_key_from_row(row: RowMapping) -> ApiKey:
         user_id=row["user_id"],
         key_hash=row["key_hash"],
         created_at=row["created_at"],
+    )
+
+
+def delivery_to_row(delivery: Delivery) -> dict[str, Any]:
+    """The `callback_deliveries` row of a new, unclaimed delivery."""
+    return {
+        "id": uuid.UUID(delivery.id),
+        "dedupe_key": delivery.key,
+        "user_id": delivery.user_id,
+        "url": delivery.url,
+        "event_type": delivery.event_type.value,
+        "task_id": uuid.UUID(delivery.task_id) if delivery.task_id else None,
+        "batch_id": uuid.UUID(delivery.batch_id) if delivery.batch_id else None,
+        "created_at": delivery.created_at,
+        "traceparent": delivery.traceparent,
+        "claim_token": None,
+        "lease_until": None,
+        **delivery_progress_values(delivery),
+    }
+
+
+def delivery_progress_values(delivery: Delivery) -> dict[str, Any]:
+    """The columns a sender's attempts change."""
+    return {
+        "state": delivery.state.value,
+        "attempts": [_attempt_to_dict(attempt) for attempt in delivery.attempts],
+        "next_attempt_at": delivery.next_attempt_at,
+        "delivered_at": delivery.delivered_at,
+        "failure_reason": delivery.failure_reason,
+    }
+
+
+def delivery_from_row(row: RowMapping) -> Delivery:
+    return Delivery(
+        id=str(row["id"]),
+        user_id=row["user_id"],
+        url=row["url"],
+        event_type=EventType(row["event_type"]),
+        created_at=row["created_at"],
+        task_id=str(row["task_id"]) if row["task_id"] is not None else "",
+        batch_id=str(row["batch_id"]) if row["batch_id"] is not None else "",
+        state=DeliveryState(row["state"]),
+        next_attempt_at=row["next_attempt_at"],
+        attempts=tuple(_attempt_from_dict(data) for data in row["attempts"]),
+        delivered_at=row["delivered_at"],
+        failure_reason=row["failure_reason"],
+        traceparent=row["traceparent"],
+    )
+
+
+def _attempt_to_dict(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "at": time_to_str(attempt.at),
+        "http_status": attempt.http_status,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
+    }
+
+
+def _attempt_from_dict(data: dict[str, Any]) -> Attempt:
+    return Attempt(
+        at=time_from_str(data["at"]),
+        http_status=int(data["http_status"]),
+        error=data["error"],
+        duration_ms=int(data["duration_ms"]),
+    )
+
+
+def webhook_secret_to_row(secret: WebhookSecret) -> dict[str, Any]:
+    return {
+        "id": uuid.UUID(secret.id),
+        "user_id": secret.user_id,
+        "secret": secret.secret,
+        "created_at": secret.created_at,
+        "expires_at": secret.expires_at,
+    }
+
+
+def webhook_secret_from_row(row: RowMapping) -> WebhookSecret:
+    return WebhookSecret(
+        id=str(row["id"]),
+        user_id=row["user_id"],
+        secret=row["secret"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
     )

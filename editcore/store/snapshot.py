@@ -24,10 +24,10 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "progress": task.progress,
         "attempts": task.attempts,
         "version": task.version,
-        "created_at": _time_to_str(task.created_at),
-        "updated_at": _time_to_str(task.updated_at),
-        "started_at": _time_to_str(task.started_at),
-        "finished_at": _time_to_str(task.finished_at),
+        "created_at": time_to_str(task.created_at),
+        "updated_at": time_to_str(task.updated_at),
+        "started_at": time_to_str(task.started_at),
+        "finished_at": time_to_str(task.finished_at),
         "processing_ms": task.processing_ms,
         "error": error_to_dict(task.error),
         "result": result_to_dict(task.result),
@@ -49,8 +49,8 @@ def task_from_dict(data: dict[str, Any]) -> Task:
         progress=float(data["progress"]),
         attempts=int(data["attempts"]),
         version=int(data["version"]),
-        created_at=_time_from_str(data["created_at"]),
-        updated_at=_time_from_str(data["updated_at"]),
+        created_at=time_from_str(data["created_at"]),
+        updated_at=time_from_str(data["updated_at"]),
         started_at=_optional_time_from_str(data["started_at"]),
         finished_at=_optional_time_from_str(data["finished_at"]),
         processing_ms=data["processing_ms"],
@@ -103,13 +103,15 @@ def result_from_dict(data: dict[str, Any] | None) -> ResultInfo | None:
     )
 
 
-def _time_to_str(moment: datetime | None) -> str | None:
+def time_to_str(moment: datetime | None) -> str | None:
+    """A timestamp as ISO 8601 in UTC (the store's JSON columns keep times this way)."""
     return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
-def _time_from_str(text: str) -> datetime:
+def time_from_str(text: str) -> datetime:
+    """The inverse of `time_to_str`."""
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def _optional_time_from_str(text: str | None) -> datetime | None:
-    return None if text is None else _time_from_str(text)
+    return None if text is None else time_from_str(text)

@@ -31,6 +31,7 @@ from editcore.errors import InvalidArgument
 from editcore.ports import ApiKey, Batch, PageCursor, TaskQuery
 from editcore.store import tables
 from editcore.store.outage import translate_outages
+from editcore.store.outbox import record_empty_batch, record_terminal_transition
 from editcore.store.rows import (
     api_key_from_row,
     api_key_to_row,
@@ -88,7 +89,8 @@ class SqlStore:
         return found[0] if found else None
 
     def save_transition(self, task: Task) -> bool:
-        """Compare-and-set: store `task` only if the stored version is `task.version - 1`."""
+        """Compare-and-set: store `task` only if the stored version is `task.version - 1`;
+        a terminal transition records the callbacks it owes in the same transaction."""
         t = tables.tasks
         with self._engine.begin() as connection:
             result = connection.execute(
@@ -99,7 +101,20 @@ class SqlStore:
             if result.rowcount == 0:
                 return False
             connection.execute(insert(tables.task_events), [event_row(task)])
+            if task.state.terminal:
+                record_terminal_transition(connection, task)
         return True
+
+    def get_tasks(self, task_ids: Sequence[str]) -> list[Task]:
+        """The tasks with these ids that exist, in the order given (malformed ids find none)."""
+        keys = [key for key in map(parse_uuid, task_ids) if key is not None]
+        t = tables.tasks
+        found: dict[uuid.UUID, Task] = {}
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[start : start + _IN_CHUNK]
+            for task in self._load_tasks(select(t).where(t.c.id.in_(chunk))):
+                found[uuid.UUID(task.id)] = task
+        return [found[key] for key in keys if key in found]
 
     def list_tasks(
         self, query: TaskQuery, limit: int, after: PageCursor | None = None
@@ -159,6 +174,7 @@ class SqlStore:
             with self._engine.begin() as connection:
                 connection.execute(insert(tables.batches), [batch_to_row(batch)])
                 _insert_tasks(connection, tasks)
+                record_empty_batch(connection, batch)
         except IntegrityError:
             existing = self._batch_by_request(batch.user_id, batch.request_id)
             if existing is None:

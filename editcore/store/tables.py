@@ -24,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 
 # Deterministic constraint names, so later migrations can alter them on every backend.
@@ -74,6 +75,10 @@ batches = Table(
     # The batch's task ids in submission order: replies list results in that order.
     Column("task_ids", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # How many of its tasks are not terminal yet: the transition that brings it to 0 owes the
+    # batch.completed callback (editcore/store/outbox.py). Every insert sets it; the server
+    # default exists because SQLite adds a NOT NULL column only with one (migration 0003).
+    Column("unfinished", Integer, nullable=False, server_default="0"),
     UniqueConstraint("user_id", "request_id"),
 )
 
@@ -135,4 +140,61 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_api_keys_key_hash", "key_hash", unique=True),
+)
+
+# The callback outbox (editcore.callbacks.Delivery): written in the transaction of the terminal
+# transition that owes the event, then claimed, posted and updated by the senders.
+callback_deliveries = Table(
+    "callback_deliveries",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # the event id receivers deduplicate on
+    # task_key / batch_key: one event per task and per batch, whatever retries the transition.
+    Column("dedupe_key", String(80), nullable=False, unique=True),
+    Column("user_id", String(255), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("task_id", Uuid, nullable=True),
+    Column("batch_id", Uuid, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", JSON, nullable=False),  # [{at, http_status, error, duration_ms}, ...]
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Column("failure_reason", String(64), nullable=False, server_default=text("''")),
+    Column("traceparent", String(64), nullable=False, server_default=text("''")),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Set while a sender holds the delivery; a lease that ran out may be taken over.
+    Column("claim_token", Uuid, nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    # The sweep's query (due_targets): due PENDING rows across every target.
+    Index("ix_callback_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    # A sender's query (claim_deliveries): one target's due PENDING rows, earliest first.
+    Index(
+        "ix_callback_deliveries_user_id_url_state_next_attempt_at",
+        "user_id",
+        "url",
+        "state",
+        "next_attempt_at",
+    ),
+)
+
+# URLs that answered 410 Gone: nothing more is sent to them for that user.
+callback_endpoints = Table(
+    "callback_endpoints",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("url", String(2048), primary_key=True),
+    Column("disabled_at", UtcDateTime, nullable=False),
+    Column("reason", String(64), nullable=False),
+)
+
+# The secrets that sign a user's callbacks; kept in the clear, because signing needs them.
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),  # NULL: signs until the next rotation
+    Index("ix_webhook_secrets_user_id", "user_id"),
 )

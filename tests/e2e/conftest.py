@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.callback_receiver import Receiver
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 
 
@@ -37,3 +38,11 @@ def photo(tmp_path: Path) -> Path:
     path = tmp_path / "photo.jpg"
     path.write_bytes(jpeg_bytes())
     return path
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A callback receiver on a loopback port (answering 204 unless scripted otherwise)."""
+    started = Receiver().start()
+    yield started
+    started.stop()

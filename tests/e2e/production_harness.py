@@ -171,6 +171,21 @@ SHORT_TIMINGS = {
 }
 
 
+def cluster_env(
+    database_url: str, redis_url: str, broker_url: str, root: Path, **more: str
+) -> dict[str, str]:
+    """The settings every process of a test cluster shares: its services, results under
+    `root`, SHORT_TIMINGS, and `more`."""
+    return {
+        "IMAGEEDITOR_DATABASE_URL": database_url,
+        "IMAGEEDITOR_REDIS_URL": redis_url,
+        "IMAGEEDITOR_BROKER_URL": broker_url,
+        "IMAGEEDITOR_STORAGE_URL": (root / "blobs").as_uri(),
+        **SHORT_TIMINGS,
+        **more,
+    }
+
+
 @dataclass
 class Cluster:
     env: dict[str, str]
@@ -227,7 +242,8 @@ def start_cluster(root: Path, env: dict[str, str], servers: int, workers: int) -
         check=True,
     )
     store = SqlStore(create_engine_for(env["IMAGEEDITOR_DATABASE_URL"]))
-    cluster = Cluster(env, root, created.stdout.strip(), store)
+    api_key = created.stdout.splitlines()[0].strip()  # the next line is the webhook secret
+    cluster = Cluster(env, root, api_key, store)
     starting: list[WorkerProcess | ServerProcess] = [cluster.add_server() for _ in range(servers)]
     starting += [cluster.add_worker() for _ in range(workers)]
     with ThreadPoolExecutor(len(starting)) as pool:

@@ -27,7 +27,7 @@ from clients.sdk.requests import build_submit_request
 from editcore.errors import Unavailable
 from editcore.store.outage import STORE_UNAVAILABLE
 from tests.e2e.harness import jpeg_bytes
-from tests.e2e.production_harness import SHORT_TIMINGS, Cluster, RedisBroker, start_cluster
+from tests.e2e.production_harness import Cluster, RedisBroker, cluster_env, start_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -90,13 +90,7 @@ def outage_cluster(
     """One server and one worker; the broker is private, so only the shared services fail."""
     root = tmp_path_factory.mktemp("outages")
     broker = RedisBroker().start()
-    env = {
-        "IMAGEEDITOR_DATABASE_URL": module_postgres_url,
-        "IMAGEEDITOR_REDIS_URL": redis_url,
-        "IMAGEEDITOR_BROKER_URL": broker.url,
-        "IMAGEEDITOR_STORAGE_URL": (root / "blobs").as_uri(),
-        **SHORT_TIMINGS,
-    }
+    env = cluster_env(module_postgres_url, redis_url, broker.url, root)
     try:
         running = start_cluster(root, env, servers=1, workers=1)
         yield running

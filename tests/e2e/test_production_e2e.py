@@ -24,9 +24,9 @@ from clients.sdk.requests import build_submit_request
 from editcore.task import TaskState
 from tests.e2e.harness import jpeg_bytes
 from tests.e2e.production_harness import (
-    SHORT_TIMINGS,
     Cluster,
     RedisBroker,
+    cluster_env,
     start_cluster,
 )
 
@@ -51,13 +51,7 @@ def cluster(
     broker: RedisBroker,
 ) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("production")
-    env = {
-        "IMAGEEDITOR_DATABASE_URL": module_postgres_url,
-        "IMAGEEDITOR_REDIS_URL": redis_url,
-        "IMAGEEDITOR_BROKER_URL": broker.url,
-        "IMAGEEDITOR_STORAGE_URL": (root / "blobs").as_uri(),
-        **SHORT_TIMINGS,
-    }
+    env = cluster_env(module_postgres_url, redis_url, broker.url, root)
     running = start_cluster(root, env, servers=2, workers=2)
     yield running
     running.stop()
@@ -181,13 +175,7 @@ def test_with_the_broker_down_tasks_are_accepted_and_run_once_it_is_back(
 def test_rabbitmq_as_the_broker(
     tmp_path: Path, fresh_postgres_url: str, redis_url: str, rabbitmq_url: str
 ) -> None:
-    env = {
-        "IMAGEEDITOR_DATABASE_URL": fresh_postgres_url,
-        "IMAGEEDITOR_REDIS_URL": redis_url,
-        "IMAGEEDITOR_BROKER_URL": rabbitmq_url,
-        "IMAGEEDITOR_STORAGE_URL": (tmp_path / "blobs").as_uri(),
-        **SHORT_TIMINGS,
-    }
+    env = cluster_env(fresh_postgres_url, redis_url, rabbitmq_url, tmp_path)
     cluster = start_cluster(tmp_path, env, servers=1, workers=1)
     try:
         with cluster.client() as client:

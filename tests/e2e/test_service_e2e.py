@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
 
 import grpc
@@ -24,6 +25,7 @@ from clients.sdk import (
     ResourceExhausted,
     Unauthenticated,
 )
+from editcore.urls import check_address
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +53,7 @@ def test_submit_watch_and_fetch_the_result(server: ServerProcess, photo: Path) -
 
 
 def test_the_same_request_id_returns_the_same_task(server: ServerProcess, photo: Path) -> None:
-    other_key = server.cli("keys", "create", "other", check=True).stdout.strip().split()[-1]
+    other_key = server.cli("keys", "create", "other", check=True).stdout.splitlines()[0]
     with Client(server.address, server.api_key) as client:
         first = client.submit(photo, resize=(64, 64), request_id="order-17")
         again = client.submit(photo, resize=(64, 64), request_id="order-17")
@@ -64,7 +66,7 @@ def test_the_same_request_id_returns_the_same_task(server: ServerProcess, photo:
 
 
 def test_another_users_task_is_not_found(server: ServerProcess, photo: Path) -> None:
-    other_key = server.cli("keys", "create", "mallory", check=True).stdout.strip().split()[-1]
+    other_key = server.cli("keys", "create", "mallory", check=True).stdout.splitlines()[0]
     with Client(server.address, server.api_key) as client:
         task = client.submit(photo)
     with Client(server.address, other_key) as other:
@@ -180,10 +182,20 @@ def test_a_stream_broken_midway_resumes_without_gap_or_repeat(
     assert seen[-1] == seen[0] + len(seen) - 1  # consecutive: no gap
 
 
-def test_a_url_source_that_is_not_allowed_fails_the_task_cleanly(server: ServerProcess) -> None:
+def test_a_url_source_that_is_not_allowed_is_refused_at_submit_or_fails_the_task_cleanly(
+    server: ServerProcess,
+) -> None:
+    # A name that resolves to this machine: only the fetch can tell where it leads.
+    name = socket.gethostname()
+    resolved = {info[4][0] for info in socket.getaddrinfo(name, 9, type=socket.SOCK_STREAM)}
+    assert not any(check_address(a, 9, name, ()) for a in resolved), resolved
     with Client(server.address, server.api_key) as client:
-        task = client.submit("http://127.0.0.1:9/photo.jpg", resize=(10, 10))
+        with pytest.raises(InvalidArgument) as refused:  # an address in the URL: at once
+            client.submit("http://127.0.0.1:9/photo.jpg", resize=(10, 10))
+        task = client.submit(f"http://{name}:9/photo.jpg", resize=(10, 10))
         final = list(client.watch(task.id))[-1]
+    assert refused.value.reason == "URL_NOT_ALLOWED"
+    assert list(refused.value.field_violations) == ["image_url"]
     assert final.state == task_pb2.TASK_STATE_FAILED
     info = error_details_pb2.ErrorInfo()
     assert any(d.Unpack(info) for d in final.error.details)

@@ -29,12 +29,14 @@ from editcore.store.engine import create_engine_for
 from editcore.store.sql_store import SqlStore
 from editcore.task import Stage, TaskState
 from editcore.telemetry import ATTEMPT, STAGE, TASK_ID
+from tests.e2e.callback_receiver import Receiver
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
-from tests.e2e.production_harness import SHORT_TIMINGS, RedisBroker, start_cluster
+from tests.e2e.production_harness import RedisBroker, cluster_env, start_cluster
 
 pytestmark = [pytest.mark.e2e]
 
 SUBMIT = "/imageeditor.v1.ImageEditorService/SubmitTask"
+CALLBACK_POST = "callback POST"
 
 
 @dataclass(frozen=True)
@@ -125,22 +127,22 @@ def _value(value: object) -> object:
 
 
 @pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
+def collector() -> Iterator[OtlpReceiver]:
     running = OtlpReceiver()
     yield running
     running.close()
 
 
-def otel_env(receiver: OtlpReceiver) -> dict[str, str]:
+def otel_env(collector: OtlpReceiver) -> dict[str, str]:
     return {
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
 
 
-def submit_traced(address: str, api_key: str) -> tuple[str, ReadableSpan]:
+def submit_traced(address: str, api_key: str, callback_url: str = "") -> tuple[str, ReadableSpan]:
     """SubmitTask through an instrumented channel: the task id and the client span."""
     exported = InMemorySpanExporter()
     provider = TracerProvider()
@@ -149,7 +151,9 @@ def submit_traced(address: str, api_key: str) -> tuple[str, ReadableSpan]:
     channel = intercept_channel(raw, client_interceptor(tracer_provider=provider))
     try:
         with Client(address, api_key, channel=channel) as client:
-            task_id = client.submit(jpeg_bytes(96, 64), resize=(48, 32), format="png").id
+            image = jpeg_bytes(96, 64)
+            task = client.submit(image, resize=(48, 32), format="png", callback_url=callback_url)
+            task_id = task.id
     finally:
         raw.close()
         provider.shutdown()
@@ -181,17 +185,10 @@ def check_stages(spans: list[ReceivedSpan], task_id: str, stages: set[str]) -> N
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_one_trace_spans_the_sdk_call_the_server_the_broker_and_every_stage(
-    tmp_path: Path, fresh_postgres_url: str, redis_url: str, receiver: OtlpReceiver
+    tmp_path: Path, fresh_postgres_url: str, redis_url: str, collector: OtlpReceiver
 ) -> None:
     broker = RedisBroker().start()
-    env = {
-        "IMAGEEDITOR_DATABASE_URL": fresh_postgres_url,
-        "IMAGEEDITOR_REDIS_URL": redis_url,
-        "IMAGEEDITOR_BROKER_URL": broker.url,
-        "IMAGEEDITOR_STORAGE_URL": (tmp_path / "blobs").as_uri(),
-        **SHORT_TIMINGS,
-        **otel_env(receiver),
-    }
+    env = cluster_env(fresh_postgres_url, redis_url, broker.url, tmp_path, **otel_env(collector))
     try:
         cluster = start_cluster(tmp_path, env, servers=1, workers=1)
         try:
@@ -203,7 +200,7 @@ def test_one_trace_spans_the_sdk_call_the_server_the_broker_and_every_stage(
         broker.stop()
 
     trace_id = format(client_span.context.trace_id, "032x")
-    spans = receiver.wait_for(trace_id, lambda got: len(stage_spans(got)) >= len(stages))
+    spans = collector.wait_for(trace_id, lambda got: len(stage_spans(got)) >= len(stages))
     by_name = {s.name: s for s in spans}
     server = by_name[SUBMIT]
     publish = by_name["apply_async/imageeditor.run_task"]
@@ -217,23 +214,35 @@ def test_one_trace_spans_the_sdk_call_the_server_the_broker_and_every_stage(
     assert all(s.parent_id == run.span_id for s in stage_spans(spans))
 
 
-def test_embedded_mode_carries_the_trace_into_its_worker_threads(
-    tmp_path: Path, receiver: OtlpReceiver
+def test_embedded_mode_carries_the_trace_into_its_worker_threads_and_the_callback(
+    tmp_path: Path, collector: OtlpReceiver, receiver: Receiver
 ) -> None:
-    server = ServerProcess(tmp_path, free_port(), **otel_env(receiver)).start()
+    allowed = {"IMAGEEDITOR_CALLBACK_ALLOWED_HOSTS": receiver.allowlist_entry}
+    server = ServerProcess(tmp_path, free_port(), **otel_env(collector), **allowed).start()
     try:
-        task_id, client_span = submit_traced(server.address, server.api_key)
+        task_id, client_span = submit_traced(server.address, server.api_key, receiver.url)
         store = SqlStore(create_engine_for(f"sqlite:///{tmp_path / 'imageeditor.db'}"))
         try:
             stages = recorded_stages(store, task_id)
         finally:
             store.close()
+        (callback,) = receiver.wait_for(1)
     finally:
         server.stop()
 
     trace_id = format(client_span.context.trace_id, "032x")
-    spans = receiver.wait_for(trace_id, lambda got: len(stage_spans(got)) >= len(stages))
+    spans = collector.wait_for(
+        trace_id,
+        lambda got: (
+            len(stage_spans(got)) >= len(stages) and any(s.name == CALLBACK_POST for s in got)
+        ),
+    )
     (server_span,) = [s for s in spans if s.name == SUBMIT]
     assert server_span.parent_id == format(client_span.context.span_id, "016x")
     check_stages(spans, task_id, stages)
     assert all(s.parent_id == server_span.span_id for s in stage_spans(spans))
+    # The delivery joins the job's trace, and the receiver can continue it.
+    (post,) = [s for s in spans if s.name == CALLBACK_POST]
+    assert post.attributes["url.full"] == receiver.url
+    _, sent_trace, sent_span, _ = callback.headers["traceparent"].split("-")
+    assert (sent_trace, sent_span) == (trace_id, post.span_id)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from editcore.errors import Unavailable
 from editcore.store.engine import create_engine_for
 from editcore.store.outage import STORE_UNAVAILABLE, is_outage
+from editcore.store.sql_callbacks import SqlCallbackStore
 from editcore.store.sql_store import SqlStore
 from tests.e2e.harness import free_port
 
@@ -38,10 +39,11 @@ def test_a_call_to_a_stopped_database_is_unavailable_at_once(unreachable_store: 
         unreachable_store.find_api_key("0" * 64)
 
 
-def test_every_public_store_method_translates_outages() -> None:
+@pytest.mark.parametrize("store_class", [SqlStore, SqlCallbackStore])
+def test_every_public_store_method_translates_outages(store_class: type) -> None:
     public = [
         member
-        for name, member in vars(SqlStore).items()
+        for name, member in vars(store_class).items()
         if not name.startswith("_") and inspect.isfunction(member)
     ]
     assert len(public) > 10

@@ -10,13 +10,15 @@ import pytest
 from clients.cli import admin
 from clients.cli.parser import build_parser
 from editcore.celery_config import (
+    CALLBACKS_QUEUE,
+    DELIVER_CALLBACKS_NAME,
     EDITS_QUEUE,
     MAX_COUNTDOWN_SECONDS,
     MODELS_QUEUE,
     TASK_NAME,
     celery_config,
 )
-from editcore.celery_dispatch import CeleryDispatcher
+from editcore.celery_dispatch import BrokerPublisher, CeleryCallbackNotifier, CeleryDispatcher
 from editcore.settings import Settings
 from editcore.spec import Grayscale, RemoveBackground, TaskSpec
 from editcore.store.snapshot import task_from_dict
@@ -49,7 +51,7 @@ def task_with(*operations: object) -> Task:
 
 def test_the_message_carries_the_whole_task_to_the_queue_of_its_kind_of_work() -> None:
     app = FakeApp()
-    dispatcher = CeleryDispatcher(app)  # type: ignore[arg-type]
+    dispatcher = CeleryDispatcher(BrokerPublisher(app))  # type: ignore[arg-type]
     edit, cutout = task_with(Grayscale()), task_with(Grayscale(), RemoveBackground())
 
     dispatcher.dispatch(edit)
@@ -65,7 +67,8 @@ def test_the_message_carries_the_whole_task_to_the_queue_of_its_kind_of_work() -
 
 def test_a_broker_outage_is_swallowed_and_the_broker_skipped_for_a_while() -> None:
     app, clock = FakeApp(fail=True), Clock()
-    dispatcher = CeleryDispatcher(app, cooldown_seconds=3.0, clock=clock)  # type: ignore[arg-type]
+    publisher = BrokerPublisher(app, cooldown_seconds=3.0, clock=clock)  # type: ignore[arg-type]
+    dispatcher = CeleryDispatcher(publisher)
 
     dispatcher.dispatch(task_with())  # never raises: the task stays QUEUED in the store
     app.fail = False
@@ -73,6 +76,46 @@ def test_a_broker_outage_is_swallowed_and_the_broker_skipped_for_a_while() -> No
     assert app.calls == []
     clock.now += 3.0
     assert dispatcher.try_dispatch(task_with())
+    assert len(app.calls) == 1
+
+
+def test_callback_nudges_go_to_their_queue_once_per_url_and_aggregation_window() -> None:
+    app, clock = FakeApp(), Clock()
+    notifier = CeleryCallbackNotifier(BrokerPublisher(app), 1.5, clock=clock)  # type: ignore[arg-type]
+
+    notifier.notify("u", "https://hooks.example.com/a")
+    notifier.notify("u", "https://hooks.example.com/a")  # the pending nudge will take it
+    notifier.notify("u", "https://hooks.example.com/b")
+    notifier.notify("v", "https://hooks.example.com/a")
+    clock.now += 1.5
+    notifier.notify("u", "https://hooks.example.com/a")  # the first nudge has fired by now
+    assert notifier.notify_in("u", "https://hooks.example.com/a", 10_000.0)
+
+    sent = [
+        (name, o["kwargs"]["user_id"], o["kwargs"]["url"], o["countdown"]) for name, o in app.calls
+    ]
+    assert {name for name, *_ in sent} == {DELIVER_CALLBACKS_NAME}
+    assert [s[1:] for s in sent] == [
+        ("u", "https://hooks.example.com/a", 1.5),
+        ("u", "https://hooks.example.com/b", 1.5),
+        ("v", "https://hooks.example.com/a", 1.5),
+        ("u", "https://hooks.example.com/a", 1.5),
+        (
+            "u",
+            "https://hooks.example.com/a",
+            MAX_COUNTDOWN_SECONDS,
+        ),  # capped: the sweep covers later
+    ]
+    assert {o["queue"] for _, o in app.calls} == {CALLBACKS_QUEUE}
+
+
+def test_a_nudge_the_broker_refused_is_not_counted_as_pending() -> None:
+    app, clock = FakeApp(fail=True), Clock()
+    publisher = BrokerPublisher(app, cooldown_seconds=0.0, clock=clock)  # type: ignore[arg-type]
+    notifier = CeleryCallbackNotifier(publisher, 1.0, clock=clock)
+    notifier.notify("u", "https://hooks.example.com/a")
+    app.fail = False
+    notifier.notify("u", "https://hooks.example.com/a")  # not swallowed by the failed one
     assert len(app.calls) == 1
 
 

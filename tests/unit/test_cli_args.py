@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
@@ -18,6 +20,10 @@ from clients.cli.parser import build_parser, parse_label
 from clients.cli.progress import ProgressLine
 from clients.sdk.errors import SERVER_UNREACHABLE
 from editcore.errors import InvalidArgument, NotFound, Unavailable
+from editcore.ports import WebhookSecret
+from editcore.store.engine import create_engine_for
+from editcore.store.sql_callbacks import SqlCallbackStore
+from editcore.task import utcnow
 
 
 def running_task() -> task_pb2.Task:
@@ -133,6 +139,83 @@ def test_list_arguments() -> None:
 def test_operator_commands_parse() -> None:
     assert build_parser().parse_args(["keys", "create", "alice"]).name == "alice"
     assert build_parser().parse_args(["db", "upgrade", "--json"]).json
+    secret = build_parser().parse_args(["keys", "webhook-secret", "bob", "--rotate"])
+    assert (secret.user, secret.rotate, secret.overlap_hours) == ("bob", True, None)
+    hours = ["keys", "webhook-secret", "bob", "--overlap-hours"]
+    assert build_parser().parse_args([*hours, "0.5"]).overlap_hours == 0.5
+
+
+@pytest.mark.parametrize("hours", ["-1", "nan", "inf", "soon", "8761"])
+def test_a_rotation_overlap_must_be_0_to_a_year_of_hours(hours: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["keys", "webhook-secret", "bob", "--overlap-hours", hours])
+    assert caught.value.code == 2
+
+
+# -- operator commands on a fresh embedded database ------------------------------------------
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """IMAGEEDITOR_DATA_DIR for the operator commands: a new SQLite database per test."""
+    monkeypatch.setenv("IMAGEEDITOR_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("IMAGEEDITOR_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def stored_secrets(data_dir: Path, user_id: str) -> list[WebhookSecret]:
+    engine = create_engine_for(f"sqlite:///{data_dir / 'imageeditor.db'}")
+    try:
+        return SqlCallbackStore(engine).webhook_secrets(user_id, utcnow())
+    finally:
+        engine.dispose()
+
+
+def test_keys_create_prints_the_key_alone_then_the_webhook_secret(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keys", "create", "reporting"]) == 0
+    key, secret_line = capsys.readouterr().out.splitlines()
+
+    (secret,) = stored_secrets(data_dir, "reporting")
+    assert key.startswith("iek_")
+    assert secret_line == f"webhook secret: {secret.secret}"
+
+    assert main(["keys", "create", "reporting", "--json"]) == 0
+    fields = json.loads(capsys.readouterr().out)
+    # A second key of the same user: a new key, the same secret.
+    assert (fields["user_id"], fields["webhook_secret"]) == ("reporting", secret.secret)
+    assert fields["key"].startswith("iek_") and fields["key"] != key
+
+
+def test_webhook_secret_shows_the_users_secrets_and_rotates_them(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(*flags: str) -> list[str]:
+        assert main(["keys", "webhook-secret", "alice", *flags]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    (first,) = run()
+    assert run() == [first]  # made once
+    assert [s.secret for s in stored_secrets(data_dir, "alice")] == [first]
+
+    new_line, old_line = run("--rotate", "--overlap-hours", "2")
+    newest, older = stored_secrets(data_dir, "alice")
+    assert (new_line, older.secret) == (newest.secret, first)
+    assert older.expires_at is not None
+    assert older.expires_at - newest.created_at == timedelta(hours=2)
+    assert old_line == f"{first}  (signs until {older.expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+
+    records = [json.loads(line) for line in run("--json")]
+    assert [(r["secret"], r["expires_at"]) for r in records] == [
+        (newest.secret, None),
+        (first, older.expires_at.isoformat()),
+    ]
+
+    lines = run("--rotate", "--overlap-hours", "0")
+    (only,) = stored_secrets(data_dir, "alice")
+    assert lines == [only.secret, "the previous secrets no longer sign"]
+    assert only.secret not in (first, newest.secret)
 
 
 def test_image_source_tells_urls_from_files() -> None:
@@ -162,6 +245,21 @@ def test_human_output_is_a_compact_line() -> None:
     assert format_task(running_task()) == "t-1  RUNNING  edit 40%"
     assert format_task(done) == "t-2  SUCCEEDED  640x480 webp 12.3 KiB"
     assert format_task(failed) == "t-3  FAILED  INVALID_ARGUMENT: not an image"
+
+
+def test_human_output_shows_where_the_callbacks_stand() -> None:
+    task = task_pb2.Task(id="t-4", state=task_pb2.TASK_STATE_FAILED)
+    task.callback.state = task_pb2.CALLBACK_STATE_PENDING
+    task.callback.attempts.add(http_status=503)
+    task.callback.attempts.add(error="connection refused")
+    task.batch_callback.state = task_pb2.CALLBACK_STATE_FAILED
+    task.batch_callback.failure_reason = "ENDPOINT_GONE"
+    assert format_task(task) == (
+        "t-4  FAILED  callback PENDING after 2 attempts (connection refused)"
+        "  batch callback FAILED ENDPOINT_GONE"
+    )
+    task.callback.state = task_pb2.CALLBACK_STATE_DELIVERED
+    assert "callback DELIVERED  batch" in format_task(task)
 
 
 def test_error_lines() -> None:

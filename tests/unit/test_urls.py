@@ -1,11 +1,12 @@
-"""validate_http_url (the form of a URL) and check_address (where it may lead)."""
+"""validate_http_url (the form of a URL), refuse_internal_target (what its spelling alone
+gives away) and check_address (where it may lead)."""
 
 from __future__ import annotations
 
 import pytest
 
 from editcore.errors import InvalidArgument
-from editcore.urls import check_address, validate_http_url
+from editcore.urls import check_address, refuse_internal_target, validate_http_url
 
 
 @pytest.mark.parametrize(
@@ -103,3 +104,42 @@ def test_check_address_with_allowlist(
     ip: str, port: int, host: str, allowed_hosts: tuple[str, ...], allowed: bool
 ) -> None:
     assert check_address(ip, port, host, allowed_hosts) is allowed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://127.1/hook",  # inet_aton spellings
+        "http://0x7f.0.0.1/hook",
+        "http://2130706433/hook",
+        "http://0177.0.0.1/hook",
+        "http://[::1]:8080/hook",
+        "http://[::ffff:10.0.0.1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.1.2.3/hook",
+        "http://localhost/hook",
+        "http://api.localhost./hook",
+    ],
+)
+def test_internal_targets_are_refused_by_their_spelling(url: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        refuse_internal_target(url, "callback_url", ())
+    assert refused.value.reason == "URL_NOT_ALLOWED"
+    assert list(refused.value.field_violations) == ["callback_url"]
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed_hosts"),
+    [
+        ("https://hooks.example.com/x", ()),  # a name: resolved and checked when used
+        ("http://93.184.216.34/x", ()),  # a public address
+        ("http://127.0.0.1:8080/x", ("127.0.0.1:8080",)),  # allowlisted
+        ("http://localhost:8080/x", ("localhost:8080",)),
+        ("http://0xexample.com/x", ()),  # looks hex-ish, but it is a name
+    ],
+)
+def test_public_names_and_allowlisted_targets_pass(
+    url: str, allowed_hosts: tuple[str, ...]
+) -> None:
+    refuse_internal_target(url, "callback_url", allowed_hosts)

@@ -31,6 +31,13 @@ class Stage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STAGE_STYLE: _ClassVar[Stage]
     STAGE_ENCODE: _ClassVar[Stage]
     STAGE_STORE: _ClassVar[Stage]
+
+class CallbackState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CALLBACK_STATE_UNSPECIFIED: _ClassVar[CallbackState]
+    CALLBACK_STATE_PENDING: _ClassVar[CallbackState]
+    CALLBACK_STATE_DELIVERED: _ClassVar[CallbackState]
+    CALLBACK_STATE_FAILED: _ClassVar[CallbackState]
 TASK_STATE_UNSPECIFIED: TaskState
 TASK_STATE_QUEUED: TaskState
 TASK_STATE_RUNNING: TaskState
@@ -44,6 +51,10 @@ STAGE_EDIT: Stage
 STAGE_STYLE: Stage
 STAGE_ENCODE: Stage
 STAGE_STORE: Stage
+CALLBACK_STATE_UNSPECIFIED: CallbackState
+CALLBACK_STATE_PENDING: CallbackState
+CALLBACK_STATE_DELIVERED: CallbackState
+CALLBACK_STATE_FAILED: CallbackState
 
 class TaskSpec(_message.Message):
     __slots__ = ("image_url", "image_size_bytes", "operations", "style_prompt", "output", "callback_url")
@@ -80,7 +91,7 @@ class ResultInfo(_message.Message):
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., format: _Optional[_Union[_operations_pb2.ImageFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., uri: _Optional[str] = ..., download_url: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "state", "stage", "progress", "attempts", "version", "create_time", "update_time", "start_time", "finish_time", "processing_time", "error", "result", "batch_id", "request_id", "labels", "spec", "cancel_requested")
+    __slots__ = ("id", "state", "stage", "progress", "attempts", "version", "create_time", "update_time", "start_time", "finish_time", "processing_time", "error", "result", "batch_id", "request_id", "labels", "spec", "cancel_requested", "callback", "batch_callback")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +117,8 @@ class Task(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_FIELD_NUMBER: _ClassVar[int]
+    BATCH_CALLBACK_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: TaskState
     stage: Stage
@@ -124,4 +137,38 @@ class Task(_message.Message):
     labels: _containers.ScalarMap[str, str]
     spec: TaskSpec
     cancel_requested: bool
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., progress: _Optional[float] = ..., attempts: _Optional[int] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., processing_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., result: _Optional[_Union[ResultInfo, _Mapping]] = ..., batch_id: _Optional[str] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., cancel_requested: _Optional[bool] = ...) -> None: ...
+    callback: CallbackDelivery
+    batch_callback: CallbackDelivery
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., progress: _Optional[float] = ..., attempts: _Optional[int] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., processing_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., result: _Optional[_Union[ResultInfo, _Mapping]] = ..., batch_id: _Optional[str] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., cancel_requested: _Optional[bool] = ..., callback: _Optional[_Union[CallbackDelivery, _Mapping]] = ..., batch_callback: _Optional[_Union[CallbackDelivery, _Mapping]] = ...) -> None: ...
+
+class CallbackAttempt(_message.Message):
+    __slots__ = ("attempt_time", "http_status", "error", "duration")
+    ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    attempt_time: _timestamp_pb2.Timestamp
+    http_status: int
+    error: str
+    duration: _duration_pb2.Duration
+    def __init__(self, attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., http_status: _Optional[int] = ..., error: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class CallbackDelivery(_message.Message):
+    __slots__ = ("event_id", "event_type", "url", "state", "attempts", "next_attempt_time", "delivered_time", "failure_reason")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_TIME_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    event_type: str
+    url: str
+    state: CallbackState
+    attempts: _containers.RepeatedCompositeFieldContainer[CallbackAttempt]
+    next_attempt_time: _timestamp_pb2.Timestamp
+    delivered_time: _timestamp_pb2.Timestamp
+    failure_reason: str
+    def __init__(self, event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., url: _Optional[str] = ..., state: _Optional[_Union[CallbackState, str]] = ..., attempts: _Optional[_Iterable[_Union[CallbackAttempt, _Mapping]]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_reason: _Optional[str] = ...) -> None: ...
