@@ -118,6 +118,17 @@ class Delivery:
     def retry_at(self, attempt: Attempt, when: datetime) -> Delivery:
         return replace(self, attempts=(*self.attempts, attempt), next_attempt_at=when)
 
+    def again(self, now: datetime) -> Delivery:
+        """PENDING once more, due at `now` (an operator's redelivery): the attempts so far are
+        kept, so it gets one attempt and, if that fails, whatever is left of its schedule."""
+        return replace(
+            self,
+            state=DeliveryState.PENDING,
+            next_attempt_at=now,
+            delivered_at=None,
+            failure_reason="",
+        )
+
 
 @dataclass(frozen=True)
 class PostResult:

@@ -26,6 +26,7 @@ from editcore.blob_stores import ResultLinks, blob_store_from_settings
 from editcore.callback_sweep import CallbackSweep
 from editcore.celery_config import create_celery
 from editcore.celery_dispatch import BrokerPublisher, CeleryCallbackNotifier, CeleryDispatcher
+from editcore.errors import Unavailable
 from editcore.lifecycle import Lifecycle
 from editcore.reconciler import Reconciler
 from editcore.redis_connection import redis_client
@@ -68,7 +69,9 @@ class ProductionServer:
                 if await asyncio.to_thread(self.leader.held):
                     await asyncio.to_thread(self.reconciler.run_once, utcnow())
                     await asyncio.to_thread(self.sweep.run_once, utcnow())
-            except Exception:  # the store is away, say: try again next time
+            except Unavailable as exc:  # the store is away: one line, try again next time
+                log.warning("reconciler pass skipped: %s", exc.message)
+            except Exception:
                 log.exception("reconciler pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.reconcile_interval_seconds)

@@ -11,9 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from editcore.settings import Settings
+
+if TYPE_CHECKING:  # the SDK-only install has no SQLAlchemy: imported where used
+    from editcore.store.sql_callbacks import SqlCallbackStore
 
 SERVER_EXTRA_HINT = "this command needs the server extras: pip install 'imageeditor[server,worker]'"
 
@@ -122,6 +128,60 @@ def webhook_secret(args: argparse.Namespace) -> int:
     if retired and not args.json:
         print("the previous secrets no longer sign")
     return 0
+
+
+def enable_callbacks(args: argparse.Namespace) -> int:
+    """`imageeditor callbacks enable USER URL`: lift the stop a 410 Gone put on a URL."""
+    with _callback_store() as store:
+        enabled = store.enable_endpoint(args.user, args.url)
+    if args.json:
+        print(json.dumps({"user_id": args.user, "url": args.url, "was_disabled": enabled}))
+    elif enabled:
+        print(f"callbacks to {args.url} for {args.user} are sent again")
+    else:
+        print(f"callbacks to {args.url} for {args.user} were not disabled")
+    return 0
+
+
+def redeliver_callbacks(args: argparse.Namespace) -> int:
+    """`imageeditor callbacks redeliver EVENT_ID...`: PENDING again, due now (the sender picks
+    them up within a reconcile interval). Exits 1 if an id names no event."""
+    from editcore.task import utcnow
+
+    missing = 0
+    with _callback_store() as store:
+        for event_id in args.event_ids:
+            delivery = store.redeliver(event_id, utcnow())
+            if delivery is None:
+                missing += 1
+                print(f"error: no callback event {event_id}", file=sys.stderr)
+                continue
+            gone = store.endpoint_disabled(delivery.user_id, delivery.url)
+            if args.json:
+                fields = {"event_id": delivery.id, "url": delivery.url, "url_disabled": gone}
+                print(json.dumps({**fields, "state": delivery.state.value}))
+            else:
+                line = f"{delivery.id}  {delivery.state.value.upper()}  {delivery.url}"
+                if gone:
+                    line += "  (its URL is disabled: `imageeditor callbacks enable` it first)"
+                print(line)
+    return 1 if missing else 0
+
+
+@contextmanager
+def _callback_store() -> Iterator[SqlCallbackStore]:
+    try:
+        from editcore.store.engine import create_engine_for, upgrade_database
+        from editcore.store.sql_callbacks import SqlCallbackStore
+    except ImportError as error:
+        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    url = Settings.from_env().effective_database_url
+    upgrade_database(url)
+    engine = create_engine_for(url)
+    try:
+        yield SqlCallbackStore(engine)
+    finally:
+        engine.dispose()
 
 
 def upgrade_db(args: argparse.Namespace) -> int:

@@ -113,6 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     secret.set_defaults(run=admin.webhook_secret)
 
+    callbacks = sub.add_parser("callbacks", help="callback deliveries (operator)")
+    callbacks_sub = callbacks.add_subparsers(
+        dest="callbacks_command", required=True, metavar="ACTION"
+    )
+    enable = callbacks_sub.add_parser(
+        "enable", parents=[common], help="send to a URL again after it answered 410 Gone"
+    )
+    enable.add_argument("user", metavar="USER")
+    enable.add_argument("url", metavar="URL")
+    enable.set_defaults(run=admin.enable_callbacks)
+    redeliver = callbacks_sub.add_parser(
+        "redeliver", parents=[common], help="send delivered or failed callback events again"
+    )
+    redeliver.add_argument("event_ids", nargs="+", metavar="EVENT_ID")
+    redeliver.set_defaults(run=admin.redeliver_callbacks)
+
     db = sub.add_parser("db", help="manage the database (operator)")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_sub.add_parser("upgrade", parents=[common], help="apply pending migrations")

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from editcore.callbacks import Delivery, DeliveryState
@@ -153,6 +153,32 @@ class SqlCallbackStore:
                 for row in rows.mappings():
                     found[row["dedupe_key"]] = delivery_from_row(row)
         return found
+
+    def redeliver(self, event_id: str, now: datetime) -> Delivery | None:
+        """Make a delivered or failed event PENDING again, due at `now` (Delivery.again);
+        a pending one is left as it is. None when there is no such event."""
+        key = parse_uuid(event_id)
+        if key is None:
+            return None
+        with self._engine.begin() as connection:
+            row = connection.execute(select(_d).where(_d.c.id == key)).mappings().first()
+            if row is None:
+                return None
+            delivery = delivery_from_row(row)
+            if delivery.state is DeliveryState.PENDING:
+                return delivery
+            again = delivery.again(now)
+            connection.execute(
+                update(_d).where(_d.c.id == key).values(**delivery_progress_values(again))
+            )
+        return again
+
+    def enable_endpoint(self, user_id: str, url: str) -> bool:
+        """Send to `url` for this user again after a 410 disabled it; False if it was not."""
+        e = tables.callback_endpoints
+        with self._engine.begin() as connection:
+            result = connection.execute(delete(e).where(e.c.user_id == user_id, e.c.url == url))
+        return result.rowcount > 0
 
     def disable_endpoint(self, user_id: str, url: str, reason: str, now: datetime) -> None:
         """Stop sending to `url` for this user; the first disabling's time and reason stay."""

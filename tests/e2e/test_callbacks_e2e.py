@@ -141,10 +141,10 @@ def test_a_receiver_down_for_a_while_then_up_gets_the_callback(
         receiver.stop()
 
 
-def test_410_gone_stops_every_further_attempt_for_that_url(
+def test_410_gone_stops_every_further_attempt_for_that_url_until_an_operator_enables_it(
     receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
 ) -> None:
-    _, client = start_server(receiver.answer(Answer(410)))
+    server, client = start_server(receiver.answer(Answer(410)))
     first = client.submit(IMAGE, callback_url=receiver.url)
     shown = status_when(client, first.id, callback_settled)
     assert (shown.callback.state, shown.callback.failure_reason) == (FAILED, "ENDPOINT_GONE")
@@ -154,6 +154,15 @@ def test_410_gone_stops_every_further_attempt_for_that_url(
     assert (again.callback.state, again.callback.failure_reason) == (FAILED, "ENDPOINT_GONE")
     time.sleep(1.5)  # longer than the whole retry schedule's first steps
     assert len(receiver.received) == 1
+
+    # The receiver is fixed: an operator lifts the stop and sends the second event again.
+    server.cli("callbacks", "enable", "dev", receiver.url, check=True)
+    resent = server.cli("callbacks", "redeliver", again.callback.event_id, check=True)
+    assert resent.stdout.split()[:2] == [again.callback.event_id, "PENDING"]
+    _, request = receiver.wait_for(2)
+    assert [e.id for e in request.events] == [again.callback.event_id]
+    shown = status_when(client, later.id, lambda t: t.callback.state == DELIVERED)
+    assert [a.http_status for a in shown.callback.attempts] == [0, 204]
 
 
 def test_tasks_finishing_together_share_requests_and_every_event_arrives_once(

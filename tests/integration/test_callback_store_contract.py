@@ -35,7 +35,7 @@ from editcore.store.sql_callbacks import SqlCallbackStore
 from editcore.store.sql_store import SqlStore
 from editcore.task import Task, TaskError
 from editcore.webhook_secrets import ensure_webhook_secret, rotate_webhook_secret
-from tests.integration.test_store_contract import (
+from tests.integration.store_parts import (
     BASE_TIME,
     RESULT,
     SPEC,
@@ -428,6 +428,43 @@ def test_an_endpoint_is_disabled_per_user(stores: Stores) -> None:
     assert stores.callbacks.endpoint_disabled("alice", HOOK)
     assert not stores.callbacks.endpoint_disabled("bob", HOOK)
     assert not stores.callbacks.endpoint_disabled("alice", HOOK + "/other")
+
+
+def test_an_operator_can_enable_a_disabled_endpoint_again(stores: Stores) -> None:
+    stores.callbacks.disable_endpoint("alice", HOOK, "ENDPOINT_GONE", LATER)
+
+    assert stores.callbacks.enable_endpoint("alice", HOOK)
+
+    assert not stores.callbacks.endpoint_disabled("alice", HOOK)
+    assert not stores.callbacks.enable_endpoint("alice", HOOK)  # nothing left to enable
+
+
+def test_a_finished_delivery_can_be_sent_again_keeping_its_attempts(stores: Stores) -> None:
+    owed(stores)
+    owed(stores)
+    token, (failed, delivered) = claim(stores)
+    gave_up = failed.failed(attempt(410), "ENDPOINT_GONE")
+    stores.callbacks.finish_deliveries(token, [gave_up, delivered.delivered(attempt(204))])
+    later = LATER + timedelta(minutes=5)
+
+    again = stores.callbacks.redeliver(failed.id, later)
+
+    assert again is not None
+    assert (again.state, again.next_attempt_at, again.failure_reason) == (
+        DeliveryState.PENDING,
+        later,
+        "",
+    )
+    assert again.attempts == gave_up.attempts and again.id == failed.id
+    assert stores.callbacks.deliveries([failed.key])[failed.key] == again
+    resent = stores.callbacks.redeliver(delivered.id, later)
+    assert resent is not None and resent.delivered_at is None
+    assert resent.state is DeliveryState.PENDING
+    assert stores.callbacks.redeliver(failed.id, LATER) == again  # pending: left as it is
+    assert stores.callbacks.redeliver(str(uuid.uuid4()), later) is None
+    assert stores.callbacks.redeliver("not-an-id", later) is None
+    stores.clock.now = later
+    assert [d.id for d in claim(stores)[1]] == [failed.id]  # tried before: alone
 
 
 def test_get_tasks_keeps_the_order_given_and_skips_unknown_ids(stores: Stores) -> None:

@@ -314,3 +314,15 @@ def test_progress_writes_plain_lines_elsewhere() -> None:
         bar.show(1.0, "DONE")
 
     assert stream.getvalue().splitlines() == ["[##--]  50% RUNNING edit", "[####] 100% DONE"]
+
+
+def test_callbacks_commands_say_what_they_found(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["callbacks", "enable", "alice", "https://hooks.example.com/x"]) == 0
+    assert capsys.readouterr().out == (
+        "callbacks to https://hooks.example.com/x for alice were not disabled\n"
+    )
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert main(["callbacks", "redeliver", unknown]) == 1
+    assert capsys.readouterr().err == f"error: no callback event {unknown}\n"
