@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from editcore.settings import Settings
 
 if TYPE_CHECKING:  # the SDK-only install has no SQLAlchemy: imported where used
+    from sqlalchemy import Engine
+
     from editcore.store.sql_callbacks import SqlCallbackStore
 
 SERVER_EXTRA_HINT = "this command needs the server extras: pip install 'imageeditor[server,worker]'"
@@ -56,23 +58,14 @@ def worker(args: argparse.Namespace) -> int:
 def create_key(args: argparse.Namespace) -> int:
     """`imageeditor keys create NAME`: store a new key and print it (it is shown only once),
     with the webhook secret that signs the user's callbacks (made if the user has none)."""
-    try:
+    with _database() as engine:
         from editcore.apikeys import create_api_key
-        from editcore.store.engine import create_engine_for, upgrade_database
         from editcore.store.sql_callbacks import SqlCallbackStore
         from editcore.store.sql_store import SqlStore
         from editcore.webhook_secrets import ensure_webhook_secret
-    except ImportError as error:
-        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
-    url = Settings.from_env().effective_database_url
-    # A key is often the first thing made on a fresh database: bring its schema up first.
-    upgrade_database(url)
-    engine = create_engine_for(url)
-    try:
+
         plaintext, record = create_api_key(SqlStore(engine), args.name)
         secret = ensure_webhook_secret(SqlCallbackStore(engine), record.user_id)[0]
-    finally:
-        engine.dispose()
     if args.json:
         fields = {"key": plaintext, "id": record.id, "name": record.name, "user_id": record.user_id}
         print(json.dumps({**fields, "webhook_secret": secret.secret}))
@@ -86,26 +79,18 @@ def webhook_secret(args: argparse.Namespace) -> int:
     """`imageeditor keys webhook-secret USER [--rotate [--overlap-hours H]]`: the user's active
     webhook secrets, newest first (one is made if there is none); with --rotate a new one
     first, the older ones signing on until the overlap ends."""
-    try:
+    retired = False  # whether a rotation stopped older secrets at once
+    with _callback_store() as store:
         from datetime import timedelta
 
-        from editcore.store.engine import create_engine_for, upgrade_database
-        from editcore.store.sql_callbacks import SqlCallbackStore
         from editcore.task import utcnow
         from editcore.webhook_secrets import (
             DEFAULT_ROTATION_OVERLAP,
             ensure_webhook_secret,
             rotate_webhook_secret,
         )
-    except ImportError as error:
-        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
-    url = Settings.from_env().effective_database_url
-    upgrade_database(url)
-    engine = create_engine_for(url)
-    now = utcnow()
-    retired = False  # whether a rotation stopped older secrets at once
-    try:
-        store = SqlCallbackStore(engine)
+
+        now = utcnow()
         if args.rotate:
             overlap = DEFAULT_ROTATION_OVERLAP
             if args.overlap_hours is not None:
@@ -113,8 +98,6 @@ def webhook_secret(args: argparse.Namespace) -> int:
             retired = not overlap and bool(store.webhook_secrets(args.user, now))
             rotate_webhook_secret(store, args.user, overlap, now)
         secrets = ensure_webhook_secret(store, args.user, now)
-    finally:
-        engine.dispose()
     for secret in secrets:
         if args.json:
             expires_at = secret.expires_at.isoformat() if secret.expires_at else None
@@ -169,19 +152,28 @@ def redeliver_callbacks(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _callback_store() -> Iterator[SqlCallbackStore]:
+def _database() -> Iterator[Engine]:
+    """An engine on the configured database, its schema brought up to date first (operator
+    commands are often the first thing run against a fresh database)."""
     try:
         from editcore.store.engine import create_engine_for, upgrade_database
-        from editcore.store.sql_callbacks import SqlCallbackStore
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
     url = Settings.from_env().effective_database_url
     upgrade_database(url)
     engine = create_engine_for(url)
     try:
-        yield SqlCallbackStore(engine)
+        yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _callback_store() -> Iterator[SqlCallbackStore]:
+    with _database() as engine:
+        from editcore.store.sql_callbacks import SqlCallbackStore
+
+        yield SqlCallbackStore(engine)
 
 
 def upgrade_db(args: argparse.Namespace) -> int:
