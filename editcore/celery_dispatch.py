@@ -126,9 +126,9 @@ class CeleryDispatcher:
 class CeleryCallbackNotifier:
     """The CallbackNotifier port of production mode: `imageeditor.deliver_callbacks` messages.
 
-    A nudge is due after the aggregation window, and it claims everything for its URL that
-    falls due within one more window; so while one nudge for a URL is pending in this process
-    another adds nothing, and is not sent. Deliveries whose nudge is lost are found by the
+    A nudge is due after the aggregation window, and it claims everything due for its URL by
+    then: so while one nudge for a URL is pending in this process another adds nothing, and
+    is not sent. Deliveries whose nudge is lost are found by the
     reconciler's sweep (editcore.callback_sweep).
     """
 

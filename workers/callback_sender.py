@@ -100,21 +100,17 @@ class CallbackSender:
         self._clock = clock
         self._rng = rng or random.Random()
         self._policy = RetryPolicy(settings.callback_retry_schedule)
-        self._window = timedelta(seconds=settings.callback_window_seconds)
         self._lease = timedelta(seconds=settings.callback_timeout_seconds + LEASE_MARGIN_SECONDS)
 
     def deliver_due(self, user_id: str, url: str) -> SendReport:
-        """POST everything due for (user, url) now or within the aggregation window, one
-        request at a time, until nothing is left that is due."""
+        """POST everything due for (user, url), one request at a time, until nothing is left
+        that is due. (New events are due from the moment they are owed; the aggregation
+        window is the wait before a sender is woken, so they gather meanwhile.)"""
         report = SendReport()
         while True:
             now = self._clock()
             token, claimed = self._deliveries.claim_deliveries(
-                user_id,
-                url,
-                now + self._window,
-                now + self._lease,
-                self._settings.callback_max_events,
+                user_id, url, now, now + self._lease, self._settings.callback_max_events
             )
             if not claimed:
                 return report

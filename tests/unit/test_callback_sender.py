@@ -208,6 +208,15 @@ def test_a_failed_event_is_retried_on_the_schedule_with_the_same_event_id() -> N
     assert receiver.requests[0][0]["webhook-id"] == receiver.requests[1][0]["webhook-id"] == owed.id
 
 
+def test_a_retry_due_soon_is_not_sent_before_it_is_due() -> None:
+    outbox = Outbox(Clock())
+    owed = outbox.owe(finished_task())
+    receiver = Receiver([BOOM])
+    report = sender_for(outbox, receiver, schedule=(0.2, 0.2, 0.2)).deliver_due("alice", URL)
+    assert report.requests == 1 and len(receiver.requests) == 1
+    assert outbox.rows[owed.id].state is DeliveryState.PENDING
+
+
 def test_retry_after_is_honoured_when_it_asks_for_longer() -> None:
     outbox = Outbox(Clock())
     owed = outbox.owe(finished_task())
