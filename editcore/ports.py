@@ -67,6 +67,9 @@ class TaskStore(Protocol):
     def get_task(self, task_id: str, user_id: str | None = None) -> Task | None:
         """The task, or None; with user_id, None also when it belongs to someone else."""
 
+    def get_tasks(self, task_ids: Sequence[str]) -> list[Task]:
+        """The tasks with these ids that exist, in the order given."""
+
     def save_transition(self, task: Task) -> bool:
         """Store `task` (version N+1) only if the stored version is still N, recording the event.
         False means somebody else changed the task first: reload and decide again."""
@@ -150,9 +153,6 @@ class DeliveryStore(Protocol):
         """Send nothing more to `url` for this user (it answered 410 Gone)."""
 
     def endpoint_disabled(self, user_id: str, url: str) -> bool: ...
-
-    def get_tasks(self, task_ids: Sequence[str]) -> list[Task]:
-        """The tasks with these ids that exist, in the order given."""
 
 
 class CallbackNotifier(Protocol):

@@ -180,10 +180,10 @@ class TaskService:
         """The callback deliveries of these tasks and of their batches, by outbox key (only
         finished tasks owe any): one query, whatever the number of tasks."""
         keys: set[str] = set()
-        for task in tasks:
-            if task.state.terminal and task.spec.callback_url:
+        for task in (t for t in tasks if t.state.terminal):
+            if task.spec.callback_url:
                 keys.add(task_key(task.id))
-            if task.state.terminal and task.batch_id:
+            if task.batch_id:
                 keys.add(batch_key(task.batch_id))
         if self._deliveries is None or not keys:
             return {}

@@ -194,7 +194,7 @@ class CallbackSender:
             else:
                 wanted[d.id] = [d.task_id]
         ids = [task_id for task_ids in wanted.values() for task_id in task_ids]
-        found = {t.id: t for t in self._deliveries.get_tasks(ids)}
+        found = {t.id: t for t in self._tasks.get_tasks(ids)}
         return {
             delivery_id: [found[i] for i in task_ids if i in found]
             for delivery_id, task_ids in wanted.items()

@@ -28,8 +28,7 @@ from editcore.store.rows import (
     webhook_secret_from_row,
     webhook_secret_to_row,
 )
-from editcore.store.sql_store import SqlStore
-from editcore.task import Task, utcnow
+from editcore.task import utcnow
 
 # Stays well under SQLite's limit on bound parameters in one statement.
 _IN_CHUNK = 500
@@ -47,7 +46,6 @@ class SqlCallbackStore:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
         self._engine = engine
         self._clock = clock
-        self._tasks = SqlStore(engine)
 
     # -- deliveries ------------------------------------------------------------------------
 
@@ -195,10 +193,6 @@ class SqlCallbackStore:
         statement = select(e.c.user_id).where(e.c.user_id == user_id, e.c.url == url)
         with self._engine.connect() as connection:
             return connection.execute(statement).first() is not None
-
-    def get_tasks(self, task_ids: Sequence[str]) -> list[Task]:
-        """The tasks with these ids that exist, in the order given (the task store's query)."""
-        return self._tasks.get_tasks(task_ids)
 
     # -- webhook secrets -------------------------------------------------------------------
 

@@ -9,11 +9,13 @@ mid-delivery) is in test_callbacks_production_e2e.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 from imageeditor.v1 import task_pb2
 
 from clients.sdk import Client, InvalidArgument, Unauthenticated, verify_webhook
@@ -39,10 +41,11 @@ def callback_settings(receiver: Receiver, **more: str) -> dict[str, str]:
     }
 
 
+StartServer = Callable[..., tuple[ServerProcess, Client]]
+
+
 @pytest.fixture
-def start_server(
-    make_server: type[ServerProcess], tmp_path: Path
-) -> Callable[..., tuple[ServerProcess, Client]]:
+def start_server(make_server: type[ServerProcess], tmp_path: Path) -> Iterator[StartServer]:
     clients: list[Client] = []
 
     def start(receiver: Receiver, **more: str) -> tuple[ServerProcess, Client]:
@@ -52,7 +55,7 @@ def start_server(
         clients.append(client)
         return server, client
 
-    yield start  # type: ignore[misc]
+    yield start
     for client in clients:
         client.close()
 
@@ -79,7 +82,7 @@ def callback_settled(task: task_pb2.Task) -> bool:
 
 
 def test_a_finished_task_posts_a_signed_callback_that_the_sdk_verifies(
-    receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
+    receiver: Receiver, start_server: StartServer
 ) -> None:
     server, client = start_server(receiver)
     task = client.submit(IMAGE, operations=[grayscale_operation()], callback_url=receiver.url)
@@ -106,7 +109,7 @@ def test_a_finished_task_posts_a_signed_callback_that_the_sdk_verifies(
 
 
 def test_500_then_200_delivers_with_the_same_event_id_both_times(
-    receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
+    receiver: Receiver, start_server: StartServer
 ) -> None:
     _, client = start_server(receiver.answer(Answer(500)))
     task = client.submit(IMAGE, callback_url=receiver.url)
@@ -121,7 +124,7 @@ def test_500_then_200_delivers_with_the_same_event_id_both_times(
 
 
 def test_a_receiver_down_for_a_while_then_up_gets_the_callback(
-    start_server: Callable[..., tuple[ServerProcess, Client]],
+    start_server: StartServer,
 ) -> None:
     receiver = Receiver(free_port())  # not listening yet: connections are refused
     _, client = start_server(receiver)
@@ -142,7 +145,7 @@ def test_a_receiver_down_for_a_while_then_up_gets_the_callback(
 
 
 def test_410_gone_stops_every_further_attempt_for_that_url_until_an_operator_enables_it(
-    receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
+    receiver: Receiver, start_server: StartServer
 ) -> None:
     server, client = start_server(receiver.answer(Answer(410)))
     first = client.submit(IMAGE, callback_url=receiver.url)
@@ -166,7 +169,7 @@ def test_410_gone_stops_every_further_attempt_for_that_url_until_an_operator_ena
 
 
 def test_tasks_finishing_together_share_requests_and_every_event_arrives_once(
-    receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
+    receiver: Receiver, start_server: StartServer
 ) -> None:
     server, client = start_server(receiver, IMAGEEDITOR_CALLBACK_WINDOW_SECONDS="1.5")
     tasks = [client.submit(IMAGE, callback_url=receiver.url) for _ in range(6)]
@@ -182,7 +185,7 @@ def test_tasks_finishing_together_share_requests_and_every_event_arrives_once(
 
 
 def test_a_batch_callback_arrives_once_with_every_item(
-    receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
+    receiver: Receiver, start_server: StartServer
 ) -> None:
     _, client = start_server(receiver)
     items = [build_submit_request(IMAGE, operations=[grayscale_operation()]) for _ in range(3)]
@@ -201,7 +204,7 @@ def test_a_batch_callback_arrives_once_with_every_item(
 
 
 def test_a_redirect_to_a_private_address_is_refused(
-    receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
+    receiver: Receiver, start_server: StartServer
 ) -> None:
     metadata = "http://169.254.169.254/latest/meta-data/"
     _, client = start_server(receiver.answer(Answer(307, {"Location": metadata})))
@@ -212,7 +215,7 @@ def test_a_redirect_to_a_private_address_is_refused(
 
 
 def test_a_callback_url_naming_an_internal_address_is_refused_at_submit(
-    receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
+    receiver: Receiver, start_server: StartServer
 ) -> None:
     _, client = start_server(receiver)
     for url in (
@@ -229,7 +232,7 @@ def test_a_callback_url_naming_an_internal_address_is_refused_at_submit(
 
 
 def test_a_server_killed_mid_delivery_delivers_after_its_restart(
-    receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
+    receiver: Receiver, start_server: StartServer
 ) -> None:
     server, client = start_server(receiver.answer(Answer(204, hold_seconds=20)))
     task = client.submit(IMAGE, callback_url=receiver.url)
@@ -250,12 +253,9 @@ def test_a_server_killed_mid_delivery_delivers_after_its_restart(
 
 
 def test_grpc_status_code_of_a_refused_callback_url_is_invalid_argument(
-    receiver: Receiver, start_server: Callable[..., tuple[ServerProcess, Client]]
+    receiver: Receiver, start_server: StartServer
 ) -> None:
     server, _ = start_server(receiver)
-    from imageeditor.v1 import image_editor_service_pb2 as pb
-    from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
-
     with grpc.insecure_channel(server.address) as channel:
         stub = pb_grpc.ImageEditorServiceStub(channel)
         request = pb.SubmitTaskRequest(image_data=IMAGE, callback_url="http://10.1.2.3/hook")

@@ -467,16 +467,6 @@ def test_a_finished_delivery_can_be_sent_again_keeping_its_attempts(stores: Stor
     assert [d.id for d in claim(stores)[1]] == [failed.id]  # tried before: alone
 
 
-def test_get_tasks_keeps_the_order_given_and_skips_unknown_ids(stores: Stores) -> None:
-    first, second = make_task(labels={"env": "prod"}), make_task()
-    stores.tasks.create_task(first)
-    stores.tasks.create_task(second)
-
-    found = stores.callbacks.get_tasks([second.id, str(uuid.uuid4()), "not-a-uuid", first.id])
-
-    assert found == [second, first]
-
-
 # -- webhook secrets --------------------------------------------------------------------------
 
 

@@ -373,3 +373,13 @@ def test_concurrent_upgrades_of_one_postgres_database_all_succeed(fresh_postgres
     errors = [process.communicate(timeout=60)[1] for process in processes]
 
     assert [process.returncode for process in processes] == [0] * len(processes), errors
+
+
+def test_get_tasks_keeps_the_order_given_and_skips_unknown_ids(store: SqlStore) -> None:
+    first, second = make_task(labels={"env": "prod"}), make_task()
+    store.create_task(first)
+    store.create_task(second)
+
+    found = store.get_tasks([second.id, str(uuid.uuid4()), "not-a-uuid", first.id])
+
+    assert found == [second, first]

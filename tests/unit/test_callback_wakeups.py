@@ -9,7 +9,7 @@ from editcore.callback_sweep import CallbackSweep
 from editcore.lifecycle import Lifecycle
 from editcore.ports import Batch
 from editcore.spec import TaskSpec
-from editcore.task import Task, TaskError
+from editcore.task import Stage, Task, TaskError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = Batch("b-1", "alice", "", "https://hooks.example.com/batch", ("t-1", "t-2"), NOW)
@@ -52,7 +52,7 @@ def running(callback_url: str = "", batch_id: str = "") -> Task:
 def test_a_terminal_transition_wakes_the_sender_for_its_url_and_its_batch_url() -> None:
     life, notified = lifecycle()
     task = running("https://hooks.example.com/task", batch_id=BATCH.id)
-    life.commit(task.enter_stage(task.stage.FETCH, NOW))  # not terminal: nothing owed yet
+    life.commit(task.enter_stage(Stage.FETCH, NOW))  # not terminal: nothing owed yet
     assert notified.calls == []
     life.commit(task.fail(TaskError("INTERNAL", "X", "boom"), NOW))
     assert notified.calls == [
