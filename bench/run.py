@@ -80,7 +80,7 @@ def _pipeline():  # type: ignore[no-untyped-def]
     """The Pipeline as the worker builds it (the background remover loads nothing until used)."""
     import tempfile
 
-    from editcore.blobs import LocalBlobStore
+    from editcore.adapters.blobs.local import LocalBlobStore
     from editcore.settings import Settings
     from workers.background import BackgroundRemover
     from workers.pipeline import Pipeline

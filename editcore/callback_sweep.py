@@ -1,7 +1,7 @@
 """The callback sweep: no owed callback waits for a nudge that never comes.
 
 A terminal transition records its callbacks in the store and then nudges a sender
-(editcore.celery_dispatch.CeleryCallbackNotifier). The nudge can be lost (the broker was
+(editcore.adapters.celery.dispatch.CeleryCallbackNotifier). The nudge can be lost (the broker was
 down, the worker holding it died), and retries hours away are never held in the broker at all.
 So the reconciler's leader also asks the outbox, every pass, which (user, URL) pairs have a
 delivery overdue by more than `grace` and not leased to a live sender, and nudges each again.

@@ -206,8 +206,18 @@ class Subscription(Protocol):
     def close(self) -> None: ...
 
 
+# How long a StatusCache entry lives, by the task's state (the seed system's figures).
+STATUS_TTL_SECONDS: dict[TaskState, float] = {
+    TaskState.QUEUED: 300.0,
+    TaskState.RUNNING: 300.0,
+    TaskState.SUCCEEDED: 3600.0,
+    TaskState.FAILED: 1800.0,
+    TaskState.CANCELLED: 1800.0,
+}
+
+
 class StatusCache(Protocol):
-    """Cache-aside for GetStatus; entries live for a TTL chosen by the task's state."""
+    """Cache-aside for GetStatus; entries live for STATUS_TTL_SECONDS[task.state]."""
 
     def get(self, task_id: str) -> Task | None: ...
 

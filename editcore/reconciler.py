@@ -1,7 +1,7 @@
 """The reconciler: no accepted task is lost, whatever happens to its broker message.
 
 A task is committed QUEUED before SubmitTask answers, and only then published. The message
-can still be lost: the broker was down (editcore.celery_dispatch drops what it cannot
+can still be lost: the broker was down (editcore.adapters.celery.dispatch drops what it cannot
 publish), the broker lost it (a Redis restart without persistence), or the worker machine
 holding it vanished. The store knows better, so the reconciler asks it, every
 `reconcile_interval_seconds`:
@@ -17,7 +17,7 @@ But a queue can hold a message for longer than `queued_redispatch_seconds` simpl
 workers are busy, so re-publishing a task at every pass would multiply a backlog. Each
 re-dispatch of one task therefore waits twice as long as the one before (up to 32 times the
 base), and only one server reconciles at a time (the caller holds a leader lock:
-editcore.store.leader_lock), so the backoff state lives in one process.
+editcore.adapters.sql.leader_lock), so the backoff state lives in one process.
 """
 
 from __future__ import annotations

@@ -14,18 +14,18 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from editcore.adapters.blobs.factory import ResultLinks, blob_store_from_settings
+from editcore.adapters.memory.event_bus import InProcessEventBus
+from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
+from editcore.adapters.memory.status_cache import InProcessStatusCache
+from editcore.adapters.sql.callback_store import SqlCallbackStore
+from editcore.adapters.sql.engine import create_engine_for, upgrade_database
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.apikeys import create_api_key, hash_api_key
-from editcore.blob_stores import ResultLinks, blob_store_from_settings
-from editcore.events import InProcessEventBus
 from editcore.lifecycle import Lifecycle
 from editcore.ports import WebhookSecretStore
-from editcore.rate_limit import InProcessRateLimiter
 from editcore.service import TaskService
 from editcore.settings import Settings
-from editcore.status_cache import InProcessStatusCache
-from editcore.store.engine import create_engine_for, upgrade_database
-from editcore.store.sql_callbacks import SqlCallbackStore
-from editcore.store.sql_store import SqlStore
 from editcore.telemetry import setup_tracing
 from editcore.webhook_secrets import ensure_webhook_secret
 from server.app import start_server
@@ -47,7 +47,7 @@ log = logging.getLogger("imageeditor")
 @dataclass
 class EmbeddedApp:
     settings: Settings
-    store: SqlStore
+    store: SqlTaskStore
     worker: EmbeddedWorker
     callbacks: EmbeddedCallbackWorker
     servicer: ImageEditorServicer
@@ -60,7 +60,7 @@ def build(settings: Settings) -> EmbeddedApp:
     url = settings.effective_database_url
     upgrade_database(url)
     engine = create_engine_for(url)
-    store = SqlStore(engine)
+    store = SqlTaskStore(engine)
     callback_store = SqlCallbackStore(engine)
     blobs = blob_store_from_settings(settings)
     links = ResultLinks.for_store(blobs, settings)
@@ -95,7 +95,7 @@ def build(settings: Settings) -> EmbeddedApp:
     return EmbeddedApp(settings, store, worker, callbacks, servicer, remover, callback_store)
 
 
-def ensure_dev_key(store: SqlStore, secrets: WebhookSecretStore, settings: Settings) -> None:
+def ensure_dev_key(store: SqlTaskStore, secrets: WebhookSecretStore, settings: Settings) -> None:
     """Embedded mode's development key and the secret that signs its callbacks: made on first
     start, kept in the data directory (mode 0600) where the CLI, the SDK and a developer's
     callback receiver find them without a flag."""

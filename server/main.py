@@ -22,23 +22,27 @@ from datetime import timedelta
 
 import redis
 
-from editcore.blob_stores import ResultLinks, blob_store_from_settings
+from editcore.adapters.blobs.factory import ResultLinks, blob_store_from_settings
+from editcore.adapters.celery.config import create_celery
+from editcore.adapters.celery.dispatch import (
+    BrokerPublisher,
+    CeleryCallbackNotifier,
+    CeleryDispatcher,
+)
+from editcore.adapters.redis.connection import redis_client
+from editcore.adapters.redis.event_bus import RedisEventBus
+from editcore.adapters.redis.rate_limiter import RedisRateLimiter
+from editcore.adapters.redis.status_cache import RedisStatusCache
+from editcore.adapters.sql.callback_store import SqlCallbackStore
+from editcore.adapters.sql.engine import create_engine_for, upgrade_database
+from editcore.adapters.sql.leader_lock import LeaderLock
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.callback_sweep import CallbackSweep
-from editcore.celery_config import create_celery
-from editcore.celery_dispatch import BrokerPublisher, CeleryCallbackNotifier, CeleryDispatcher
 from editcore.errors import Unavailable
 from editcore.lifecycle import Lifecycle
 from editcore.reconciler import Reconciler
-from editcore.redis_connection import redis_client
-from editcore.redis_events import RedisEventBus
-from editcore.redis_rate_limit import RedisRateLimiter
-from editcore.redis_status_cache import RedisStatusCache
 from editcore.service import TaskService
 from editcore.settings import Settings
-from editcore.store.engine import create_engine_for, upgrade_database
-from editcore.store.leader_lock import LeaderLock
-from editcore.store.sql_callbacks import SqlCallbackStore
-from editcore.store.sql_store import SqlStore
 from editcore.task import utcnow
 from editcore.telemetry import instrument_celery, setup_tracing
 from server.app import start_server
@@ -53,7 +57,7 @@ log = logging.getLogger("imageeditor")
 @dataclass
 class ProductionServer:
     settings: Settings
-    store: SqlStore
+    store: SqlTaskStore
     redis: redis.Redis
     events: RedisEventBus
     servicer: ImageEditorServicer
@@ -86,7 +90,7 @@ def build(settings: Settings) -> ProductionServer:
     url = settings.effective_database_url
     upgrade_database(url)  # safe when replicas start together: one migrates, under a lock
     engine = create_engine_for(url)
-    store = SqlStore(engine)
+    store = SqlTaskStore(engine)
     callback_store = SqlCallbackStore(engine)
     blobs = blob_store_from_settings(settings)
     client = redis_client(settings.redis_url)

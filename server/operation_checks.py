@@ -14,7 +14,7 @@ from typing import Any
 
 from imageeditor.v1 import operations_pb2
 
-from editcore.models import KNOWN_MODELS
+from editcore.rembg_models import KNOWN_MODELS
 from editcore.settings import Settings
 
 Problem = tuple[str, str, str]

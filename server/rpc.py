@@ -1,6 +1,6 @@
 """How every RPC ends: domain errors become canonical status codes with google.rpc details.
 
-The table lives with the error tree (each class names its code; editcore.rpc_errors builds
+The table lives with the error tree (each class names its code; editcore.api.rpc_errors builds
 the details); this module only applies it at the gRPC boundary, for unary and streaming
 methods alike, and hides unexpected exceptions behind INTERNAL.
 """
@@ -16,8 +16,8 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from grpc_status import rpc_status
 
+from editcore.api.rpc_errors import to_status
 from editcore.errors import ImageEditorError, Internal
-from editcore.rpc_errors import to_status
 
 log = logging.getLogger(__name__)
 

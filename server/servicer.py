@@ -15,15 +15,15 @@ from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 from imageeditor.v1 import task_pb2
 
-from editcore.blob_stores import ResultLinks
-from editcore.callbacks import Delivery
-from editcore.convert import (
+from editcore.adapters.blobs.factory import ResultLinks
+from editcore.api.convert import (
     STATES,
     datetime_from_proto,
     error_to_status,
     result_to_proto,
     task_to_proto,
 )
+from editcore.callbacks import Delivery
 from editcore.errors import ImageEditorError, InvalidArgument
 from editcore.ports import TaskQuery
 from editcore.service import TaskService

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from imageeditor.v1 import image_editor_service_pb2 as service_pb2
 
-from editcore.convert import spec_from_proto
+from editcore.api.convert import spec_from_proto
 from editcore.errors import ImageEditorError, InvalidArgument
 from editcore.image_probe import probe
 from editcore.service import NewTask

@@ -18,9 +18,9 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from editcore.store import tables
-from editcore.store.engine import create_engine_for, upgrade_database
-from editcore.store.sql_store import SqlStore
+from editcore.adapters.sql import tables
+from editcore.adapters.sql.engine import create_engine_for, upgrade_database
+from editcore.adapters.sql.task_store import SqlTaskStore
 
 # -- Databases: the task store on SQLite and on PostgreSQL --------------------------------------
 
@@ -118,9 +118,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[SqlStore]:
-    """A `SqlStore` on an empty, migrated database (run once per backend)."""
-    sql_store = SqlStore(create_engine_for(database_url))
+def store(database_url: str) -> Iterator[SqlTaskStore]:
+    """A `SqlTaskStore` on an empty, migrated database (run once per backend)."""
+    sql_store = SqlTaskStore(create_engine_for(database_url))
     yield sql_store
     sql_store.close()
 

@@ -41,7 +41,7 @@ from typing import Any
 from PIL import Image, ImageChops
 
 from editcore.errors import FailedPrecondition, Internal, InvalidArgument
-from editcore.models import KNOWN_MODELS, find_model_file
+from editcore.rembg_models import KNOWN_MODELS, find_model_file
 from editcore.settings import Settings
 from editcore.spec import RemoveBackground
 

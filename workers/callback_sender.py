@@ -35,7 +35,8 @@ from datetime import datetime, timedelta
 from google.protobuf import json_format
 from imageeditor.v1 import callback_pb2
 
-from editcore.blob_stores import ResultLinks
+from editcore.adapters.blobs.factory import ResultLinks
+from editcore.api.convert import task_to_proto
 from editcore.callbacks import (
     ENDPOINT_GONE,
     REJECTED,
@@ -50,7 +51,6 @@ from editcore.callbacks import (
     Verdict,
     verdict,
 )
-from editcore.convert import task_to_proto
 from editcore.ports import DeliveryStore, TaskStore, WebhookSecretStore
 from editcore.settings import Settings
 from editcore.task import Task, utcnow

@@ -18,7 +18,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from editcore.celery_config import MODELS_QUEUE, create_celery
+from editcore.adapters.celery.config import MODELS_QUEUE, create_celery
 from editcore.errors import FailedPrecondition
 from editcore.settings import Settings
 from editcore.telemetry import Tracing, instrument_celery, setup_tracing

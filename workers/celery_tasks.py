@@ -37,9 +37,9 @@ from celery import Celery
 from celery.exceptions import Reject
 from sqlalchemy.exc import SQLAlchemyError
 
-from editcore.celery_config import DELIVER_CALLBACKS_NAME, MAX_COUNTDOWN_SECONDS, TASK_NAME
+from editcore.adapters.celery.config import DELIVER_CALLBACKS_NAME, MAX_COUNTDOWN_SECONDS, TASK_NAME
 from editcore.errors import NotFound, Unavailable
-from editcore.store.snapshot import task_from_dict
+from editcore.snapshot import task_from_dict
 from editcore.task import Task, TaskState, utcnow
 from workers.worker_context import WorkerContext
 

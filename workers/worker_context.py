@@ -13,16 +13,20 @@ import redis
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from editcore.blob_stores import ResultLinks, blob_store_from_settings
-from editcore.celery_dispatch import BrokerPublisher, CeleryCallbackNotifier, CeleryDispatcher
+from editcore.adapters.blobs.factory import ResultLinks, blob_store_from_settings
+from editcore.adapters.celery.dispatch import (
+    BrokerPublisher,
+    CeleryCallbackNotifier,
+    CeleryDispatcher,
+)
+from editcore.adapters.redis.connection import redis_client
+from editcore.adapters.redis.event_bus import RedisEventBus
+from editcore.adapters.redis.status_cache import RedisStatusCache
+from editcore.adapters.sql.callback_store import SqlCallbackStore
+from editcore.adapters.sql.engine import create_engine_for
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.lifecycle import Lifecycle
-from editcore.redis_connection import redis_client
-from editcore.redis_events import RedisEventBus
-from editcore.redis_status_cache import RedisStatusCache
 from editcore.settings import Settings
-from editcore.store.engine import create_engine_for
-from editcore.store.sql_callbacks import SqlCallbackStore
-from editcore.store.sql_store import SqlStore
 from workers.background import BackgroundRemover
 from workers.callback_sender import CallbackSender
 from workers.pipeline import Pipeline
@@ -35,7 +39,7 @@ class WorkerContext:
     """The store, the publishing side of cache and events, the pipeline and its runner, and
     the callback sender (a process of the `callbacks` queue uses only that)."""
 
-    store: SqlStore
+    store: SqlTaskStore
     redis: redis.Redis
     events: RedisEventBus
     lifecycle: Lifecycle
@@ -49,7 +53,7 @@ class WorkerContext:
     def build(cls, settings: Settings, app: Celery) -> WorkerContext:
         """Plain constructor calls; nothing connects until first used."""
         engine = create_engine_for(settings.effective_database_url)
-        store = SqlStore(engine)
+        store = SqlTaskStore(engine)
         callback_store = SqlCallbackStore(engine)
         blobs = blob_store_from_settings(settings)
         client = redis_client(settings.redis_url)

@@ -21,7 +21,7 @@ from editcore.settings import Settings
 if TYPE_CHECKING:  # the SDK-only install has no SQLAlchemy: imported where used
     from sqlalchemy import Engine
 
-    from editcore.store.sql_callbacks import SqlCallbackStore
+    from editcore.adapters.sql.callback_store import SqlCallbackStore
 
 SERVER_EXTRA_HINT = "this command needs the server extras: pip install 'imageeditor[server,worker]'"
 
@@ -59,12 +59,12 @@ def create_key(args: argparse.Namespace) -> int:
     """`imageeditor keys create NAME`: store a new key and print it (it is shown only once),
     with the webhook secret that signs the user's callbacks (made if the user has none)."""
     with _database() as engine:
+        from editcore.adapters.sql.callback_store import SqlCallbackStore
+        from editcore.adapters.sql.task_store import SqlTaskStore
         from editcore.apikeys import create_api_key
-        from editcore.store.sql_callbacks import SqlCallbackStore
-        from editcore.store.sql_store import SqlStore
         from editcore.webhook_secrets import ensure_webhook_secret
 
-        plaintext, record = create_api_key(SqlStore(engine), args.name)
+        plaintext, record = create_api_key(SqlTaskStore(engine), args.name)
         secret = ensure_webhook_secret(SqlCallbackStore(engine), record.user_id)[0]
     if args.json:
         fields = {"key": plaintext, "id": record.id, "name": record.name, "user_id": record.user_id}
@@ -156,7 +156,7 @@ def _database() -> Iterator[Engine]:
     """An engine on the configured database, its schema brought up to date first (operator
     commands are often the first thing run against a fresh database)."""
     try:
-        from editcore.store.engine import create_engine_for, upgrade_database
+        from editcore.adapters.sql.engine import create_engine_for, upgrade_database
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
     url = Settings.from_env().effective_database_url
@@ -171,7 +171,7 @@ def _database() -> Iterator[Engine]:
 @contextmanager
 def _callback_store() -> Iterator[SqlCallbackStore]:
     with _database() as engine:
-        from editcore.store.sql_callbacks import SqlCallbackStore
+        from editcore.adapters.sql.callback_store import SqlCallbackStore
 
         yield SqlCallbackStore(engine)
 
@@ -179,7 +179,7 @@ def _callback_store() -> Iterator[SqlCallbackStore]:
 def upgrade_db(args: argparse.Namespace) -> int:
     """`imageeditor db upgrade`: apply every pending migration."""
     try:
-        from editcore.store.engine import upgrade_database
+        from editcore.adapters.sql.engine import upgrade_database
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
     upgrade_database(Settings.from_env().effective_database_url)
@@ -194,7 +194,7 @@ def fetch_models(args: argparse.Namespace) -> int:
     """`imageeditor models fetch [--model u2netp]`: install a model file unless the right one
     is already there, then warm numba's cache (alpha matting's first use)."""
     try:
-        from workers.models import fetch_model, warm_numba_cache
+        from workers.model_files import fetch_model, warm_numba_cache
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
     report = _to_stderr if args.json else print
@@ -210,7 +210,7 @@ def fetch_models(args: argparse.Namespace) -> int:
 def warm_models(args: argparse.Namespace) -> int:
     """`imageeditor models warm`: compile pymatting's numba code into numba's cache."""
     try:
-        from workers.models import warm_numba_cache
+        from workers.model_files import warm_numba_cache
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
     seconds = warm_numba_cache(_to_stderr if args.json else print)
@@ -222,7 +222,7 @@ def warm_models(args: argparse.Namespace) -> int:
 def list_models(args: argparse.Namespace) -> int:
     """`imageeditor models list`: every known model, whether its file is installed, its md5."""
     try:
-        from workers.models import model_statuses
+        from workers.model_files import model_statuses
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
     settings = Settings.from_env()

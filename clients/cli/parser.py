@@ -13,7 +13,7 @@ from clients.cli.edit_options import add_edit_options
 from clients.sdk.requests import STATES
 
 FORMAT_CHOICES = ("png", "webp", "jpeg")
-# editcore.celery_config.QUEUES, repeated: the SDK-only install must parse without celery.
+# editcore.adapters.celery.config.QUEUES, repeated: the SDK-only install must parse without celery.
 WORKER_QUEUES = ("edits", "models", "callbacks")
 MAX_OVERLAP_HOURS = 24 * 365
 

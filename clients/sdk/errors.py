@@ -17,8 +17,8 @@ import grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
+from editcore.api.rpc_errors import from_status
 from editcore.errors import ImageEditorError, Unavailable
-from editcore.rpc_errors import from_status
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 SERVER_UNREACHABLE = "SERVER_UNREACHABLE"

@@ -24,8 +24,8 @@ import pytest
 import redis
 
 from clients.sdk import Client
-from editcore.store.engine import create_engine_for
-from editcore.store.sql_store import SqlStore
+from editcore.adapters.sql.engine import create_engine_for
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.task import Task
 from tests.e2e.harness import CLI, PASSED_THROUGH, ServerProcess, free_port
 
@@ -191,7 +191,7 @@ class Cluster:
     env: dict[str, str]
     root: Path
     api_key: str
-    store: SqlStore
+    store: SqlTaskStore
     servers: list[ServerProcess] = field(default_factory=list)
     workers: list[WorkerProcess] = field(default_factory=list)
 
@@ -241,7 +241,7 @@ def start_cluster(root: Path, env: dict[str, str], servers: int, workers: int) -
         timeout=60,
         check=True,
     )
-    store = SqlStore(create_engine_for(env["IMAGEEDITOR_DATABASE_URL"]))
+    store = SqlTaskStore(create_engine_for(env["IMAGEEDITOR_DATABASE_URL"]))
     api_key = created.stdout.splitlines()[0].strip()  # the next line is the webhook secret
     cluster = Cluster(env, root, api_key, store)
     starting: list[WorkerProcess | ServerProcess] = [cluster.add_server() for _ in range(servers)]

@@ -24,8 +24,8 @@ from sqlalchemy import Engine, text
 from clients.sdk import Client
 from clients.sdk.operations import blur_operation, rotate_operation
 from clients.sdk.requests import build_submit_request
+from editcore.adapters.sql.outage import STORE_UNAVAILABLE
 from editcore.errors import Unavailable
-from editcore.store.outage import STORE_UNAVAILABLE
 from tests.e2e.harness import jpeg_bytes
 from tests.e2e.production_harness import Cluster, RedisBroker, cluster_env, start_cluster
 

@@ -11,7 +11,7 @@ import pytest
 from imageeditor.v1 import task_pb2
 
 from clients.sdk import Client
-from editcore.s3_blobs import S3BlobStore, s3_client
+from editcore.adapters.blobs.s3 import S3BlobStore, s3_client
 from editcore.settings import Settings
 from tests.e2e.harness import ServerProcess, free_port
 

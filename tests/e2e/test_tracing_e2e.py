@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from clients.sdk import Client
 from clients.sdk.channel import channel_options
-from editcore.store.engine import create_engine_for
-from editcore.store.sql_store import SqlStore
+from editcore.adapters.sql.engine import create_engine_for
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.task import Stage, TaskState
 from editcore.telemetry import ATTEMPT, STAGE, TASK_ID
 from tests.e2e.callback_receiver import Receiver
@@ -161,7 +161,7 @@ def submit_traced(address: str, api_key: str, callback_url: str = "") -> tuple[s
     return task_id, span
 
 
-def recorded_stages(store: SqlStore, task_id: str) -> set[str]:
+def recorded_stages(store: SqlTaskStore, task_id: str) -> set[str]:
     """The stages the task went through, as its transitions recorded them."""
     deadline = time.monotonic() + 60
     while (task := store.get_task(task_id)) is None or not task.state.terminal:
@@ -221,7 +221,7 @@ def test_embedded_mode_carries_the_trace_into_its_worker_threads_and_the_callbac
     server = ServerProcess(tmp_path, free_port(), **otel_env(collector), **allowed).start()
     try:
         task_id, client_span = submit_traced(server.address, server.api_key, receiver.url)
-        store = SqlStore(create_engine_for(f"sqlite:///{tmp_path / 'imageeditor.db'}"))
+        store = SqlTaskStore(create_engine_for(f"sqlite:///{tmp_path / 'imageeditor.db'}"))
         try:
             stages = recorded_stages(store, task_id)
         finally:

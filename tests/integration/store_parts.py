@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.ports import Batch
 from editcore.spec import Grayscale, ImageFormat, OutputOptions, Resize, ResizeFit, TaskSpec
-from editcore.store.sql_store import SqlStore
 from editcore.task import ResultInfo, Task
 
 T = TypeVar("T")
@@ -72,13 +72,13 @@ def make_batch(
     return batch, tasks
 
 
-def created(store: SqlStore, task: Task) -> Task:
+def created(store: SqlTaskStore, task: Task) -> Task:
     stored, was_created = store.create_task(task)
     assert was_created
     return stored
 
 
-def advanced(store: SqlStore, task: Task, step: Callable[[Task], Task]) -> Task:
+def advanced(store: SqlTaskStore, task: Task, step: Callable[[Task], Task]) -> Task:
     following = step(task)
     assert store.save_transition(following)
     return following

@@ -20,7 +20,7 @@ from PIL import Image
 from skimage import data
 
 from editcore.errors import FailedPrecondition, InvalidArgument
-from editcore.models import find_model_file
+from editcore.rembg_models import find_model_file
 from editcore.settings import Settings
 from editcore.spec import RemoveBackground
 from workers.background import BackgroundRemover

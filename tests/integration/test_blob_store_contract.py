@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from editcore.blob_stores import ResultLinks, blob_store_from_settings
-from editcore.blobs import LocalBlobStore
+from editcore.adapters.blobs.factory import ResultLinks, blob_store_from_settings
+from editcore.adapters.blobs.local import LocalBlobStore
+from editcore.adapters.blobs.s3 import S3BlobStore, s3_client
 from editcore.errors import Internal, InvalidArgument, NotFound, Unavailable
 from editcore.ports import BlobStore
-from editcore.s3_blobs import S3BlobStore, s3_client
 from editcore.settings import MIB, Settings
 from editcore.task import ImageFormat, ResultInfo
 

@@ -18,6 +18,11 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from sqlalchemy import Engine, func, insert, select
 
+from editcore.adapters.sql import tables
+from editcore.adapters.sql.callback_store import SqlCallbackStore
+from editcore.adapters.sql.engine import alembic_config, create_engine_for
+from editcore.adapters.sql.rows import task_to_row
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.callbacks import (
     REJECTED,
     Attempt,
@@ -28,11 +33,6 @@ from editcore.callbacks import (
     task_key,
 )
 from editcore.ports import Batch, WebhookSecret
-from editcore.store import tables
-from editcore.store.engine import alembic_config, create_engine_for
-from editcore.store.rows import task_to_row
-from editcore.store.sql_callbacks import SqlCallbackStore
-from editcore.store.sql_store import SqlStore
 from editcore.task import Task, TaskError
 from editcore.webhook_secrets import ensure_webhook_secret, rotate_webhook_secret
 from tests.integration.store_parts import (
@@ -58,7 +58,7 @@ class Clock:
 
 @dataclass
 class Stores:
-    tasks: SqlStore
+    tasks: SqlTaskStore
     callbacks: SqlCallbackStore
     clock: Clock
     engine: Engine
@@ -73,7 +73,7 @@ class Stores:
 def stores(database_url: str) -> Iterator[Stores]:
     engine = create_engine_for(database_url)
     clock = Clock(LATER)
-    yield Stores(SqlStore(engine), SqlCallbackStore(engine, clock), clock, engine)
+    yield Stores(SqlTaskStore(engine), SqlCallbackStore(engine, clock), clock, engine)
     engine.dispose()
 
 

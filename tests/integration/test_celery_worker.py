@@ -15,12 +15,12 @@ import pytest
 from celery.exceptions import Reject
 from sqlalchemy.exc import OperationalError
 
-from editcore.celery_config import TASK_NAME, create_celery
+from editcore.adapters.celery.config import TASK_NAME, create_celery
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.errors import Unavailable
 from editcore.settings import Settings
+from editcore.snapshot import task_to_dict
 from editcore.spec import Resize
-from editcore.store.snapshot import task_to_dict
-from editcore.store.sql_store import SqlStore
 from editcore.task import Task, TaskState
 from tests.integration.worker_parts import MAX_ATTEMPTS, Parts
 from workers import celery_tasks
@@ -28,7 +28,7 @@ from workers.celery_tasks import TaskHandler
 from workers.pipeline import Work
 
 
-class CountingStore(SqlStore):
+class CountingStore(SqlTaskStore):
     """Counts the reads of single tasks (what the message's snapshot should spare)."""
 
     reads = 0

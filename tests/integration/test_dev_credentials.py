@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from editcore.adapters.sql.callback_store import SqlCallbackStore
+from editcore.adapters.sql.engine import create_engine_for, upgrade_database
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.apikeys import hash_api_key
 from editcore.settings import Settings
-from editcore.store.engine import create_engine_for, upgrade_database
-from editcore.store.sql_callbacks import SqlCallbackStore
-from editcore.store.sql_store import SqlStore
 from editcore.task import utcnow
 from editcore.webhook_secrets import rotate_webhook_secret
 from embedded.main import ensure_dev_key
@@ -26,11 +26,11 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def stores(settings: Settings) -> Iterator[tuple[SqlStore, SqlCallbackStore]]:
+def stores(settings: Settings) -> Iterator[tuple[SqlTaskStore, SqlCallbackStore]]:
     url = settings.effective_database_url
     upgrade_database(url)
     engine = create_engine_for(url)
-    yield SqlStore(engine), SqlCallbackStore(engine)
+    yield SqlTaskStore(engine), SqlCallbackStore(engine)
     engine.dispose()
 
 
@@ -40,7 +40,7 @@ def private_text(path: Path) -> str:
 
 
 def test_the_dev_key_and_webhook_secret_are_made_once_and_kept_private(
-    settings: Settings, stores: tuple[SqlStore, SqlCallbackStore]
+    settings: Settings, stores: tuple[SqlTaskStore, SqlCallbackStore]
 ) -> None:
     store, secrets = stores
     ensure_dev_key(store, secrets, settings)
@@ -57,7 +57,7 @@ def test_the_dev_key_and_webhook_secret_are_made_once_and_kept_private(
 
 
 def test_the_file_follows_a_rotation_of_the_dev_secret(
-    settings: Settings, stores: tuple[SqlStore, SqlCallbackStore]
+    settings: Settings, stores: tuple[SqlTaskStore, SqlCallbackStore]
 ) -> None:
     store, secrets = stores
     ensure_dev_key(store, secrets, settings)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 import pytest
 import redis
 
-from editcore.events import InProcessEventBus
+from editcore.adapters.memory.event_bus import InProcessEventBus
+from editcore.adapters.redis.connection import redis_client
+from editcore.adapters.redis.event_bus import CHANNEL_PREFIX, RedisEventBus
 from editcore.ports import EventBus, Resync, Subscription
-from editcore.redis_connection import redis_client
-from editcore.redis_events import CHANNEL_PREFIX, RedisEventBus
 from editcore.spec import TaskSpec
 from editcore.task import Task, TaskState
 from server.watch import TaskWatcher
@@ -224,7 +224,7 @@ async def test_a_publisher_in_another_process_reaches_the_watchers(bus_url: str)
     subscription = bus.subscribe(task.id)
     await _confirmed(subscription)
     code = (
-        "import sys; from editcore.redis_events import RedisEventBus; "
+        "import sys; from editcore.adapters.redis.event_bus import RedisEventBus; "
         "from editcore.spec import TaskSpec; from editcore.task import Task; "
         "bus = RedisEventBus(sys.argv[1]); "
         "bus.publish(Task(id=sys.argv[2], user_id='alice', spec=TaskSpec(), version=3)); "

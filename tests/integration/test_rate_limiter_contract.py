@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
+from editcore.adapters.redis.connection import redis_client
+from editcore.adapters.redis.rate_limiter import KEY_PREFIX, RedisRateLimiter
 from editcore.ports import RateLimiter
-from editcore.rate_limit import InProcessRateLimiter
-from editcore.redis_connection import redis_client
-from editcore.redis_rate_limit import KEY_PREFIX, RedisRateLimiter
 
 RUN = uuid.uuid4().hex[:8]
 TOLERANCE = 0.1  # seconds: the time between two calls on a busy machine

@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from editcore.events import InProcessEventBus
+from editcore.adapters.memory.event_bus import InProcessEventBus
+from editcore.adapters.memory.status_cache import InProcessStatusCache
+from editcore.adapters.sql.leader_lock import LeaderLock
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.lifecycle import Lifecycle
 from editcore.reconciler import Reconciler
 from editcore.settings import Settings
 from editcore.spec import TaskSpec
-from editcore.status_cache import InProcessStatusCache
-from editcore.store.leader_lock import LeaderLock
-from editcore.store.sql_store import SqlStore
 from editcore.task import Task, TaskState, utcnow
 
 SETTINGS = Settings(queued_redispatch_seconds=30, running_lease_seconds=600)
@@ -33,7 +33,7 @@ class FakeDispatcher:
         return self.accepting
 
 
-def make_task(store: SqlStore, updated_at: datetime, running: bool = False) -> Task:
+def make_task(store: SqlTaskStore, updated_at: datetime, running: bool = False) -> Task:
     task = Task(
         id=str(uuid.uuid4()),
         user_id="u",
@@ -48,12 +48,12 @@ def make_task(store: SqlStore, updated_at: datetime, running: bool = False) -> T
     return task
 
 
-def reconciler_for(store: SqlStore, dispatcher: FakeDispatcher) -> Reconciler:
+def reconciler_for(store: SqlTaskStore, dispatcher: FakeDispatcher) -> Reconciler:
     lifecycle = Lifecycle(store, InProcessStatusCache(), InProcessEventBus())
     return Reconciler(store, lifecycle, dispatcher, SETTINGS)
 
 
-def test_stale_tasks_are_those_in_the_state_unchanged_since_the_cutoff(store: SqlStore) -> None:
+def test_stale_tasks_are_those_in_the_state_unchanged_since_the_cutoff(store: SqlTaskStore) -> None:
     old = make_task(store, T0 - timedelta(minutes=5))
     older = make_task(store, T0 - timedelta(minutes=9))
     make_task(store, T0)  # fresh
@@ -65,7 +65,7 @@ def test_stale_tasks_are_those_in_the_state_unchanged_since_the_cutoff(store: Sq
     assert [t.id for t in store.stale_tasks(TaskState.RUNNING, cutoff, 10)] == [running.id]
 
 
-def test_tasks_left_queued_are_dispatched_again_with_growing_waits(store: SqlStore) -> None:
+def test_tasks_left_queued_are_dispatched_again_with_growing_waits(store: SqlTaskStore) -> None:
     waiting = make_task(store, T0 - timedelta(seconds=31))
     fresh = make_task(store, T0 - timedelta(seconds=5))  # its message is still on its way
     dispatcher = FakeDispatcher()
@@ -82,7 +82,7 @@ def test_tasks_left_queued_are_dispatched_again_with_growing_waits(store: SqlSto
     assert [sends_at(59), sends_at(61), sends_at(61 + 119), sends_at(61 + 121)] == [0, 1, 0, 1]
 
 
-def test_a_publish_that_failed_is_tried_again_at_the_next_pass(store: SqlStore) -> None:
+def test_a_publish_that_failed_is_tried_again_at_the_next_pass(store: SqlTaskStore) -> None:
     make_task(store, T0 - timedelta(minutes=1))
     dispatcher = FakeDispatcher(accepting=False)
     reconciler = reconciler_for(store, dispatcher)
@@ -91,7 +91,7 @@ def test_a_publish_that_failed_is_tried_again_at_the_next_pass(store: SqlStore) 
     assert reconciler.run_once(T0 + timedelta(seconds=1)).redispatched == 1
 
 
-def test_a_task_running_past_its_lease_is_requeued_and_dispatched(store: SqlStore) -> None:
+def test_a_task_running_past_its_lease_is_requeued_and_dispatched(store: SqlTaskStore) -> None:
     lost = make_task(store, T0 - timedelta(minutes=11), running=True)
     alive = make_task(store, T0 - timedelta(minutes=2), running=True)
     dispatcher = FakeDispatcher()

@@ -24,8 +24,8 @@ from imageeditor.v1 import image_editor_service_pb2_grpc, operations_pb2, task_p
 
 from clients import AsyncClient, Client, Internal, InvalidArgument, NotFound
 from clients.cli.main import main
+from editcore.api.rpc_errors import to_status
 from editcore.errors import ImageEditorError
-from editcore.rpc_errors import to_status
 
 API_KEY = "iek_test-key"
 RESULT = b"\x89PNG pretend image bytes" * 100

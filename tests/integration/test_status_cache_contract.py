@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from editcore.adapters.memory.status_cache import InProcessStatusCache
+from editcore.adapters.redis.connection import redis_client
+from editcore.adapters.redis.status_cache import KEY_PREFIX, RedisStatusCache
 from editcore.ports import StatusCache
-from editcore.redis_connection import redis_client
-from editcore.redis_status_cache import KEY_PREFIX, RedisStatusCache
 from editcore.spec import ImageFormat, TaskSpec
-from editcore.status_cache import InProcessStatusCache
 from editcore.task import ResultInfo, Stage, Task, TaskState
 
 RUN = uuid.uuid4().hex[:8]  # every key of this run starts with it, for the clean-up

@@ -15,12 +15,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
+from editcore.adapters.sql.engine import alembic_config, create_engine_for
+from editcore.adapters.sql.tables import metadata
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.apikeys import create_api_key, hash_api_key
 from editcore.errors import InvalidArgument
 from editcore.ports import PageCursor, TaskQuery
-from editcore.store.engine import alembic_config, create_engine_for
-from editcore.store.sql_store import SqlStore
-from editcore.store.tables import metadata
 from editcore.task import Stage, Task, TaskError, TaskState
 from tests.integration.store_parts import (
     BASE_TIME,
@@ -37,7 +37,7 @@ def ids(tasks: list[Task]) -> list[str]:
     return [task.id for task in tasks]
 
 
-def page_through(store: SqlStore, query: TaskQuery, limit: int) -> list[list[Task]]:
+def page_through(store: SqlTaskStore, query: TaskQuery, limit: int) -> list[list[Task]]:
     pages: list[list[Task]] = []
     cursor: PageCursor | None = None
     while page := store.list_tasks(query, limit, cursor):
@@ -51,7 +51,7 @@ def page_through(store: SqlStore, query: TaskQuery, limit: int) -> list[list[Tas
 # -- creating and reading -----------------------------------------------------------------------
 
 
-def test_a_created_task_reads_back_equal_with_utc_times(store: SqlStore) -> None:
+def test_a_created_task_reads_back_equal_with_utc_times(store: SqlTaskStore) -> None:
     plus_two = timezone(timedelta(hours=2))
     task = make_task(created_at=BASE_TIME.astimezone(plus_two), labels={"env": "prod", "n": "1"})
 
@@ -62,7 +62,7 @@ def test_a_created_task_reads_back_equal_with_utc_times(store: SqlStore) -> None
     assert stored.created_at.utcoffset() == timedelta(0)
 
 
-def test_succeeded_and_failed_tasks_keep_their_result_and_error(store: SqlStore) -> None:
+def test_succeeded_and_failed_tasks_keep_their_result_and_error(store: SqlTaskStore) -> None:
     running = advanced(store, created(store, make_task()), lambda t: t.start(BASE_TIME))
     finish = BASE_TIME + timedelta(seconds=3)
     succeeded = advanced(store, running, lambda t: t.succeed(RESULT, finish))
@@ -74,7 +74,7 @@ def test_succeeded_and_failed_tasks_keep_their_result_and_error(store: SqlStore)
     assert store.get_task(failed.id) == failed
 
 
-def test_create_is_idempotent_per_user_and_request_id(store: SqlStore) -> None:
+def test_create_is_idempotent_per_user_and_request_id(store: SqlTaskStore) -> None:
     first = created(store, make_task(request_id="req-1"))
     retry = make_task(request_id="req-1")
 
@@ -85,14 +85,14 @@ def test_create_is_idempotent_per_user_and_request_id(store: SqlStore) -> None:
     assert store.create_task(bobs) == (bobs, True)
 
 
-def test_tasks_without_a_request_id_are_never_deduplicated(store: SqlStore) -> None:
+def test_tasks_without_a_request_id_are_never_deduplicated(store: SqlTaskStore) -> None:
     one, two = make_task(), make_task()
 
     assert store.create_task(one)[1] and store.create_task(two)[1]
     assert store.get_task(two.id) == two
 
 
-def test_racing_creates_with_one_request_id_make_one_task(store: SqlStore) -> None:
+def test_racing_creates_with_one_request_id_make_one_task(store: SqlTaskStore) -> None:
     attempts = [make_task(request_id="raced") for _ in range(8)]
 
     outcomes = run_concurrently([lambda t=t: store.create_task(t) for t in attempts])
@@ -101,14 +101,14 @@ def test_racing_creates_with_one_request_id_make_one_task(store: SqlStore) -> No
     assert len({task.id for task, _ in outcomes}) == 1
 
 
-def test_another_users_task_is_none(store: SqlStore) -> None:
+def test_another_users_task_is_none(store: SqlTaskStore) -> None:
     task = created(store, make_task("alice"))
 
     assert store.get_task(task.id, "bob") is None
     assert store.get_task(task.id, "alice") == task
 
 
-def test_malformed_and_unknown_ids_find_nothing(store: SqlStore) -> None:
+def test_malformed_and_unknown_ids_find_nothing(store: SqlTaskStore) -> None:
     created(store, make_task())
     unknown = str(uuid.uuid4())
 
@@ -125,7 +125,7 @@ def test_malformed_and_unknown_ids_find_nothing(store: SqlStore) -> None:
 # -- transitions and events ---------------------------------------------------------------------
 
 
-def test_of_two_transitions_from_one_version_only_the_first_is_saved(store: SqlStore) -> None:
+def test_of_two_transitions_from_one_version_only_the_first_is_saved(store: SqlTaskStore) -> None:
     task = created(store, make_task())
     started, cancelled = task.start(), task.cancel()
 
@@ -135,7 +135,7 @@ def test_of_two_transitions_from_one_version_only_the_first_is_saved(store: SqlS
     assert store.get_task(task.id) == started
 
 
-def test_racing_transitions_from_one_version_exactly_one_wins(store: SqlStore) -> None:
+def test_racing_transitions_from_one_version_exactly_one_wins(store: SqlTaskStore) -> None:
     task = created(store, make_task())
     rivals = [task.start(BASE_TIME + timedelta(seconds=n)) for n in range(8)]
 
@@ -147,7 +147,7 @@ def test_racing_transitions_from_one_version_exactly_one_wins(store: SqlStore) -
     assert store.list_events(task.id, 0) == [task, winners[0]]
 
 
-def test_events_replay_in_version_order_after_a_version(store: SqlStore) -> None:
+def test_events_replay_in_version_order_after_a_version(store: SqlTaskStore) -> None:
     history = [created(store, make_task(labels={"k": "v"}))]
     for step in (
         lambda t: t.start(),
@@ -164,7 +164,7 @@ def test_events_replay_in_version_order_after_a_version(store: SqlStore) -> None
     assert store.list_events(history[0].id, 5) == []
 
 
-def test_unfinished_tasks_are_the_queued_and_running_ones_oldest_first(store: SqlStore) -> None:
+def test_unfinished_tasks_are_the_queued_and_running_ones_oldest_first(store: SqlTaskStore) -> None:
     at = [BASE_TIME + timedelta(minutes=n) for n in range(5)]
     queued_late = created(store, make_task("alice", created_at=at[4]))
     running = advanced(store, created(store, make_task("bob", created_at=at[1])), Task.start)
@@ -179,7 +179,7 @@ def test_unfinished_tasks_are_the_queued_and_running_ones_oldest_first(store: Sq
 # -- listing --------------------------------------------------------------------------------------
 
 
-def test_listing_shows_only_the_users_tasks_newest_first(store: SqlStore) -> None:
+def test_listing_shows_only_the_users_tasks_newest_first(store: SqlTaskStore) -> None:
     older = created(store, make_task(created_at=BASE_TIME))
     newer = created(store, make_task(created_at=BASE_TIME + timedelta(seconds=1)))
     created(store, make_task("bob"))
@@ -187,7 +187,7 @@ def test_listing_shows_only_the_users_tasks_newest_first(store: SqlStore) -> Non
     assert store.list_tasks(TaskQuery("alice"), 10) == [newer, older]
 
 
-def test_listing_filters_by_state(store: SqlStore) -> None:
+def test_listing_filters_by_state(store: SqlTaskStore) -> None:
     queued = created(store, make_task())
     running = advanced(store, created(store, make_task()), Task.start)
     failed = advanced(
@@ -202,7 +202,7 @@ def test_listing_filters_by_state(store: SqlStore) -> None:
     assert by_states(TaskState.SUCCEEDED) == set()
 
 
-def test_listing_filters_by_batch(store: SqlStore) -> None:
+def test_listing_filters_by_batch(store: SqlTaskStore) -> None:
     batch, batch_tasks = make_batch()
     store.create_batch(batch, batch_tasks)
     created(store, make_task())
@@ -212,7 +212,7 @@ def test_listing_filters_by_batch(store: SqlStore) -> None:
     assert set(ids(listed)) == set(batch.task_ids)
 
 
-def test_listing_filters_by_labels_all_of_which_must_match(store: SqlStore) -> None:
+def test_listing_filters_by_labels_all_of_which_must_match(store: SqlTaskStore) -> None:
     prod_a = created(store, make_task(labels={"env": "prod", "team": "a"}))
     prod_b = created(store, make_task(labels={"env": "prod", "team": "b"}))
     created(store, make_task(labels={"env": "dev", "team": "b"}))
@@ -227,7 +227,7 @@ def test_listing_filters_by_labels_all_of_which_must_match(store: SqlStore) -> N
     assert by_labels(team="a", owner="x") == set()
 
 
-def test_listing_filters_by_creation_time_from_inclusive_to_exclusive(store: SqlStore) -> None:
+def test_listing_filters_by_creation_time_from_inclusive_to_exclusive(store: SqlTaskStore) -> None:
     at = [BASE_TIME + timedelta(hours=n) for n in range(4)]
     tasks = [created(store, make_task(created_at=moment)) for moment in at]
 
@@ -237,7 +237,7 @@ def test_listing_filters_by_creation_time_from_inclusive_to_exclusive(store: Sql
 
 
 @pytest.mark.parametrize("labels", [{}, {"even": "yes"}], ids=["all", "label-filter"])
-def test_pages_cover_every_task_once_in_order(store: SqlStore, labels: dict[str, str]) -> None:
+def test_pages_cover_every_task_once_in_order(store: SqlTaskStore, labels: dict[str, str]) -> None:
     tasks = []
     for n in range(23):
         # Three tasks share each timestamp, so the id must break ties between pages.
@@ -257,7 +257,7 @@ def test_pages_cover_every_task_once_in_order(store: SqlStore, labels: dict[str,
 # -- batches --------------------------------------------------------------------------------------
 
 
-def test_a_batch_and_its_tasks_are_created_together(store: SqlStore) -> None:
+def test_a_batch_and_its_tasks_are_created_together(store: SqlTaskStore) -> None:
     batch, batch_tasks = make_batch(request_id="batch-1", size=3)
 
     assert store.create_batch(batch, batch_tasks) == (batch, True)
@@ -279,13 +279,13 @@ def test_a_batch_is_inserted_with_one_statement_per_table(database_url: str) -> 
 
     event.listen(engine, "before_cursor_execute", record)
     batch, batch_tasks = make_batch(size=100)
-    SqlStore(engine).create_batch(batch, batch_tasks)
+    SqlTaskStore(engine).create_batch(batch, batch_tasks)
     engine.dispose()
     # One multi-row statement per table, not a driver-level executemany of 100 rows.
     assert sorted(inserts) == [("batches", False), ("task_events", False), ("tasks", False)]
 
 
-def test_batch_create_is_idempotent_per_user_and_request_id(store: SqlStore) -> None:
+def test_batch_create_is_idempotent_per_user_and_request_id(store: SqlTaskStore) -> None:
     batch, batch_tasks = make_batch(request_id="batch-1")
     store.create_batch(batch, batch_tasks)
     retry, retry_tasks = make_batch(request_id="batch-1")
@@ -300,7 +300,7 @@ def test_batch_create_is_idempotent_per_user_and_request_id(store: SqlStore) -> 
     assert all(store.create_batch(*made)[1] for made in no_request_id)
 
 
-def test_a_batch_that_cannot_be_stored_leaves_nothing_behind(store: SqlStore) -> None:
+def test_a_batch_that_cannot_be_stored_leaves_nothing_behind(store: SqlTaskStore) -> None:
     existing = created(store, make_task())
     batch, batch_tasks = make_batch(size=2)
     clash = replace(batch_tasks[1], id=existing.id)  # a primary key already taken
@@ -317,7 +317,7 @@ def test_a_batch_that_cannot_be_stored_leaves_nothing_behind(store: SqlStore) ->
 # -- API keys -------------------------------------------------------------------------------------
 
 
-def test_api_keys_are_found_by_the_hash_of_their_secret(store: SqlStore) -> None:
+def test_api_keys_are_found_by_the_hash_of_their_secret(store: SqlTaskStore) -> None:
     plaintext, record = create_api_key(store, "ci", user_id="alice")
 
     assert store.find_api_key(hash_api_key(plaintext)) == record
@@ -343,7 +343,7 @@ def test_the_migrated_schema_is_the_tables_metadata(database_url: str) -> None:
 # Each child imports everything, says so, then waits for the word to migrate: a tight race.
 _UPGRADE_WHEN_TOLD = """
 import sys
-from editcore.store.engine import upgrade_database
+from editcore.adapters.sql.engine import upgrade_database
 print("ready", flush=True)
 sys.stdin.readline()
 upgrade_database(sys.argv[1])
@@ -375,7 +375,7 @@ def test_concurrent_upgrades_of_one_postgres_database_all_succeed(fresh_postgres
     assert [process.returncode for process in processes] == [0] * len(processes), errors
 
 
-def test_get_tasks_keeps_the_order_given_and_skips_unknown_ids(store: SqlStore) -> None:
+def test_get_tasks_keeps_the_order_given_and_skips_unknown_ids(store: SqlTaskStore) -> None:
     first, second = make_task(labels={"env": "prod"}), make_task()
     store.create_task(first)
     store.create_task(second)

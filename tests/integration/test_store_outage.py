@@ -10,23 +10,27 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from editcore.adapters.sql.callback_store import SqlCallbackStore
+from editcore.adapters.sql.engine import create_engine_for
+from editcore.adapters.sql.outage import STORE_UNAVAILABLE, is_outage
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.errors import Unavailable
-from editcore.store.engine import create_engine_for
-from editcore.store.outage import STORE_UNAVAILABLE, is_outage
-from editcore.store.sql_callbacks import SqlCallbackStore
-from editcore.store.sql_store import SqlStore
 from tests.e2e.harness import free_port
 
 
 @pytest.fixture
-def unreachable_store() -> Iterator[SqlStore]:
+def unreachable_store() -> Iterator[SqlTaskStore]:
     # A closed loopback port: PostgreSQL stopped, or not started yet.
-    store = SqlStore(create_engine_for(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x"))
+    store = SqlTaskStore(
+        create_engine_for(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x")
+    )
     yield store
     store.close()
 
 
-def test_a_call_to_a_stopped_database_is_unavailable_at_once(unreachable_store: SqlStore) -> None:
+def test_a_call_to_a_stopped_database_is_unavailable_at_once(
+    unreachable_store: SqlTaskStore,
+) -> None:
     started = time.monotonic()
     with pytest.raises(Unavailable) as refused:
         unreachable_store.get_task(str(uuid.uuid4()))
@@ -39,7 +43,7 @@ def test_a_call_to_a_stopped_database_is_unavailable_at_once(unreachable_store: 
         unreachable_store.find_api_key("0" * 64)
 
 
-@pytest.mark.parametrize("store_class", [SqlStore, SqlCallbackStore])
+@pytest.mark.parametrize("store_class", [SqlTaskStore, SqlCallbackStore])
 def test_every_public_store_method_translates_outages(store_class: type) -> None:
     public = [
         member

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from editcore.blobs import LocalBlobStore
-from editcore.events import InProcessEventBus
+from editcore.adapters.blobs.local import LocalBlobStore
+from editcore.adapters.memory.event_bus import InProcessEventBus
+from editcore.adapters.memory.status_cache import InProcessStatusCache
+from editcore.adapters.sql.engine import create_engine_for, upgrade_database
+from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.lifecycle import Lifecycle
 from editcore.settings import Settings
 from editcore.spec import TaskSpec
-from editcore.status_cache import InProcessStatusCache
-from editcore.store.engine import create_engine_for, upgrade_database
-from editcore.store.sql_store import SqlStore
 from editcore.task import Task
 from tests.e2e.harness import jpeg_bytes
 from workers.background import BackgroundRemover
@@ -34,7 +34,7 @@ class Parts:
     def __init__(
         self,
         tmp_path: Path,
-        store_class: type[SqlStore] = SqlStore,
+        store_class: type[SqlTaskStore] = SqlTaskStore,
         time_limit_errors: tuple[type[Exception], ...] = (),
     ) -> None:
         url = f"sqlite:///{tmp_path / 'worker.db'}"

@@ -9,7 +9,7 @@ import pytest
 
 from clients.cli import admin
 from clients.cli.parser import build_parser
-from editcore.celery_config import (
+from editcore.adapters.celery.config import (
     CALLBACKS_QUEUE,
     DELIVER_CALLBACKS_NAME,
     EDITS_QUEUE,
@@ -18,10 +18,14 @@ from editcore.celery_config import (
     TASK_NAME,
     celery_config,
 )
-from editcore.celery_dispatch import BrokerPublisher, CeleryCallbackNotifier, CeleryDispatcher
+from editcore.adapters.celery.dispatch import (
+    BrokerPublisher,
+    CeleryCallbackNotifier,
+    CeleryDispatcher,
+)
 from editcore.settings import Settings
+from editcore.snapshot import task_from_dict
 from editcore.spec import Grayscale, RemoveBackground, TaskSpec
-from editcore.store.snapshot import task_from_dict
 from editcore.task import Task
 from workers.main import worker_argv
 

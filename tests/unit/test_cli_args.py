@@ -19,10 +19,10 @@ from clients.cli.output import format_error, format_task, print_message
 from clients.cli.parser import build_parser, parse_label
 from clients.cli.progress import ProgressLine
 from clients.sdk.errors import SERVER_UNREACHABLE
+from editcore.adapters.sql.callback_store import SqlCallbackStore
+from editcore.adapters.sql.engine import create_engine_for
 from editcore.errors import InvalidArgument, NotFound, Unavailable
 from editcore.ports import WebhookSecret
-from editcore.store.engine import create_engine_for
-from editcore.store.sql_callbacks import SqlCallbackStore
 from editcore.task import utcnow
 
 

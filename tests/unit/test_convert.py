@@ -6,7 +6,7 @@ from google.rpc import code_pb2, error_details_pb2
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import operations_pb2, task_pb2
 
-from editcore.convert import spec_from_proto, spec_to_proto, task_to_proto
+from editcore.api.convert import spec_from_proto, spec_to_proto, task_to_proto
 from editcore.spec import (
     Adjust,
     Blur,

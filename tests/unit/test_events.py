@@ -4,7 +4,7 @@ import asyncio
 import threading
 from dataclasses import replace
 
-from editcore.events import InProcessEventBus
+from editcore.adapters.memory.event_bus import InProcessEventBus
 from editcore.spec import TaskSpec
 from editcore.task import Task
 

@@ -12,9 +12,9 @@ import pytest
 from clients.cli import admin
 from clients.cli.parser import build_parser
 from editcore.errors import FailedPrecondition, InvalidArgument
-from editcore.models import KNOWN_MODELS, ModelInfo, find_model_file
-from workers import models
-from workers.models import Report, fetch_model, model_statuses
+from editcore.rembg_models import KNOWN_MODELS, ModelInfo, find_model_file
+from workers import model_files
+from workers.model_files import Report, fetch_model, model_statuses
 
 MODEL_BYTES = b"not really an onnx graph" * 100
 
@@ -96,9 +96,9 @@ def test_an_interrupted_write_leaves_no_file(
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(models.os, "replace", interrupted)
+    monkeypatch.setattr(model_files.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        models.write_atomically(tmp_path / "u2netp.onnx", MODEL_BYTES)
+        model_files.write_atomically(tmp_path / "u2netp.onnx", MODEL_BYTES)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -6,13 +6,13 @@ import pytest
 import redis.asyncio.sentinel
 import redis.sentinel
 
-from editcore.errors import InvalidArgument
-from editcore.redis_connection import (
+from editcore.adapters.redis.connection import (
     SentinelTarget,
     async_redis_client,
     parse_sentinel_url,
     redis_client,
 )
+from editcore.errors import InvalidArgument
 
 
 def test_several_sentinels_a_service_and_a_database() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 
+from editcore.api.rpc_errors import from_status, to_status
 from editcore.errors import (
     ERRORS_BY_CODE,
     ImageEditorError,
@@ -11,7 +12,6 @@ from editcore.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from editcore.rpc_errors import from_status, to_status
 
 
 def test_invalid_argument_carries_field_violations_and_a_stable_reason() -> None:

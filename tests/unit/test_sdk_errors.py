@@ -14,6 +14,7 @@ from clients.sdk.errors import (
     error_from_rpc,
     translated_rpc_errors,
 )
+from editcore.api.rpc_errors import to_status
 from editcore.errors import (
     DeadlineExceeded,
     ImageEditorError,
@@ -22,7 +23,6 @@ from editcore.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from editcore.rpc_errors import to_status
 
 Wrap = Callable[[ImageEditorError], grpc.RpcError]
 

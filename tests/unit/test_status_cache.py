@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from editcore.adapters.memory.status_cache import InProcessStatusCache
+from editcore.ports import STATUS_TTL_SECONDS
 from editcore.spec import TaskSpec
-from editcore.status_cache import TTL_SECONDS, InProcessStatusCache
 from editcore.task import Task, TaskState
 
 
@@ -19,9 +20,9 @@ def task(version: int = 1, state: TaskState = TaskState.QUEUED) -> Task:
 
 
 def test_entries_expire_by_the_ttl_of_their_state() -> None:
-    assert TTL_SECONDS[TaskState.RUNNING] == 300
-    assert TTL_SECONDS[TaskState.SUCCEEDED] == 3600
-    assert TTL_SECONDS[TaskState.FAILED] == 1800
+    assert STATUS_TTL_SECONDS[TaskState.RUNNING] == 300
+    assert STATUS_TTL_SECONDS[TaskState.SUCCEEDED] == 3600
+    assert STATUS_TTL_SECONDS[TaskState.FAILED] == 1800
     clock = Clock()
     cache = InProcessStatusCache(clock=clock)
     cache.put(task())

@@ -3,7 +3,7 @@
 Every write is one transaction. Races are settled by the database, not by locks in here:
 idempotent creates by the (user_id, request_id) unique constraints, transitions by a
 compare-and-set on the task's version. A database outage leaves every public method as
-`Unavailable` (editcore/store/outage.py).
+`Unavailable` (editcore/adapters/sql/outage.py).
 """
 
 from __future__ import annotations
@@ -27,12 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from editcore.errors import InvalidArgument
-from editcore.ports import ApiKey, Batch, PageCursor, TaskQuery
-from editcore.store import tables
-from editcore.store.outage import translate_outages
-from editcore.store.outbox import record_empty_batch, record_terminal_transition
-from editcore.store.rows import (
+from editcore.adapters.sql import tables
+from editcore.adapters.sql.outage import translate_outages
+from editcore.adapters.sql.outbox import record_empty_batch, record_terminal_transition
+from editcore.adapters.sql.rows import (
     api_key_from_row,
     api_key_to_row,
     batch_from_row,
@@ -44,7 +42,9 @@ from editcore.store.rows import (
     task_to_row,
     transition_values,
 )
-from editcore.store.snapshot import task_from_dict
+from editcore.errors import InvalidArgument
+from editcore.ports import ApiKey, Batch, PageCursor, TaskQuery
+from editcore.snapshot import task_from_dict
 from editcore.task import UNFINISHED_STATES, Task, TaskState
 
 # Stays well under SQLite's limit on bound parameters in one statement.
@@ -52,7 +52,7 @@ _IN_CHUNK = 500
 
 
 @translate_outages
-class SqlStore:
+class SqlTaskStore:
     """`TaskStore` and `ApiKeyStore` over a SQLAlchemy engine (see editcore/ports.py)."""
 
     def __init__(self, engine: Engine) -> None:

@@ -1,7 +1,7 @@
 """The GetStatus cache on Redis (production mode), with a short in-process layer in front.
 
 Redis holds `imageeditor:task:<id>` = the task's JSON snapshot, living for the TTL of its
-state (editcore.status_cache.TTL_SECONDS). A Lua script writes an entry only if it is not
+state (editcore.ports.STATUS_TTL_SECONDS). A Lua script writes an entry only if it is not
 older than the one there, so a late writer (a reader repopulating after a miss, a slow
 worker) never puts an old state back.
 
@@ -28,9 +28,9 @@ from collections.abc import Callable
 
 import redis
 
-from editcore.redis_connection import OutageGuard
-from editcore.status_cache import TTL_SECONDS
-from editcore.store.snapshot import task_from_dict, task_to_dict
+from editcore.adapters.redis.connection import OutageGuard
+from editcore.ports import STATUS_TTL_SECONDS
+from editcore.snapshot import task_from_dict, task_to_dict
 from editcore.task import Task
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class RedisStatusCache:
     def put(self, task: Task) -> None:
         """Cache `task` unless a newer version is cached already."""
         snapshot = json.dumps(task_to_dict(task), separators=(",", ":"))
-        ttl_ms = int(TTL_SECONDS[task.state] * 1000)
+        ttl_ms = int(STATUS_TTL_SECONDS[task.state] * 1000)
         written = 0
         if self._redis_usable():
             try:

@@ -1,6 +1,6 @@
 """Alembic's entry point: runs the migrations against the URL that `alembic_config` set.
 
-Configured from code (editcore/store/engine.py), so no alembic.ini is needed at run time.
+Configured from code (editcore/adapters/sql/engine.py), so no alembic.ini is needed at run time.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
-from editcore.store.engine import create_engine_for
-from editcore.store.tables import metadata
+from editcore.adapters.sql.engine import create_engine_for
+from editcore.adapters.sql.tables import metadata
 
 # Any fixed number: the PostgreSQL advisory lock that serialises concurrent upgrades.
 _MIGRATION_LOCK_KEY = 7_310_001

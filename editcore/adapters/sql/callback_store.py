@@ -1,6 +1,6 @@
 """The callback outbox and webhook secrets on SQLAlchemy Core: SQLite embedded, PostgreSQL in
-production (the tables are in editcore/store/tables.py; the rows are written by the task
-store's terminal transitions, editcore/store/outbox.py).
+production (the tables are in editcore/adapters/sql/tables.py; the rows are written by the task
+store's terminal transitions, editcore/adapters/sql/outbox.py).
 
 Senders on several processes may ask for the same target at once. A claim is one transaction
 that leases the rows it takes with a fresh token; its UPDATE re-checks that they are still
@@ -17,17 +17,17 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from editcore.callbacks import Delivery, DeliveryState
-from editcore.ports import WebhookSecret
-from editcore.store import tables
-from editcore.store.outage import translate_outages
-from editcore.store.rows import (
+from editcore.adapters.sql import tables
+from editcore.adapters.sql.outage import translate_outages
+from editcore.adapters.sql.rows import (
     delivery_from_row,
     delivery_progress_values,
     parse_uuid,
     webhook_secret_from_row,
     webhook_secret_to_row,
 )
+from editcore.callbacks import Delivery, DeliveryState
+from editcore.ports import WebhookSecret
 from editcore.task import utcnow
 
 # Stays well under SQLite's limit on bound parameters in one statement.

@@ -1,10 +1,11 @@
 """Per-user rate limits on Redis (production mode): GCRA in one Lua script.
 
-The same algorithm as editcore.rate_limit (see there): one number per key, the theoretical
-arrival time (TAT), kept in microseconds of the Redis server's clock, so every server process
-shares one clock and one count. The script reads, decides and writes atomically; a refused
-request changes nothing; a key expires when its TAT has passed, because by then it would
-mean the same as no key at all. Needs Redis >= 5 (scripts that call TIME replicate effects).
+The same algorithm as editcore.adapters.memory.rate_limiter (see there): one number per key,
+the theoretical arrival time (TAT), kept in microseconds of the Redis server's clock, so every
+server process shares one clock and one count. The script reads, decides and writes atomically;
+a refused request changes nothing; a key expires when its TAT has passed, because by then it
+would mean the same as no key at all. Needs Redis >= 5 (scripts that call TIME replicate
+effects).
 
 When Redis cannot be reached the limiter fails open: requests are allowed, without asking
 Redis again for the next 5 s, and the failure is logged (at most every 30 s). Refusing every
@@ -18,7 +19,7 @@ import logging
 
 import redis
 
-from editcore.redis_connection import OutageGuard
+from editcore.adapters.redis.connection import OutageGuard
 
 logger = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ import redis
 import redis.asyncio
 from redis.asyncio.client import PubSub
 
+from editcore.adapters.redis.connection import OutageGuard, async_redis_client, redis_client
 from editcore.ports import RESYNC, Resync
-from editcore.redis_connection import OutageGuard, async_redis_client, redis_client
-from editcore.store.snapshot import task_from_dict, task_to_dict
+from editcore.snapshot import task_from_dict, task_to_dict
 from editcore.task import Task
 
 logger = logging.getLogger(__name__)

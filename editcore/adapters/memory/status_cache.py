@@ -7,16 +7,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from editcore.task import Task, TaskState
-
-# How long an entry lives, by the task's state (the seed system's figures).
-TTL_SECONDS: dict[TaskState, float] = {
-    TaskState.QUEUED: 300.0,
-    TaskState.RUNNING: 300.0,
-    TaskState.SUCCEEDED: 3600.0,
-    TaskState.FAILED: 1800.0,
-    TaskState.CANCELLED: 1800.0,
-}
+from editcore.ports import STATUS_TTL_SECONDS
+from editcore.task import Task
 
 
 class InProcessStatusCache:
@@ -46,7 +38,7 @@ class InProcessStatusCache:
             # Never let a late writer replace a newer version.
             if current is not None and current[1].version > task.version:
                 return
-            self._entries[task.id] = (self._clock() + TTL_SECONDS[task.state], task)
+            self._entries[task.id] = (self._clock() + STATUS_TTL_SECONDS[task.state], task)
             self._entries.move_to_end(task.id)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)

@@ -1,8 +1,8 @@
 """The outbox write: the callbacks a terminal transition owes, recorded in its own transaction.
 
-`SqlStore` calls these inside the transaction that commits the transition (or creates the
+`SqlTaskStore` calls these inside the transaction that commits the transition (or creates the
 batch), so an event is owed exactly when the change that owes it is committed: a crash
-either loses both or keeps both. Senders find the rows later (editcore/store/sql_callbacks.py).
+either loses both or keeps both. Senders find the rows later (callback_store.py).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from editcore.adapters.sql import tables
+from editcore.adapters.sql.rows import delivery_to_row
 from editcore.callbacks import Delivery, EventType, event_type_for
 from editcore.ports import Batch
-from editcore.store import tables
-from editcore.store.rows import delivery_to_row
 from editcore.task import Task
 from editcore.telemetry import current_traceparent
 

@@ -1,4 +1,4 @@
-"""The one mapping between domain objects and the rows of editcore/store/tables.py.
+"""The one mapping between domain objects and the rows of editcore/adapters/sql/tables.py.
 
 Ids are UUID columns but strings in the domain; empty request and batch ids are NULL in the
 database so that unique constraints and foreign keys bind only real ones.
@@ -14,8 +14,7 @@ from sqlalchemy import RowMapping
 
 from editcore.callbacks import Attempt, Delivery, DeliveryState, EventType
 from editcore.ports import ApiKey, Batch, WebhookSecret
-from editcore.spec import TaskSpec
-from editcore.store.snapshot import (
+from editcore.snapshot import (
     error_from_dict,
     error_to_dict,
     result_from_dict,
@@ -24,6 +23,7 @@ from editcore.store.snapshot import (
     time_from_str,
     time_to_str,
 )
+from editcore.spec import TaskSpec
 from editcore.task import Stage, Task, TaskState
 
 # What a transition may change; identity, ownership, spec and labels are fixed at creation.

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from editcore.blobs import LocalBlobStore
+from editcore.adapters.blobs.local import LocalBlobStore
+from editcore.adapters.blobs.s3 import MAX_PRESIGN_SECONDS, S3BlobStore, s3_client
 from editcore.errors import InvalidArgument
 from editcore.ports import BlobStore
-from editcore.s3_blobs import MAX_PRESIGN_SECONDS, S3BlobStore, s3_client
 from editcore.settings import Settings
 from editcore.task import ResultInfo
 

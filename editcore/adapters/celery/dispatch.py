@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import Celery
 
-from editcore.celery_config import (
+from editcore.adapters.celery.config import (
     CALLBACKS_QUEUE,
     DELIVER_CALLBACKS_NAME,
     MAX_COUNTDOWN_SECONDS,
@@ -24,7 +24,7 @@ from editcore.celery_config import (
     TASK_NAME,
     queue_for,
 )
-from editcore.store.snapshot import task_to_dict
+from editcore.snapshot import task_to_dict
 from editcore.task import Task
 
 log = logging.getLogger(__name__)

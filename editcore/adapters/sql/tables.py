@@ -1,7 +1,7 @@
 """The relational schema of the task store, as SQLAlchemy Core tables.
 
-The Alembic migrations in `editcore/migrations/versions/` create exactly this schema (a test
-compares them). Image bytes never go in here: a task row names its input and result blobs.
+The Alembic migrations in `migrations/versions/` beside this module create exactly this schema
+(a test compares them). Image bytes never go in here: a task row names its input and result blobs.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ batches = Table(
     Column("task_ids", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     # How many of its tasks are not terminal yet: the transition that brings it to 0 owes the
-    # batch.completed callback (editcore/store/outbox.py). Every insert sets it; the server
+    # batch.completed callback (editcore/adapters/sql/outbox.py). Every insert sets it; the server
     # default exists because SQLite adds a NOT NULL column only with one (migration 0003).
     Column("unfinished", Integer, nullable=False, server_default="0"),
     UniqueConstraint("user_id", "request_id"),

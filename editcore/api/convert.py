@@ -13,16 +13,16 @@ from google.rpc import status_pb2
 from imageeditor.v1 import image_editor_service_pb2 as service_pb2
 from imageeditor.v1 import task_pb2
 
-from editcore.callbacks import Delivery, DeliveryState, batch_key, task_key
-from editcore.convert_operations import (
+from editcore.api.convert_operations import (
     FORMATS_TO_PROTO,
     operation_from_proto,
     operation_to_proto,
     output_from_proto,
     output_to_proto,
 )
+from editcore.api.rpc_errors import to_status
+from editcore.callbacks import Delivery, DeliveryState, batch_key, task_key
 from editcore.errors import ERRORS_BY_CODE, ImageEditorError
-from editcore.rpc_errors import to_status
 from editcore.spec import TaskSpec
 from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
 

@@ -1,0 +1,1 @@
+"""In-process adapters (embedded mode): event bus, status cache and rate limiter."""

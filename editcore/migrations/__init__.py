@@ -1,1 +1,0 @@
-"""Alembic migrations of the task store; `editcore.store.engine.upgrade_database` runs them."""
