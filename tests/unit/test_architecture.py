@@ -10,19 +10,30 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+ADAPTERS = ROOT / "editcore" / "adapters"
 
 
-def imported_top_level_modules(package: str) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for path in (ROOT / package).rglob("*.py"):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
-        found[str(path.relative_to(ROOT))] = names
-    return found
+def imported_names(path: Path) -> set[str]:
+    """Every module `path` imports, dotted in full; `from a.b import c` gives `a.b` and
+    `a.b.c` (c may be a module)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def offending(names: set[str], forbidden: set[str]) -> list[str]:
+    """The names that are one of `forbidden` or inside one of them."""
+    return sorted(n for n in names if any(n == f or n.startswith(f + ".") for f in forbidden))
+
+
+def imports_by_module(folder: Path, *, recursive: bool = True) -> dict[str, set[str]]:
+    paths = folder.rglob("*.py") if recursive else folder.glob("*.py")
+    return {str(path.relative_to(ROOT)): imported_names(path) for path in paths}
 
 
 # Pillow is allowed in the server for one reason: editcore.image_probe reads the headers of
@@ -41,17 +52,84 @@ EXCEPTIONS = {"editcore/image_probe.py": {"PIL"}}
 )
 def test_packages_import_only_across_allowed_boundaries(package: str, forbidden: set[str]) -> None:
     offenders = {
-        module: sorted(bad)
-        for module, names in imported_top_level_modules(package).items()
-        if (bad := names & forbidden - EXCEPTIONS.get(module, set()))
+        module: bad
+        for module, names in imports_by_module(ROOT / package).items()
+        if (bad := offending(names, forbidden - EXCEPTIONS.get(module, set())))
     }
     assert offenders == {}
+
+
+# What a storage or broker driver, and what the wire format, would bring into the domain.
+DRIVERS = {"sqlalchemy", "alembic", "psycopg", "redis", "celery", "kombu", "boto3", "botocore"}
+WIRE = {"grpc", "grpc_status", "google.protobuf", "google.rpc", "imageeditor"}  # + generated
+
+
+def test_the_domain_and_use_cases_import_no_driver_and_no_adapter() -> None:
+    """The top level of editcore (task, spec, errors, ports, service, lifecycle, …) speaks
+    only in its own terms: adapters and the protobuf face depend on it, never the reverse."""
+    domain = imports_by_module(ROOT / "editcore", recursive=False)
+    assert len(domain) > 10  # the check looks where the modules are
+    forbidden = DRIVERS | WIRE | {"editcore.adapters", "editcore.api"}
+    offenders = {
+        module: bad for module, names in domain.items() if (bad := offending(names, forbidden))
+    }
+    assert offenders == {}
+
+
+def test_the_protobuf_face_imports_no_driver_and_no_adapter() -> None:
+    forbidden = DRIVERS | {"grpc", "editcore.adapters"}
+    offenders = {
+        module: bad
+        for module, names in imports_by_module(ROOT / "editcore" / "api").items()
+        if (bad := offending(names, forbidden))
+    }
+    assert offenders == {}
+
+
+# The drivers each kind of adapter may use; every other driver and every other kind is out.
+KIND_DRIVERS: dict[str, set[str]] = {
+    "memory": set(),
+    "redis": {"redis"},
+    "sql": {"sqlalchemy", "alembic", "psycopg"},
+    "celery": {"celery", "kombu"},
+    "blobs": {"boto3", "botocore"},
+}
+
+
+def test_each_kind_of_adapter_is_known() -> None:
+    kinds = {p.name for p in ADAPTERS.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert kinds == set(KIND_DRIVERS)
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_DRIVERS))
+def test_adapters_never_import_another_kind_nor_its_driver(kind: str) -> None:
+    other_kinds = {f"editcore.adapters.{k}" for k in KIND_DRIVERS if k != kind}
+    forbidden = other_kinds | WIRE | (DRIVERS - KIND_DRIVERS[kind])
+    offenders = {
+        module: bad
+        for module, names in imports_by_module(ADAPTERS / kind).items()
+        if (bad := offending(names, forbidden))
+    }
+    assert offenders == {}
+
+
+def test_the_checks_see_nested_and_from_imports(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import redis.asyncio\nfrom editcore.adapters import sql\nfrom google.protobuf import x\n"
+    )
+    names = imported_names(module)
+    assert offending(names, {"redis"}) == ["redis.asyncio"]
+    assert offending(names, {"editcore.adapters.sql"}) == ["editcore.adapters.sql"]
+    assert offending(names, {"google.protobuf"}) == ["google.protobuf", "google.protobuf.x"]
+    assert offending(names, {"google.rpc", "sqlalchemy"}) == []
 
 
 def test_importing_the_sdk_pulls_in_nothing_heavy() -> None:
     code = (
         "import sys, clients.sdk; "
-        "heavy = {'sqlalchemy', 'PIL', 'alembic', 'server', 'workers', 'editcore.image_probe'}"
+        "heavy = {'sqlalchemy', 'PIL', 'alembic', 'server', 'workers', 'editcore.image_probe',"
+        " 'redis', 'celery'}"
         " & set(sys.modules); "
         "print(sorted(heavy))"
     )
