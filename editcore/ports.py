@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from editcore.callbacks import Delivery
-from editcore.task import Task, TaskState
+from editcore.task import ResultInfo, Task, TaskState
 
 
 @dataclass(frozen=True)
@@ -229,3 +229,43 @@ class StatusCache(Protocol):
 class RateLimiter(Protocol):
     def acquire(self, key: str, rate: float, burst: int) -> float:
         """Take one token for `key`; 0.0 when allowed, else the seconds to wait before retrying."""
+
+
+class DownloadLinks(Protocol):
+    """Links that download results without the service (presigned object-store URLs)."""
+
+    def download_url(self, result: ResultInfo | None) -> str:
+        """A URL that downloads `result` for a while, or "" when there is none (clients then
+        use GetResult)."""
+
+
+class ProcessAdapters(Protocol):
+    """The ports one process fills, in its mode (editcore.adapters.embedded or .production):
+    what the edge, the service layer and the callback sender are built on."""
+
+    @property
+    def tasks(self) -> TaskStore: ...
+
+    @property
+    def api_keys(self) -> ApiKeyStore: ...
+
+    @property
+    def deliveries(self) -> DeliveryStore: ...
+
+    @property
+    def webhook_secrets(self) -> WebhookSecretStore: ...
+
+    @property
+    def blobs(self) -> BlobStore: ...
+
+    @property
+    def links(self) -> DownloadLinks: ...
+
+    @property
+    def cache(self) -> StatusCache: ...
+
+    @property
+    def events(self) -> EventBus: ...
+
+    @property
+    def limiter(self) -> RateLimiter: ...

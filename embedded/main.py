@@ -14,32 +14,21 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from editcore.adapters.blobs.factory import ResultLinks, blob_store_from_settings
-from editcore.adapters.memory.event_bus import InProcessEventBus
-from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
-from editcore.adapters.memory.status_cache import InProcessStatusCache
-from editcore.adapters.sql.callback_store import SqlCallbackStore
-from editcore.adapters.sql.engine import create_engine_for, upgrade_database
-from editcore.adapters.sql.task_store import SqlTaskStore
+from editcore.adapters.embedded import EmbeddedAdapters
 from editcore.apikeys import create_api_key, hash_api_key
 from editcore.lifecycle import Lifecycle
-from editcore.ports import WebhookSecretStore
-from editcore.service import TaskService
+from editcore.ports import ApiKeyStore, WebhookSecretStore
 from editcore.settings import Settings
 from editcore.telemetry import setup_tracing
 from editcore.webhook_secrets import ensure_webhook_secret
-from server.app import start_server
-from server.auth import Authenticator
+from server.app import build_servicer, start_server
 from server.process import configure_logging, stop_on_signals
 from server.servicer import ImageEditorServicer
-from server.watch import TaskWatcher
 from workers.background import BackgroundRemover
 from workers.callback_sender import CallbackSender
 from workers.callback_worker import EmbeddedCallbackWorker
 from workers.embedded import EmbeddedWorker
-from workers.pipeline import Pipeline
-from workers.runner import TaskRunner
-from workers.styles import create_style_generator
+from workers.runner import build_runner
 
 log = logging.getLogger("imageeditor")
 
@@ -47,62 +36,34 @@ log = logging.getLogger("imageeditor")
 @dataclass
 class EmbeddedApp:
     settings: Settings
-    store: SqlTaskStore
+    adapters: EmbeddedAdapters
     worker: EmbeddedWorker
     callbacks: EmbeddedCallbackWorker
     servicer: ImageEditorServicer
     remover: BackgroundRemover
-    callback_store: SqlCallbackStore
 
 
 def build(settings: Settings) -> EmbeddedApp:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.effective_database_url
-    upgrade_database(url)
-    engine = create_engine_for(url)
-    store = SqlTaskStore(engine)
-    callback_store = SqlCallbackStore(engine)
-    blobs = blob_store_from_settings(settings)
-    links = ResultLinks.for_store(blobs, settings)
-    events = InProcessEventBus()
-    cache = InProcessStatusCache()
-    sender = CallbackSender(store, callback_store, callback_store, settings, links=links)
-    callbacks = EmbeddedCallbackWorker(sender, callback_store, settings)
-    lifecycle = Lifecycle(store, cache, events, callbacks)
-    # Built before anything listens: a misconfigured style backend stops the start.
-    styles = create_style_generator(settings)
+    adapters = EmbeddedAdapters.build(settings)
+    sender = CallbackSender.over(adapters, settings)
+    callbacks = EmbeddedCallbackWorker(sender, adapters.deliveries, settings)
+    lifecycle = Lifecycle(adapters.tasks, adapters.cache, adapters.events, callbacks)
     remover = BackgroundRemover(settings)  # loads nothing yet: see serve()
-    pipeline = Pipeline(blobs, settings, styles=styles, remover=remover)
-    runner = TaskRunner(lifecycle, blobs, pipeline, settings.max_attempts)
+    # Built before anything listens: a misconfigured style backend stops the start.
+    runner = build_runner(settings, lifecycle, adapters.blobs, remover)
     worker = EmbeddedWorker(runner, lifecycle, settings.embedded_workers)
-    service = TaskService(
-        store=store,
-        blobs=blobs,
-        dispatcher=worker,
-        lifecycle=lifecycle,
-        cache=cache,
-        limiter=InProcessRateLimiter(),
-        settings=settings,
-        deliveries=callback_store,
-    )
-    servicer = ImageEditorServicer(
-        service,
-        TaskWatcher(store, events),
-        Authenticator(store),
-        settings,
-        links=links,
-    )
-    return EmbeddedApp(settings, store, worker, callbacks, servicer, remover, callback_store)
+    servicer = build_servicer(adapters, dispatcher=worker, lifecycle=lifecycle, settings=settings)
+    return EmbeddedApp(settings, adapters, worker, callbacks, servicer, remover)
 
 
-def ensure_dev_key(store: SqlTaskStore, secrets: WebhookSecretStore, settings: Settings) -> None:
+def ensure_dev_key(keys: ApiKeyStore, secrets: WebhookSecretStore, settings: Settings) -> None:
     """Embedded mode's development key and the secret that signs its callbacks: made on first
     start, kept in the data directory (mode 0600) where the CLI, the SDK and a developer's
     callback receiver find them without a flag."""
     path = settings.dev_key_path
     key = path.read_text().strip() if path.exists() else ""
-    if not key or store.find_api_key(hash_api_key(key)) is None:
-        key, _ = create_api_key(store, "dev", user_id="dev")
+    if not key or keys.find_api_key(hash_api_key(key)) is None:
+        key, _ = create_api_key(keys, "dev", user_id="dev")
         _write_private(path, key)
         log.info("created a development API key in %s", path)
     secret_path = settings.dev_webhook_secret_path
@@ -122,7 +83,7 @@ def _write_private(path: Path, text: str) -> None:
 async def serve(settings: Settings) -> None:
     tracing = setup_tracing("imageeditor")
     app = build(settings)
-    ensure_dev_key(app.store, app.callback_store, settings)
+    ensure_dev_key(app.adapters.api_keys, app.adapters.webhook_secrets, settings)
     app.worker.start()
     app.callbacks.start()
     # The rembg model loads on its own thread while the server starts answering.
@@ -145,7 +106,7 @@ async def serve(settings: Settings) -> None:
     if warm_up.is_alive():
         # onnxruntime aborts the process when it exits in the middle of loading a model.
         await asyncio.to_thread(warm_up.join, settings.shutdown_grace_seconds)
-    app.store.close()
+    app.adapters.close()
     await asyncio.to_thread(tracing.shutdown)
 
 

@@ -1,4 +1,5 @@
-"""The grpc.aio server: our service plus health checking and reflection, and a clean stop."""
+"""The grpc.aio server: our service over one process's adapters, health checking and
+reflection, and a clean stop."""
 
 from __future__ import annotations
 
@@ -11,10 +12,39 @@ from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from editcore.lifecycle import Lifecycle
+from editcore.ports import Dispatcher, ProcessAdapters
+from editcore.service import TaskService
 from editcore.settings import Settings
+from server.auth import Authenticator
 from server.servicer import ImageEditorServicer
+from server.watch import TaskWatcher
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImageEditorService"].full_name
+
+
+def build_servicer(
+    adapters: ProcessAdapters, *, dispatcher: Dispatcher, lifecycle: Lifecycle, settings: Settings
+) -> ImageEditorServicer:
+    """The service layer and the servicer over `adapters`, in either mode: embedded mode
+    dispatches to its worker threads, production mode to the broker."""
+    service = TaskService(
+        store=adapters.tasks,
+        blobs=adapters.blobs,
+        dispatcher=dispatcher,
+        lifecycle=lifecycle,
+        cache=adapters.cache,
+        limiter=adapters.limiter,
+        settings=settings,
+        deliveries=adapters.deliveries,
+    )
+    return ImageEditorServicer(
+        service,
+        TaskWatcher(adapters.tasks, adapters.events),
+        Authenticator(adapters.api_keys),
+        settings,
+        links=adapters.links,
+    )
 
 
 @dataclass

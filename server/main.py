@@ -20,36 +20,19 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-import redis
-
-from editcore.adapters.blobs.factory import ResultLinks, blob_store_from_settings
 from editcore.adapters.celery.config import create_celery
-from editcore.adapters.celery.dispatch import (
-    BrokerPublisher,
-    CeleryCallbackNotifier,
-    CeleryDispatcher,
-)
-from editcore.adapters.redis.connection import redis_client
-from editcore.adapters.redis.event_bus import RedisEventBus
-from editcore.adapters.redis.rate_limiter import RedisRateLimiter
-from editcore.adapters.redis.status_cache import RedisStatusCache
-from editcore.adapters.sql.callback_store import SqlCallbackStore
-from editcore.adapters.sql.engine import create_engine_for, upgrade_database
+from editcore.adapters.production import ProductionAdapters
+from editcore.adapters.sql.engine import upgrade_database
 from editcore.adapters.sql.leader_lock import LeaderLock
-from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.callback_sweep import CallbackSweep
 from editcore.errors import Unavailable
-from editcore.lifecycle import Lifecycle
 from editcore.reconciler import Reconciler
-from editcore.service import TaskService
 from editcore.settings import Settings
 from editcore.task import utcnow
 from editcore.telemetry import instrument_celery, setup_tracing
-from server.app import start_server
-from server.auth import Authenticator
+from server.app import build_servicer, start_server
 from server.process import configure_logging, stop_on_signals
 from server.servicer import ImageEditorServicer
-from server.watch import TaskWatcher
 
 log = logging.getLogger("imageeditor")
 
@@ -57,9 +40,7 @@ log = logging.getLogger("imageeditor")
 @dataclass
 class ProductionServer:
     settings: Settings
-    store: SqlTaskStore
-    redis: redis.Redis
-    events: RedisEventBus
+    adapters: ProductionAdapters
     servicer: ImageEditorServicer
     reconciler: Reconciler
     sweep: CallbackSweep
@@ -82,46 +63,22 @@ class ProductionServer:
 
     def close(self) -> None:
         self.leader.release()
-        self.redis.close()
-        self.store.close()
+        self.adapters.close()
 
 
 def build(settings: Settings) -> ProductionServer:
     url = settings.effective_database_url
     upgrade_database(url)  # safe when replicas start together: one migrates, under a lock
-    engine = create_engine_for(url)
-    store = SqlTaskStore(engine)
-    callback_store = SqlCallbackStore(engine)
-    blobs = blob_store_from_settings(settings)
-    client = redis_client(settings.redis_url)
-    events = RedisEventBus(settings.redis_url)
-    cache = RedisStatusCache(client, hot_seconds=settings.hot_cache_seconds)
-    publisher = BrokerPublisher(create_celery(settings))
-    callbacks = CeleryCallbackNotifier(publisher, settings.callback_window_seconds)
-    lifecycle = Lifecycle(store, cache, events, callbacks)
-    dispatcher = CeleryDispatcher(publisher)
-    service = TaskService(
-        store=store,
-        blobs=blobs,
-        dispatcher=dispatcher,
-        lifecycle=lifecycle,
-        cache=cache,
-        limiter=RedisRateLimiter(client),
-        settings=settings,
-        deliveries=callback_store,
+    adapters = ProductionAdapters.build(
+        settings, create_celery(settings), hot_cache_seconds=settings.hot_cache_seconds
     )
-    servicer = ImageEditorServicer(
-        service,
-        TaskWatcher(store, events),
-        Authenticator(store),
-        settings,
-        links=ResultLinks.for_store(blobs, settings),
+    servicer = build_servicer(
+        adapters, dispatcher=adapters.dispatcher, lifecycle=adapters.lifecycle, settings=settings
     )
-    reconciler = Reconciler(store, lifecycle, dispatcher, settings)
+    reconciler = Reconciler(adapters.tasks, adapters.lifecycle, adapters.dispatcher, settings)
     grace = timedelta(seconds=settings.reconcile_interval_seconds)
-    sweep = CallbackSweep(callback_store, callbacks, grace)
-    leader = LeaderLock(url)
-    return ProductionServer(settings, store, client, events, servicer, reconciler, sweep, leader)
+    sweep = CallbackSweep(adapters.deliveries, adapters.callbacks, grace)
+    return ProductionServer(settings, adapters, servicer, reconciler, sweep, LeaderLock(url))
 
 
 async def serve(settings: Settings) -> None:
@@ -145,7 +102,7 @@ async def serve(settings: Settings) -> None:
     log.info("stopping: draining calls for %.0fs", settings.shutdown_grace_seconds)
     await running.stop(settings.shutdown_grace_seconds)
     await reconciling
-    await app.events.aclose()
+    await app.adapters.events.aclose()
     await asyncio.to_thread(app.close)
     await asyncio.to_thread(tracing.shutdown)
 

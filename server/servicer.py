@@ -25,7 +25,7 @@ from editcore.api.convert import (
 )
 from editcore.callbacks import Delivery
 from editcore.errors import ImageEditorError, InvalidArgument
-from editcore.ports import TaskQuery
+from editcore.ports import DownloadLinks, TaskQuery
 from editcore.service import TaskService
 from editcore.settings import Settings
 from editcore.task import Task
@@ -45,7 +45,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         auth: Authenticator,
         settings: Settings,
         *,
-        links: ResultLinks | None = None,
+        links: DownloadLinks | None = None,
     ) -> None:
         self._service = service
         self._watcher = watcher

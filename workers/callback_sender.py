@@ -51,7 +51,13 @@ from editcore.callbacks import (
     Verdict,
     verdict,
 )
-from editcore.ports import DeliveryStore, TaskStore, WebhookSecretStore
+from editcore.ports import (
+    DeliveryStore,
+    DownloadLinks,
+    ProcessAdapters,
+    TaskStore,
+    WebhookSecretStore,
+)
 from editcore.settings import Settings
 from editcore.task import Task, utcnow
 from editcore.telemetry import callback_span
@@ -86,7 +92,7 @@ class CallbackSender:
         secrets: WebhookSecretStore,
         settings: Settings,
         *,
-        links: ResultLinks | None = None,
+        links: DownloadLinks | None = None,
         post: Post = post_callback,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
@@ -101,6 +107,17 @@ class CallbackSender:
         self._rng = rng or random.Random()
         self._policy = RetryPolicy(settings.callback_retry_schedule)
         self._lease = timedelta(seconds=settings.callback_timeout_seconds + LEASE_MARGIN_SECONDS)
+
+    @classmethod
+    def over(cls, adapters: ProcessAdapters, settings: Settings) -> CallbackSender:
+        """A sender on one process's stores and download links."""
+        return cls(
+            adapters.tasks,
+            adapters.deliveries,
+            adapters.webhook_secrets,
+            settings,
+            links=adapters.links,
+        )
 
     def deliver_due(self, user_id: str, url: str) -> SendReport:
         """POST everything due for (user, url), one request at a time, until nothing is left
@@ -203,7 +220,7 @@ class CallbackSender:
 
 
 def render_payload(
-    deliveries: Sequence[Delivery], subjects: Mapping[str, list[Task]], links: ResultLinks
+    deliveries: Sequence[Delivery], subjects: Mapping[str, list[Task]], links: DownloadLinks
 ) -> bytes:
     """The request body: a CallbackPayload in the protobuf JSON mapping, compact UTF-8."""
     payload = callback_pb2.CallbackPayload()

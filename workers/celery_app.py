@@ -54,10 +54,12 @@ class WorkerProcess:
             return self._context
 
     def handler(self) -> TaskHandler:
-        return TaskHandler(self.context())
+        context = self.context()
+        return TaskHandler(context.runner, context.adapters.lifecycle, context.adapters.dispatcher)
 
     def callback_handler(self) -> CallbackHandler:
-        return CallbackHandler(self.context())
+        context = self.context()
+        return CallbackHandler(context.sender, context.adapters.callbacks)
 
     # -- Celery signal receivers -------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from celery import Celery
 from celery.exceptions import Reject
@@ -39,30 +39,44 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from editcore.adapters.celery.config import DELIVER_CALLBACKS_NAME, MAX_COUNTDOWN_SECONDS, TASK_NAME
 from editcore.errors import NotFound, Unavailable
+from editcore.lifecycle import Lifecycle
 from editcore.snapshot import task_from_dict
 from editcore.task import Task, TaskState, utcnow
-from workers.worker_context import WorkerContext
+from workers.callback_sender import CallbackSender
+from workers.runner import TaskRunner
 
 log = logging.getLogger(__name__)
 
 STORE_OUTAGE_PAUSE_SECONDS = 5.0
 
 
+class RetryPublisher(Protocol):
+    def try_dispatch(self, task: Task, countdown: float = 0.0) -> bool:
+        """Publish `task` to run `countdown` seconds from now; False if the broker refused."""
+
+
+class DelayedNotifier(Protocol):
+    def notify_in(self, user_id: str, url: str, countdown: float) -> bool:
+        """Wake a sender for (user, url) in `countdown` seconds; False if the broker refused."""
+
+
 class TaskHandler:
     """Runs one delivered message through the runner; independent of Celery's machinery."""
 
-    def __init__(self, context: WorkerContext) -> None:
-        self._context = context
+    def __init__(self, runner: TaskRunner, lifecycle: Lifecycle, retries: RetryPublisher) -> None:
+        self._runner = runner
+        self._lifecycle = lifecycle
+        self._retries = retries
 
     def handle(self, data: dict[str, Any], redelivered: bool) -> None:
         snapshot = task_from_dict(data)
         if redelivered:
             self._take_over(snapshot)
-        outcome = self._context.runner.run(snapshot.id, snapshot)
+        outcome = self._runner.run(snapshot.id, snapshot)
         if outcome.retry_after is not None and outcome.task is not None:
             # Jitter spreads the retries of tasks that failed together (an upstream outage).
             countdown = min(MAX_COUNTDOWN_SECONDS, outcome.retry_after * random.uniform(1, 1.5))
-            if not self._context.dispatcher.try_dispatch(outcome.task, countdown):
+            if not self._retries.try_dispatch(outcome.task, countdown):
                 log.warning("task %s: retry not published; the reconciler will", snapshot.id)
 
     def _take_over(self, snapshot: Task) -> None:
@@ -76,7 +90,7 @@ class TaskHandler:
             return None
 
         try:
-            self._context.lifecycle.update(snapshot.id, decide)
+            self._lifecycle.update(snapshot.id, decide)
         except NotFound:
             return  # the runner drops the message
         if taken_over:
@@ -101,18 +115,19 @@ def register_run_task(app: Celery, handler: Callable[[], TaskHandler]) -> None:
 class CallbackHandler:
     """Runs one `imageeditor.deliver_callbacks` message: what is due for one (user, URL)."""
 
-    def __init__(self, context: WorkerContext) -> None:
-        self._context = context
+    def __init__(self, sender: CallbackSender, nudges: DelayedNotifier) -> None:
+        self._sender = sender
+        self._nudges = nudges
 
     def handle(self, user_id: str, url: str) -> None:
-        report = self._context.sender.deliver_due(user_id, url)
+        report = self._sender.deliver_due(user_id, url)
         if report.next_due is None:
             return
         # A retry due soon gets its own delayed nudge; later ones (minutes to hours away)
         # are found by the reconciler's sweep, not held in the broker.
         countdown = (report.next_due - utcnow()).total_seconds()
         if countdown <= MAX_COUNTDOWN_SECONDS:
-            self._context.callbacks.notify_in(user_id, url, max(countdown, 0.0))
+            self._nudges.notify_in(user_id, url, max(countdown, 0.0))
 
 
 def register_deliver_callbacks(app: Celery, handler: Callable[[], CallbackHandler]) -> None:

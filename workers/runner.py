@@ -15,9 +15,12 @@ from functools import partial
 from editcore.errors import ImageEditorError, RetryableError, Unavailable
 from editcore.lifecycle import Lifecycle
 from editcore.ports import BlobStore
+from editcore.settings import Settings
 from editcore.task import Task, TaskError, TaskState
 from editcore.telemetry import stage_span
+from workers.background import BackgroundRemover
 from workers.pipeline import Pipeline, Work
+from workers.styles import create_style_generator
 
 log = logging.getLogger(__name__)
 
@@ -140,3 +143,20 @@ def _task_error(exc: ImageEditorError) -> TaskError:
 
 def _backoff(attempt: int, hinted: float) -> float:
     return max(hinted, min(2.0**attempt, 60.0))
+
+
+def build_runner(
+    settings: Settings,
+    lifecycle: Lifecycle,
+    blobs: BlobStore,
+    remover: BackgroundRemover,
+    *,
+    time_limit_errors: tuple[type[Exception], ...] = (),
+) -> TaskRunner:
+    """The pipeline (with the style backend the settings name) and a runner over it, as the
+    embedded worker and a Celery worker process both run tasks. A misconfigured style backend
+    raises here, at start."""
+    pipeline = Pipeline(blobs, settings, styles=create_style_generator(settings), remover=remover)
+    return TaskRunner(
+        lifecycle, blobs, pipeline, settings.max_attempts, time_limit_errors=time_limit_errors
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from celery.exceptions import Reject
@@ -53,10 +52,7 @@ class Worker(Parts):
     def __init__(self, tmp_path: Path) -> None:
         super().__init__(tmp_path, store_class=CountingStore, time_limit_errors=(TimeoutError,))
         self.dispatcher = RecordingDispatcher()
-        context = SimpleNamespace(
-            runner=self.runner, lifecycle=self.lifecycle, dispatcher=self.dispatcher
-        )
-        self.handler = TaskHandler(context)  # type: ignore[arg-type]
+        self.handler = TaskHandler(self.runner, self.lifecycle, self.dispatcher)
 
     def queue(self, size: tuple[int, int] = (200, 150), **spec: object) -> Task:
         return super().queue(size, **{"operations": (Resize(50, 50),), **spec})

@@ -113,6 +113,29 @@ def test_adapters_never_import_another_kind_nor_its_driver(kind: str) -> None:
     assert offenders == {}
 
 
+# The modules at the adapters' root join kinds into one mode's wiring; each joins only the
+# kinds of its mode, so an embedded process never loads Redis or Celery.
+WIRING_KINDS = {
+    "storage.py": {"sql", "blobs"},
+    "embedded.py": {"sql", "blobs", "memory"},
+    "production.py": {"sql", "blobs", "redis", "celery"},
+}
+
+
+def test_each_wiring_module_is_known() -> None:
+    assert {p.name for p in ADAPTERS.glob("*.py")} - {"__init__.py"} == set(WIRING_KINDS)
+
+
+@pytest.mark.parametrize("module", sorted(WIRING_KINDS))
+def test_a_wiring_module_joins_only_the_kinds_of_its_mode(module: str) -> None:
+    kinds = WIRING_KINDS[module]
+    forbidden = {f"editcore.adapters.{k}" for k in KIND_DRIVERS if k not in kinds}
+    forbidden |= WIRE | (DRIVERS - set().union(*(KIND_DRIVERS[k] for k in kinds)))
+    if module == "embedded.py":
+        forbidden.add("editcore.adapters.production")
+    assert offending(imported_names(ADAPTERS / module), forbidden) == []
+
+
 def test_the_checks_see_nested_and_from_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text(

@@ -1,0 +1,42 @@
+"""Embedded mode's adapters, built in one place: one process, nothing else to run.
+
+The task and callback stores on SQLite in the data directory (or any SQL URL), blobs on
+local disk (or the storage URL's store), and in-process events, status cache and rate
+limits. `embedded/main.py` adds the in-process worker and callback sender.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from editcore.adapters.memory.event_bus import InProcessEventBus
+from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
+from editcore.adapters.memory.status_cache import InProcessStatusCache
+from editcore.adapters.sql.engine import upgrade_database
+from editcore.adapters.storage import StorageAdapters, open_storage
+from editcore.settings import Settings
+
+
+@dataclass
+class EmbeddedAdapters(StorageAdapters):
+    """The ports of an embedded process (editcore.ports.ProcessAdapters)."""
+
+    events: InProcessEventBus
+    cache: InProcessStatusCache
+    limiter: InProcessRateLimiter
+
+    @classmethod
+    def build(cls, settings: Settings) -> EmbeddedAdapters:
+        """Make the data directory and bring the database to the current schema first."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade_database(settings.effective_database_url)
+        storage = open_storage(settings)
+        return cls(
+            storage.tasks,
+            storage.deliveries,
+            storage.blobs,
+            storage.links,
+            events=InProcessEventBus(),
+            cache=InProcessStatusCache(),
+            limiter=InProcessRateLimiter(),
+        )
