@@ -15,13 +15,16 @@ from editcore.callbacks import DEFAULT_RETRY_SCHEDULE
 from editcore.errors import InvalidArgument
 
 MIB = 1024 * 1024
+DEFAULT_DATA_DIR = Path("var")
+# In the data directory: embedded mode's development API key, which the SDK and CLI read.
+DEV_API_KEY_FILE = "dev-api-key"
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the service. Environment variable: IMAGEEDITOR_<FIELD NAME UPPERCASED>."""
 
-    data_dir: Path = Path("var")
+    data_dir: Path = DEFAULT_DATA_DIR
     listen_address: str = "127.0.0.1:50051"
     database_url: str = ""  # empty: SQLite at <data_dir>/imageeditor.db
     # Production mode: set redis_url (and a PostgreSQL database_url). redis://, rediss:// or
@@ -86,7 +89,6 @@ class Settings:
     callback_max_events: int = 50
     callback_workers: int = 4
     callback_allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
-    api_key: str = ""  # the CLI's key; the SDK reads it too
 
     @property
     def is_embedded(self) -> bool:
@@ -108,7 +110,7 @@ class Settings:
     @property
     def dev_key_path(self) -> Path:
         """Where embedded mode keeps its development API key for the CLI to find."""
-        return self.data_dir / "dev-api-key"
+        return self.data_dir / DEV_API_KEY_FILE
 
     @property
     def dev_webhook_secret_path(self) -> Path:

@@ -29,7 +29,7 @@ from clients.sdk.requests import (
     build_submit_request,
     new_request_id,
 )
-from clients.sdk.results import ResultReceiver
+from clients.sdk.results import ResultFile, ResultReceiver
 from clients.sdk.watching import WatchCursor, is_terminal
 from editcore.errors import Unavailable
 
@@ -177,10 +177,16 @@ class AsyncClient:
         return receiver.finish(), b"".join(chunks)
 
     async def download_result(self, task_id: str, path: str | Path) -> task_pb2.ResultInfo:
-        """Fetch the result of a succeeded task and write it to `path` once it is complete."""
-        info, data = await self.get_result(task_id)
-        await asyncio.to_thread(Path(path).write_bytes, data)
-        return info
+        """Stream the result of a succeeded task into `path` (see `Client.download_result`:
+        the same checks; a failed download leaves nothing behind). Writes happen off the
+        event loop, one chunk at a time, so a large result is never held in memory."""
+        receiver = ResultReceiver(task_id)
+        request = pb.GetResultRequest(task_id=task_id)
+        with await asyncio.to_thread(ResultFile, path) as out, translated_rpc_errors():
+            stream = self._stub.GetResult(request, timeout=self.timeout, metadata=self._metadata)
+            async for response in stream:
+                await asyncio.to_thread(out.write, receiver.feed(response))
+            return receiver.finish()
 
     async def close(self) -> None:
         """Close the channel (unless it was passed in)."""

@@ -29,7 +29,7 @@ from clients.sdk.requests import (
     build_submit_request,
     new_request_id,
 )
-from clients.sdk.results import ResultReceiver
+from clients.sdk.results import ResultFile, ResultReceiver
 from clients.sdk.watching import WatchCursor, is_terminal
 from editcore.errors import Unavailable
 
@@ -172,25 +172,16 @@ class Client:
         return receiver.finish(), data
 
     def download_result(self, task_id: str, path: str | Path) -> task_pb2.ResultInfo:
-        """Stream the result of a succeeded task into `path`; nothing is left there if the
-        download fails part-way."""
-        target = Path(path)
-        partial = target.with_name(target.name + ".part")
+        """Stream the result of a succeeded task into `path`, checked against its size and
+        SHA-256. The file appears only once complete: a download that fails part-way leaves
+        nothing behind, and an existing file at `path` as it was."""
         receiver = ResultReceiver(task_id)
         request = pb.GetResultRequest(task_id=task_id)
-        try:
-            with partial.open("wb") as out, translated_rpc_errors():
-                stream = self._stub.GetResult(
-                    request, timeout=self.timeout, metadata=self._metadata
-                )
-                for response in stream:
-                    out.write(receiver.feed(response))
-            info = receiver.finish()
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        partial.replace(target)
-        return info
+        with ResultFile(path) as out, translated_rpc_errors():
+            stream = self._stub.GetResult(request, timeout=self.timeout, metadata=self._metadata)
+            for response in stream:
+                out.write(receiver.feed(response))
+            return receiver.finish()
 
     def close(self) -> None:
         """Close the channel (unless it was passed in)."""

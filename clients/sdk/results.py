@@ -1,12 +1,16 @@
 """Reassembling a GetResult stream: the first message carries ResultInfo, then raw chunks.
 
 The size and SHA-256 in ResultInfo are checked against the bytes received, so a truncated or
-corrupted download fails loudly instead of leaving a broken image behind.
+corrupted download fails loudly instead of leaving a broken image behind; a download to a
+file goes to a temporary file beside it and takes its name only once it is complete.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
+from pathlib import Path
+from types import TracebackType
 
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import task_pb2
@@ -43,3 +47,39 @@ class ResultReceiver:
         if self.info.sha256 and self._hash.hexdigest() != self.info.sha256.lower():
             raise Internal(f"the result of task {self.task_id} failed its SHA-256 check")
         return self.info
+
+
+class ResultFile:
+    """A file that appears at `path` whole or not at all: chunks go to a temporary file in
+    the same folder, which replaces `path` when the `with` block ends normally and is
+    removed when it ends with an error (an old file at `path` then stays as it was).
+
+    with ResultFile(path) as out:
+        for chunk in chunks:
+            out.write(chunk)
+        receiver.finish()  # raising here leaves nothing behind
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        # A name of its own: two downloads to one path never write into the same file.
+        self.partial = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.part")
+        self._file = self.partial.open("xb")
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+
+    def __enter__(self) -> ResultFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._file.close()
+        if exc_type is None:
+            self.partial.replace(self.path)
+        else:
+            self.partial.unlink(missing_ok=True)

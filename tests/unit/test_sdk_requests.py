@@ -31,6 +31,7 @@ from clients.sdk.requests import (
     task_state,
 )
 from editcore.errors import InvalidArgument
+from editcore.settings import Settings
 
 
 def test_a_path_is_read_and_sent_inline(tmp_path: Path) -> None:
@@ -205,6 +206,44 @@ def test_api_key_lookup_order(tmp_path: Path) -> None:
     assert resolve_api_key(None, {**env, "IMAGEEDITOR_API_KEY": "iek_env"}) == "iek_env"
     assert resolve_api_key(None, env) == "iek_dev"
     assert resolve_api_key(None, {"IMAGEEDITOR_DATA_DIR": str(tmp_path / "none")}) is None
+
+
+# Server settings that Settings.from_env would refuse: a caller must not care.
+MALFORMED_SERVER_SETTINGS = {
+    "IMAGEEDITOR_MAX_ATTEMPTS": "many",
+    "IMAGEEDITOR_CALLBACK_RETRY_SCHEDULE": "soon,later",
+    "IMAGEEDITOR_ONNX_MEMORY_ARENA": "perhaps",
+}
+
+
+def test_the_api_key_is_found_whatever_the_server_settings_say(tmp_path: Path) -> None:
+    (tmp_path / "dev-api-key").write_text("iek_dev\n")
+    env = {**MALFORMED_SERVER_SETTINGS, "IMAGEEDITOR_DATA_DIR": str(tmp_path)}
+
+    assert resolve_api_key(None, env) == "iek_dev"
+    assert resolve_api_key(None, {**env, "IMAGEEDITOR_API_KEY": "iek_env"}) == "iek_env"
+    assert resolve_address(None, env) == "127.0.0.1:50051"
+
+
+def test_a_client_starts_beside_malformed_server_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in MALFORMED_SERVER_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("IMAGEEDITOR_DATA_DIR", str(tmp_path / "nowhere"))
+
+    with clients.Client("127.0.0.1:1") as client:
+        assert client.address == "127.0.0.1:1"
+
+
+def test_the_dev_key_is_looked_for_in_the_servers_default_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Settings().dev_key_path.parent.mkdir(parents=True)
+    Settings().dev_key_path.write_text("iek_default\n")
+
+    assert resolve_api_key(None, {}) == "iek_default"
 
 
 def test_address_lookup_order() -> None:
