@@ -1,20 +1,23 @@
 """The one error tree of imageeditor, shared by the server, the worker and the SDK.
 
-    ImageEditorError
-    ├── InvalidArgument        INVALID_ARGUMENT    (field_violations: field -> description)
-    ├── Unauthenticated        UNAUTHENTICATED
-    ├── NotFound               NOT_FOUND
-    ├── FailedPrecondition     FAILED_PRECONDITION
-    ├── ResourceExhausted      RESOURCE_EXHAUSTED  (retry_after seconds)
-    ├── Unavailable            UNAVAILABLE         (retry_after seconds)
-    ├── DeadlineExceeded       DEADLINE_EXCEEDED
-    ├── Cancelled              CANCELLED
-    └── Internal               INTERNAL
+    ImageEditorError              (message, reason, metadata)
+    ├── InvalidArgument           INVALID_ARGUMENT    (field_violations: field -> description)
+    ├── Unauthenticated           UNAUTHENTICATED
+    ├── NotFound                  NOT_FOUND
+    ├── FailedPrecondition        FAILED_PRECONDITION
+    ├── RetryableError            (retry_after seconds; no code of its own: catch it to retry)
+    │   ├── ResourceExhausted     RESOURCE_EXHAUSTED
+    │   └── Unavailable           UNAVAILABLE
+    ├── DeadlineExceeded          DEADLINE_EXCEEDED
+    ├── Cancelled                 CANCELLED
+    └── Internal                  INTERNAL
 
 Each class names its canonical gRPC status code as a string, so this module imports nothing;
-the server turns an error into a status with `google.rpc` details (server/status.py) and the
-SDK turns a status back into the same class (clients/sdk/errors.py). `reason` is the stable
-machine-readable ErrorInfo reason (AIP-193): UPPER_SNAKE_CASE, never reworded.
+the server turns an error into a `google.rpc.Status` with its details (ErrorInfo always,
+BadRequest for field violations, RetryInfo for retry_after) in editcore/api/rpc_errors.py, and
+the SDK turns a status back into the same class with `from_status` beside it
+(clients/sdk/errors.py calls it). `reason` is the stable machine-readable ErrorInfo reason
+(AIP-193): UPPER_SNAKE_CASE, never reworded.
 """
 
 from __future__ import annotations
