@@ -6,7 +6,9 @@ it is stored; the worker calls it again (through workers.imaging.decode) on ever
 fetched ones included. Pillow opens lazily: `Image.open` parses headers and never decodes
 pixels here, and only the plugin of the format the magic bytes claim may try (EPS, which would
 run Ghostscript, and SVG never reach it). Every refusal is an InvalidArgument with a stable
-reason: IMAGE_FORMAT_UNSUPPORTED, IMAGE_TOO_LARGE, IMAGE_TOO_MANY_FRAMES or IMAGE_CORRUPT.
+reason: IMAGE_FORMAT_UNSUPPORTED, IMAGE_TOO_COMPLEX (more segments than any encoder writes,
+editcore.image_structure: checked first, at a bounded cost), IMAGE_TOO_LARGE,
+IMAGE_TOO_MANY_FRAMES or IMAGE_CORRUPT.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from io import BytesIO
 from PIL import Image
 
 from editcore.errors import InvalidArgument
+from editcore.image_structure import check_structure, gif_frames
 from editcore.sniff import sniff_format
 
 PILLOW_FORMATS = {
@@ -50,6 +53,9 @@ def probe(data: bytes, *, max_pixels: int, max_frames: int) -> ImageHeader:
         raise image_error(
             "IMAGE_FORMAT_UNSUPPORTED", "not a JPEG, PNG, WEBP, GIF, BMP or TIFF image"
         )
+    check_structure(data, name)
+    # A GIF's frames are counted before Pillow opens it, at a cost bounded by the count.
+    gif_count = gif_frames(data, max_frames + 1) if name == "gif" else None
     try:
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that: make the warning fail.
         # The filter is process-wide state that concurrent threads may interleave; the worst
@@ -60,7 +66,7 @@ def probe(data: bytes, *, max_pixels: int, max_frames: int) -> ImageHeader:
             with Image.open(BytesIO(data), formats=[PILLOW_FORMATS[name]]) as image:
                 width, height = image.size
                 check_pixels(width, height, max_pixels)
-                frames = _count_frames(image, data, max_frames)
+                frames = _count_frames(image, max_frames) if gif_count is None else gif_count
     except InvalidArgument:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -89,11 +95,9 @@ def image_error(reason: str, message: str) -> InvalidArgument:
     return InvalidArgument(message, reason=reason)
 
 
-def _count_frames(image: Image.Image, data: bytes, limit: int) -> int:
-    """The frame count, at most limit + 1, at a cost bounded by the limit."""
-    if image.format == "GIF":
-        # Pillow's GIF n_frames walks the whole file and seek() decodes each frame.
-        return count_gif_frames(data, limit + 1)
+def _count_frames(image: Image.Image, limit: int) -> int:
+    """The frame count, at most limit + 1, at a cost bounded by the limit (GIFs are counted
+    apart: Pillow's GIF n_frames walks the whole file and seek() decodes each frame)."""
     if image.format == "TIFF":
         # TIFF n_frames walks every IFD; seeking reads one more IFD's tags, no pixels.
         for index in range(1, limit + 1):
@@ -104,42 +108,3 @@ def _count_frames(image: Image.Image, data: bytes, limit: int) -> int:
         return limit + 1
     # The other plugins read the count from a header (APNG acTL, WEBP, MPO).
     return int(getattr(image, "n_frames", 1))
-
-
-def count_gif_frames(data: bytes, stop_at: int) -> int:
-    """The number of image descriptors in a GIF, counting no further than stop_at.
-
-    Walks the block structure (GIF89a, section 17 on): extensions and image data are chains of
-    length-prefixed sub-blocks, skipped without decoding. Damage ends the count where it is.
-    """
-    position = 13  # signature (6) + logical screen descriptor (7)
-    if len(data) < position:
-        return 0
-    position += _color_table_size(data[10])
-    frames = 0
-    while position < len(data) and frames < stop_at:
-        introducer = data[position]
-        if introducer == 0x2C:  # image descriptor: 9 bytes, a colour table, the LZW code size
-            if position + 10 > len(data):
-                break
-            position += 10 + _color_table_size(data[position + 9]) + 1
-            frames += 1
-        elif introducer == 0x21:  # extension: its label, then sub-blocks
-            position += 2
-        else:  # the trailer (0x3B) or garbage
-            break
-        position = _skip_sub_blocks(data, position)
-    return frames
-
-
-def _color_table_size(flags: int) -> int:
-    return 3 << ((flags & 0x07) + 1) if flags & 0x80 else 0
-
-
-def _skip_sub_blocks(data: bytes, position: int) -> int:
-    while position < len(data):
-        size = data[position]
-        position += 1 + size
-        if size == 0:
-            break
-    return position

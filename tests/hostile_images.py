@@ -66,6 +66,64 @@ def tiff_of_pages(count: int) -> bytes:
     return out.getvalue()
 
 
+def small(format: str, **options: object) -> bytes:
+    """A real 8x8 image in `format`."""
+    out = BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(out, format, **options)
+    return out.getvalue()
+
+
+def jpeg_comment_flood(count: int) -> bytes:
+    """A real JPEG with `count` empty comment segments (FF FE 00 02) before its frame."""
+    jpeg = small("JPEG")
+    return jpeg[:2] + b"\xff\xfe\x00\x02" * count + jpeg[2:]
+
+
+def jpeg_flood_after_the_scan(count: int) -> bytes:
+    """A real JPEG whose scan is followed by `count` empty comments, then the end marker."""
+    jpeg = small("JPEG")
+    return jpeg[:-2] + b"\xff\xfe\x00\x02" * count + jpeg[-2:]
+
+
+def png_chunk_flood(count: int) -> bytes:
+    """A real PNG with `count` empty private chunks between its header and its data."""
+    png = small("PNG")
+    return png[:33] + chunk(b"prIv", b"") * count + png[33:]
+
+
+def gif_sub_block_flood(count: int) -> bytes:
+    """A real GIF with a comment extension of `count` 1-byte sub-blocks before its frame."""
+    gif = small("GIF")
+    frame = gif.index(b"\x2c", 13)
+    return gif[:frame] + b"\x21\xfe" + b"\x01x" * count + b"\x00" + gif[frame:]
+
+
+def gif_extension_flood(count: int) -> bytes:
+    """A real GIF with `count` empty comment extensions before its frame."""
+    gif = small("GIF")
+    frame = gif.index(b"\x2c", 13)
+    return gif[:frame] + b"\x21\xfe\x00" * count + gif[frame:]
+
+
+def tiff_tag_flood(directories: int, tags: int) -> bytes:
+    """A little-endian TIFF: a chain of `directories` image file directories of `tags`
+    entries each (all of one unknown tag), then a real 1x1 page's directory."""
+    page = BytesIO()
+    Image.new("L", (1, 1)).save(page, "TIFF")
+    real = page.getvalue()
+    real_ifd = struct.unpack_from("<I", real, 4)[0]
+    body = bytearray(real)
+    offset = len(body)
+    struct.pack_into("<I", body, 4, offset)  # the chain starts with the flood
+    for n in range(directories):
+        following = offset + 2 + 12 * tags + 4
+        last = n == directories - 1
+        body += struct.pack("<H", tags) + struct.pack("<HHII", 65000, 1, 1, 0) * tags
+        body += struct.pack("<I", real_ifd if last else following)
+        offset = following
+    return bytes(body)
+
+
 XXE_SVG = b"""<?xml version="1.0"?>
 <!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>&xxe;</text></svg>"""
@@ -89,4 +147,17 @@ REFUSED_BY_PROBE: dict[str, tuple[Callable[[], bytes], str]] = {
         "IMAGE_TOO_LARGE",
     ),
     "jpeg cut inside its header": (lambda: jpeg_photo()[:120], "IMAGE_CORRUPT"),
+    # Floods of empty structure, refused before Pillow walks it (at 24 MB, seconds each).
+    "jpeg of 5000 empty comments": (lambda: jpeg_comment_flood(5_000), "IMAGE_TOO_COMPLEX"),
+    "jpeg with 5000 comments after its scan": (
+        lambda: jpeg_flood_after_the_scan(5_000),
+        "IMAGE_TOO_COMPLEX",
+    ),
+    "png of 20000 empty chunks": (lambda: png_chunk_flood(20_000), "IMAGE_TOO_COMPLEX"),
+    "gif of 20000 one-byte sub-blocks": (
+        lambda: gif_sub_block_flood(20_000),
+        "IMAGE_TOO_COMPLEX",
+    ),
+    "gif of 20000 empty extensions": (lambda: gif_extension_flood(20_000), "IMAGE_TOO_COMPLEX"),
+    "tiff of 20 directories of 4000 tags": (lambda: tiff_tag_flood(20, 4_000), "IMAGE_TOO_COMPLEX"),
 }
