@@ -54,6 +54,9 @@ class Settings:
     content_checker: str = "structural"  # the validate stage's checker (workers/content_checks)
     max_output_side: int = 10_000
     max_batch_size: int = 100
+    # Threads that validate requests and build large responses off the event loop (0: one
+    # per core). A flood of heavy requests queues for them; the loop keeps answering.
+    edge_cpu_threads: int = 0
     max_attempts: int = 3
     submit_rate: float = 20.0  # per user, tokens per second
     submit_burst: int = 40

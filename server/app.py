@@ -4,6 +4,7 @@ reflection, and a clean stop."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -17,6 +18,8 @@ from editcore.ports import Dispatcher, ProcessAdapters
 from editcore.service import TaskService
 from editcore.settings import Settings
 from server.auth import Authenticator
+from server.offload import Offload
+from server.rpc import tolerant
 from server.servicer import ImageEditorServicer
 from server.watch import TaskWatcher
 
@@ -44,7 +47,34 @@ def build_servicer(
         Authenticator(adapters.api_keys),
         settings,
         links=adapters.links,
+        offload=Offload(settings.edge_cpu_threads),
     )
+
+
+class _Registrations:
+    """Stands in for the server while the generated code registers the method handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass  # rebuilt from the method handlers below
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.handlers.update(handlers)
+
+
+def add_service(servicer: ImageEditorServicer, server: grpc.aio.Server) -> None:
+    """Register the servicer as the generated code would, with tolerant request parsing
+    (server.rpc.tolerant): bytes that do not parse reach the method, which refuses them."""
+    registrations = _Registrations()
+    pb_grpc.add_ImageEditorServiceServicer_to_server(servicer, registrations)  # type: ignore[no-untyped-call]
+    handlers = {
+        name: handler._replace(request_deserializer=tolerant(handler.request_deserializer))
+        for name, handler in registrations.handlers.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 @dataclass
@@ -75,7 +105,7 @@ async def start_server(
             ("grpc.keepalive_time_ms", 60 * 1000),
         ],
     )
-    pb_grpc.add_ImageEditorServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    add_service(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -1,7 +1,8 @@
 """The ImageEditorService servicer: authenticate, validate, translate, call the service layer.
 
-Nothing here decides anything about tasks; blocking work (the store, blob reads) runs in
-threads so the event loop keeps serving streams.
+Nothing here decides anything about tasks, and nothing blocks the event loop: store and blob
+calls run in threads, validation and large conversions in the bounded CPU pool
+(server.offload), so the loop keeps serving other calls and streams whatever a request holds.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from editcore.service import TaskService
 from editcore.settings import Settings
 from editcore.task import Task
 from server.auth import Authenticator
+from server.offload import Offload
 from server.rpc import rpc_method
 from server.validation import validate_batch, validate_submit, validate_task_id
 from server.watch import TaskWatcher
@@ -46,12 +48,14 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         settings: Settings,
         *,
         links: DownloadLinks | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self._service = service
         self._watcher = watcher
         self._auth = auth
         self._settings = settings
         self._links = links or ResultLinks()
+        self._offload = offload or Offload()
 
     async def _user(self, context: Context) -> str:
         return await asyncio.to_thread(self._auth.authenticate, context.invocation_metadata())
@@ -67,7 +71,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         self, request: pb.SubmitTaskRequest, context: Context
     ) -> pb.SubmitTaskResponse:
         user = await self._user(context)
-        new = validate_submit(request, self._settings)
+        new = await self._offload.run(validate_submit, request, self._settings)
         task = await asyncio.to_thread(self._service.submit, user, new)
         return pb.SubmitTaskResponse(task=self._task_proto(task))
 
@@ -76,7 +80,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         self, request: pb.BatchSubmitRequest, context: Context
     ) -> pb.BatchSubmitResponse:
         user = await self._user(context)
-        items = validate_batch(request, self._settings)
+        items = await self._offload.run(validate_batch, request, self._settings)
         batch, outcomes = await asyncio.to_thread(
             self._service.batch_submit,
             user,
@@ -84,13 +88,18 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
             callback_url=request.callback_url,
             request_id=request.request_id,
         )
+        return await self._offload.run(self._batch_response, batch.id, outcomes)
+
+    def _batch_response(
+        self, batch_id: str, outcomes: list[Task | ImageEditorError]
+    ) -> pb.BatchSubmitResponse:
         results = [
             pb.BatchSubmitResult(error=error_to_status(o))
             if isinstance(o, ImageEditorError)
             else pb.BatchSubmitResult(task=self._task_proto(o))
             for o in outcomes
         ]
-        return pb.BatchSubmitResponse(batch_id=batch.id, results=results)
+        return pb.BatchSubmitResponse(batch_id=batch_id, results=results)
 
     @rpc_method
     async def GetStatus(

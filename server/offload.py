@@ -1,0 +1,38 @@
+"""Where an RPC's CPU-bound steps run: off the event loop, in a pool bounded by the cores.
+
+The event loop only moves bytes and awaits. Probing inline images, validating a batch of a
+hundred items and building large responses take milliseconds each, and a hostile request
+can make them take far longer: run on the loop, they would hold every other call, health
+checks included. In the pool, a flood of them waits its turn while the loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Offload:
+    """A bounded thread pool for CPU-bound steps; the caller's context (its trace) goes along."""
+
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads or os.cpu_count() or 2
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="edge-cpu")
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(*args, **kwargs)` in the pool, awaited."""
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    def close(self) -> None:
+        """Stop taking work; what is running finishes on its own."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

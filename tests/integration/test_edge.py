@@ -1,0 +1,130 @@
+"""The gRPC edge under hostile requests, on a real grpc.aio server in this process: the
+embedded service (no worker threads), driven by grpc.aio clients on the same event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from imageeditor.v1 import image_editor_service_pb2 as pb
+
+from editcore.settings import Settings
+from embedded.main import build, ensure_dev_key
+from server import validation
+from server.app import start_server
+from tests.e2e.harness import jpeg_bytes
+
+SUBMIT = "/imageeditor.v1.ImageEditorService/SubmitTask"
+
+
+@dataclass
+class Edge:
+    address: str
+    api_key: str
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.api_key}"),)
+
+
+@pytest.fixture
+async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
+    settings = Settings(
+        data_dir=tmp_path, listen_address="127.0.0.1:0", embedded_workers=0, edge_cpu_threads=2
+    )
+    app = build(settings)
+    ensure_dev_key(app.adapters.api_keys, app.adapters.webhook_secrets, settings)
+    running = await start_server(app.servicer, settings)
+    yield Edge(f"127.0.0.1:{running.port}", settings.dev_key_path.read_text().strip())
+    await running.stop(0)
+    app.adapters.close()
+
+
+def details(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
+    """The ErrorInfo reason and the BadRequest field violations of a failed call."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    reason, fields = "", {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields = {v.field: v.description for v in bad.field_violations}
+    return reason, fields
+
+
+@dataclass
+class Slowed:
+    """Wraps a function: records the thread it runs on and takes `seconds` longer."""
+
+    function: Callable[..., Any]
+    seconds: float
+    started: threading.Event
+    threads: list[str]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.current_thread().name)
+        self.started.set()
+        time.sleep(self.seconds)  # stands for CPU-bound parsing of a hostile image
+        return self.function(*args, **kwargs)
+
+
+async def test_a_slow_submit_never_holds_the_health_check(
+    edge: Edge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = Slowed(validation.probe, 1.5, threading.Event(), [])
+    monkeypatch.setattr(validation, "probe", probe)
+    async with (
+        grpc.aio.insecure_channel(edge.address) as submitter,
+        grpc.aio.insecure_channel(edge.address) as checker,
+    ):
+        submit = submitter.unary_unary(
+            SUBMIT,
+            request_serializer=pb.SubmitTaskRequest.SerializeToString,
+            response_deserializer=pb.SubmitTaskResponse.FromString,
+        )
+        call = asyncio.ensure_future(
+            submit(pb.SubmitTaskRequest(image_data=jpeg_bytes(64, 48)), metadata=edge.metadata())
+        )
+        assert await asyncio.to_thread(probe.started.wait, 10)  # validating now
+
+        health = await health_pb2_grpc.HealthStub(checker).Check(
+            health_pb2.HealthCheckRequest(), timeout=1.0
+        )
+
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        assert not call.done()  # answered while the submit was still being validated
+        response = await call
+    assert response.task.id
+    assert probe.threads[0].startswith("edge-cpu")
+
+
+async def test_undecodable_request_bytes_are_an_invalid_argument_logged_once(
+    edge: Edge, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        raw = channel.unary_unary(SUBMIT)  # bytes in, bytes out
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await raw(b"\xff\xff\xff\xff not a protobuf", metadata=edge.metadata())
+            assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert details(caught.value)[0] == "REQUEST_UNDECODABLE"
+
+    lines = [r for r in caplog.records if "do not parse" in r.getMessage()]
+    assert len(lines) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
