@@ -22,7 +22,25 @@ the SDK turns a status back into the same class with `from_status` beside it
 
 from __future__ import annotations
 
+import hashlib
+
 ERROR_DOMAIN = "imageeditor.v1"
+# How much of a caller's input an error may repeat: enough to recognise it, never a payload.
+ECHO_LIMIT = 200
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` as an error may quote it: at most `limit` characters, marked when cut."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def clip_key(text: str, limit: int = 64) -> str:
+    """A caller's key (a label key, say) as a field name may quote it: cut like `clip`, with a
+    digest of the whole, so two long keys that differ late still name two fields."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{text[: limit - 10]}…{digest}"
 
 
 class ImageEditorError(Exception):

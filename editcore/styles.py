@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from editcore.errors import InvalidArgument
+from editcore.errors import InvalidArgument, clip
 from editcore.settings import Settings
 from editcore.urls import validate_http_url
 
@@ -76,7 +76,7 @@ class StyleCapability:
             name = normalize_prompt(prompt)
             if name in self.presets:
                 return name
-            raise _unsupported(f"unknown style {name!r}; {self.describe()}")
+            raise _unsupported(f"unknown style {clip(name, 64)!r}; {self.describe()}")
         text = prompt.strip()
         if len(text) > self.max_prompt_chars:
             raise _unsupported(f"the prompt is {len(text)} characters; {self.describe()}")

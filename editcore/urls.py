@@ -16,7 +16,7 @@ import re
 import socket
 from urllib.parse import urlsplit
 
-from editcore.errors import InvalidArgument
+from editcore.errors import InvalidArgument, clip
 
 MAX_URL_LENGTH = 2048
 HTTP_SCHEMES = frozenset({"http", "https"})
@@ -55,7 +55,7 @@ def refuse_internal_target(url: str, field: str, allowed_hosts: tuple[str, ...])
     if address is None and (host == "localhost" or host.endswith(".localhost")):
         address = ipaddress.IPv4Address("127.0.0.1")
     if address is not None and not check_address(address, port, host, allowed_hosts):
-        problem = f"{host} is not a public address"
+        problem = f"{clip(host, 80)} is not a public address"
         raise InvalidArgument(
             f"{field} is not allowed: {problem}",
             field_violations={field: problem},
@@ -86,7 +86,7 @@ def _url_problem(url: str) -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        return f"cannot be parsed ({exc})"
+        return f"cannot be parsed ({clip(str(exc), 80)})"
     if parts.scheme.lower() not in HTTP_SCHEMES:
         return "must be an http or https URL"
     if not parts.hostname:

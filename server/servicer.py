@@ -18,22 +18,20 @@ from imageeditor.v1 import task_pb2
 
 from editcore.adapters.blobs.factory import ResultLinks
 from editcore.api.convert import (
-    STATES,
-    datetime_from_proto,
     error_to_status,
     result_to_proto,
     task_to_proto,
 )
 from editcore.callbacks import Delivery
-from editcore.errors import ImageEditorError, InvalidArgument
-from editcore.ports import DownloadLinks, TaskQuery
+from editcore.errors import ImageEditorError
+from editcore.ports import DownloadLinks
 from editcore.service import TaskService
 from editcore.settings import Settings
 from editcore.task import Task
 from server.auth import Authenticator
 from server.offload import Offload
 from server.rpc import rpc_method
-from server.validation import validate_batch, validate_submit, validate_task_id
+from server.validation import validate_batch, validate_list, validate_submit, validate_task_id
 from server.watch import TaskWatcher
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -134,27 +132,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         self, request: pb.ListTasksRequest, context: Context
     ) -> pb.ListTasksResponse:
         user = await self._user(context)
-        if request.page_size < 0:
-            raise InvalidArgument(
-                "page_size must not be negative", field_violations={"page_size": "must be >= 0"}
-            )
-        unknown = [s for s in request.states if s not in STATES]
-        if unknown:
-            raise InvalidArgument(
-                f"unknown states {unknown}", field_violations={"states": "unknown state value"}
-            )
-        query = TaskQuery(
-            user_id=user,
-            states=frozenset(STATES[s] for s in request.states),
-            batch_id=request.batch_id,
-            labels=dict(request.labels),
-            created_after=datetime_from_proto(request.create_time_after)
-            if request.HasField("create_time_after")
-            else None,
-            created_before=datetime_from_proto(request.create_time_before)
-            if request.HasField("create_time_before")
-            else None,
-        )
+        query = await self._offload.run(validate_list, request, user)
         tasks, token = await asyncio.to_thread(
             self._service.list_tasks, query, request.page_size, request.page_token
         )

@@ -8,9 +8,10 @@ from dataclasses import replace
 
 from imageeditor.v1 import image_editor_service_pb2 as service_pb2
 
-from editcore.api.convert import spec_from_proto
-from editcore.errors import ImageEditorError, InvalidArgument
+from editcore.api.convert import STATES, datetime_from_proto, spec_from_proto
+from editcore.errors import ImageEditorError, InvalidArgument, clip, clip_key
 from editcore.image_probe import probe
+from editcore.ports import TaskQuery
 from editcore.service import NewTask
 from editcore.settings import Settings
 from editcore.styles import check_prompt
@@ -56,7 +57,7 @@ class Violations:
 
     def raise_if_any(self, what: str) -> None:
         if self.items:
-            fields = ", ".join(self.items)
+            fields = clip(", ".join(self.items), 300)
             raise InvalidArgument(
                 f"invalid {what}: {fields}",
                 field_violations=self.items,
@@ -69,7 +70,7 @@ def validate_task_id(task_id: str) -> str:
         return str(uuid.UUID(task_id))
     except ValueError:
         raise InvalidArgument(
-            f"task_id {task_id!r} is not a UUID",
+            f"task_id {clip(task_id, 64)!r} is not a UUID",
             field_violations={"task_id": "must be a task id (a UUID) returned by SubmitTask"},
             reason="INVALID_TASK_ID",
         ) from None
@@ -133,6 +134,35 @@ def validate_batch(
     return items
 
 
+def validate_list(request: service_pb2.ListTasksRequest, user_id: str) -> TaskQuery:
+    """The TaskQuery a ListTasksRequest asks for, or InvalidArgument naming every bad field."""
+    v = Violations()
+    if request.page_size < 0:
+        v.add("page_size", "must be >= 0")
+    unknown = sorted({s for s in request.states if s not in STATES})
+    if unknown:
+        v.add("states", f"unknown state values {clip(str(unknown[:8]), 80)}")
+    _check_labels(v, dict(request.labels))
+    if len(request.batch_id) > MAX_REQUEST_ID:
+        v.add("batch_id", "is not a batch id")
+    times = {}
+    for field in ("create_time_after", "create_time_before"):
+        if request.HasField(field):
+            try:
+                times[field] = datetime_from_proto(getattr(request, field), field)
+            except InvalidArgument as exc:
+                v.add_all(exc)
+    v.raise_if_any("ListTasksRequest")
+    return TaskQuery(
+        user_id=user_id,
+        states=frozenset(STATES[s] for s in request.states),
+        batch_id=request.batch_id,
+        labels=dict(request.labels),
+        created_after=times.get("create_time_after"),
+        created_before=times.get("create_time_before"),
+    )
+
+
 def _check_image_data(v: Violations, data: bytes, settings: Settings) -> None:
     if not data:
         v.add("image_data", "is empty", "IMAGE_EMPTY")
@@ -156,11 +186,13 @@ def _check_request_id(v: Violations, request_id: str) -> None:
         v.add("request_id", f"at most {MAX_REQUEST_ID} printable characters")
 
 
-def _check_labels(v: Violations, labels: dict[str, str]) -> None:
-    if len(labels) > MAX_LABELS:
-        v.add("labels", f"at most {MAX_LABELS} labels")
+def _check_labels(v: Violations, labels: dict[str, str], field: str = "labels") -> None:
+    if len(labels) > MAX_LABELS:  # each one's own problems would only repeat the input
+        v.add(field, f"at most {MAX_LABELS} labels; got {len(labels)}", "TOO_MANY_LABELS")
+        return
     for key, value in labels.items():
         if not LABEL_KEY.match(key):
-            v.add(f"labels[{key}]", "keys are 1-63 of a-z, 0-9, _ and -, starting with a letter")
+            text = "keys are 1-63 of a-z, 0-9, _ and -, starting with a letter"
+            v.add(f"{field}[{clip_key(key)}]", text)
         elif len(value) > 255:
-            v.add(f"labels[{key}]", "values are at most 255 characters")
+            v.add(f"{field}[{key}]", "values are at most 255 characters")

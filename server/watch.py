@@ -25,7 +25,8 @@ class TaskWatcher:
 
     async def watch(self, user_id: str, task_id: str, after_version: int) -> AsyncIterator[Task]:
         """Yield the task at each version above `after_version` (or, for 0, from its current
-        version on), in order, until a terminal state."""
+        version on), in order, until a terminal state. The stream ends when the task ends,
+        also when `after_version` lies beyond every version it reached."""
         subscription = self._events.subscribe(task_id)
         try:
             current = await asyncio.to_thread(self._store.get_task, task_id, user_id)
@@ -47,8 +48,12 @@ class TaskWatcher:
             async for update in subscription:
                 if isinstance(update, Resync) or update.version > last + 1:
                     missed = await asyncio.to_thread(self._store.list_events, task_id, last)
+                    if not missed and await self._ended(task_id):
+                        return
                 elif update.version > last:
                     missed = [update]
+                elif update.state.terminal:  # an end the watcher asked to be past
+                    return
                 else:
                     continue
                 for event in missed:
@@ -60,3 +65,7 @@ class TaskWatcher:
                         return
         finally:
             subscription.close()
+
+    async def _ended(self, task_id: str) -> bool:
+        task = await asyncio.to_thread(self._store.get_task, task_id)
+        return task is None or task.state.terminal

@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
+from editcore.errors import InvalidArgument
 from editcore.image_probe import PILLOW_FORMATS, image_error, probe
 from editcore.settings import Settings
 from editcore.spec import ImageFormat, OutputOptions
@@ -34,6 +35,8 @@ PIPELINE_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
 # default) 56-62 ms for files 3-4% smaller; the encode is most of a resize job, so 2.
 DEFAULT_PNG_LEVEL = 3
 DEFAULT_WEBP_METHOD = 2
+# One APP1 segment: 65,535 bytes less its length field (Pillow's MAX_BYTES_IN_MARKER).
+MAX_JPEG_EXIF_BYTES = 65_533
 
 _ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
 
@@ -103,6 +106,7 @@ def encode(image: Image.Image, output: OutputOptions) -> EncodedImage:
         method = output.effort or DEFAULT_WEBP_METHOD
         params.update(quality=output.effective_quality, lossless=output.lossless, method=method)
     else:
+        _check_jpeg_exif(params["exif"])
         # optimize/progressive cost extra passes over the data for a few percent.
         params.update(
             quality=output.effective_quality, optimize=False, progressive=False, comment=None
@@ -117,6 +121,17 @@ def encode(image: Image.Image, output: OutputOptions) -> EncodedImage:
         format=output.format,
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+def _check_jpeg_exif(exif: bytes) -> None:
+    """A JPEG carries EXIF in one APP1 segment: METADATA_TOO_LARGE (the task fails; only the
+    worker sees the source's metadata) rather than Pillow's ValueError when it cannot."""
+    if len(exif) > MAX_JPEG_EXIF_BYTES:
+        raise InvalidArgument(
+            f"keep_metadata: the image's EXIF block is {len(exif)} bytes and a JPEG holds at"
+            f" most {MAX_JPEG_EXIF_BYTES}; choose PNG or WEBP, or drop keep_metadata",
+            reason="METADATA_TOO_LARGE",
+        )
 
 
 def _draft(image: Image.Image, needed: Callable[[Box], Box]) -> None:

@@ -22,7 +22,7 @@ from editcore.api.convert_operations import (
 )
 from editcore.api.rpc_errors import to_status
 from editcore.callbacks import Delivery, DeliveryState, batch_key, task_key
-from editcore.errors import ERRORS_BY_CODE, ImageEditorError
+from editcore.errors import ERRORS_BY_CODE, ImageEditorError, InvalidArgument
 from editcore.spec import TaskSpec
 from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
 
@@ -58,7 +58,22 @@ def spec_from_proto(request: service_pb2.SubmitTaskRequest) -> TaskSpec:
     )
 
 
-def datetime_from_proto(ts: timestamp_pb2.Timestamp) -> datetime:
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+
+
+def datetime_from_proto(ts: timestamp_pb2.Timestamp, field: str = "time") -> datetime:
+    """The moment `ts` stands for; InvalidArgument (a violation on `field`) outside the range
+    a Timestamp may hold, or with nanos outside 0-999,999,999."""
+    if not (
+        MIN_TIMESTAMP_SECONDS <= ts.seconds <= MAX_TIMESTAMP_SECONDS
+        and 0 <= ts.nanos <= 999_999_999
+    ):
+        problem = "must lie between 0001-01-01 and 9999-12-31, with nanos from 0 to 999999999"
+        raise InvalidArgument(
+            f"{field} is not a valid timestamp", field_violations={field: problem}
+        )
     return ts.ToDatetime(tzinfo=UTC)
 
 

@@ -3,6 +3,11 @@
 The server sends `to_status(error)`; the SDK rebuilds the same typed error with
 `from_status(status)`. Details: ErrorInfo always (stable reason, domain, metadata),
 BadRequest field violations for InvalidArgument, RetryInfo for retryable errors.
+
+A status travels in the call's trailers, which clients cap at about 8 KB: one that repeated a
+large input would never arrive, and the caller would see RESOURCE_EXHAUSTED instead of its
+error. So every status stays under MAX_STATUS_BYTES: the message and each text within it are
+clipped (editcore.errors.clip), and violations are shortened before any is left out.
 """
 
 from __future__ import annotations
@@ -17,23 +22,46 @@ from editcore.errors import (
     ImageEditorError,
     InvalidArgument,
     RetryableError,
+    clip,
+    clip_key,
 )
+
+MAX_STATUS_BYTES = 4096
+MESSAGE_LIMIT = 1000
 
 
 def to_status(error: ImageEditorError) -> status_pb2.Status:
-    """The `google.rpc.Status` that reports `error`."""
-    status = status_pb2.Status(code=code_pb2.Code.Value(error.code), message=error.message)
+    """The `google.rpc.Status` that reports `error`, under MAX_STATUS_BYTES."""
+    violations = error.field_violations if isinstance(error, InvalidArgument) else {}
+    # Shorter texts first, then fewer of them (the last entry counting those left out).
+    for text_limit, count in ((200, 64), (80, 64), (40, 64), (40, 24), (40, 8)):
+        status = _status(error, violations, text_limit, count)
+        if status.ByteSize() <= MAX_STATUS_BYTES:
+            break
+    return status
+
+
+def _status(
+    error: ImageEditorError, violations: dict[str, str], text_limit: int, count: int
+) -> status_pb2.Status:
+    code = code_pb2.Code.Value(error.code)
+    status = status_pb2.Status(code=code, message=clip(error.message, MESSAGE_LIMIT))
+    metadata = {clip(k, 64): clip(v, text_limit) for k, v in list(error.metadata.items())[:16]}
     details: list[Message] = [
         error_details_pb2.ErrorInfo(
-            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+            reason=clip(error.reason, 64), domain=ERROR_DOMAIN, metadata=metadata
         )
     ]
-    if isinstance(error, InvalidArgument) and error.field_violations:
+    if violations:
+        items = list(violations.items())
+        shown = [(clip_key(n, text_limit), clip(t, text_limit)) for n, t in items[:count]]
+        if len(items) > count:
+            shown[-1] = ("…", f"and {len(items) - count + 1} more fields")
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(field=name, description=text)
-                    for name, text in error.field_violations.items()
+                    for name, text in shown
                 ]
             )
         )

@@ -128,3 +128,25 @@ async def test_undecodable_request_bytes_are_an_invalid_argument_logged_once(
     lines = [r for r in caplog.records if "do not parse" in r.getMessage()]
     assert len(lines) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_huge_input_is_refused_as_itself_not_as_an_oversized_trailer(edge: Edge) -> None:
+    """A 20 MB style_prompt came back whole in the error; the client's 8 KB metadata limit
+    then turned INVALID_ARGUMENT into RESOURCE_EXHAUSTED and the real error was lost."""
+    async with grpc.aio.insecure_channel(
+        edge.address, options=[("grpc.max_send_message_length", 64 * 2**20)]
+    ) as channel:
+        submit = channel.unary_unary(
+            SUBMIT,
+            request_serializer=pb.SubmitTaskRequest.SerializeToString,
+            response_deserializer=pb.SubmitTaskResponse.FromString,
+        )
+        request = pb.SubmitTaskRequest(
+            image_url="https://e.com/a.png", style_prompt="Q" * 20_000_000
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await submit(request, metadata=edge.metadata())
+
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    reason, fields = details(caught.value)
+    assert reason == "STYLE_UNSUPPORTED" and "style_prompt" in fields

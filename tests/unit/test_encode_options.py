@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageCms
 from skimage import data as photos
 
+from editcore.errors import InvalidArgument
 from editcore.spec import Flop, ImageFormat, OutputOptions
 from workers.imaging import DEFAULT_PNG_LEVEL, decode, encode
 from workers.operations import apply_operations
@@ -138,3 +139,21 @@ def test_a_profile_littlecms_cannot_read_is_dropped_without_failing() -> None:
     image.info["icc_profile"] = b"\0" * 16 + b"RGB " + b"\0" * 100  # fits RGB, but is garbage
     result = reopen(encode(image, OutputOptions(ImageFormat.PNG)).data)
     assert result.getpixel((0, 0)) == (1, 2, 3) and not result.info.get("icc_profile")
+
+
+def test_an_exif_block_too_large_for_a_jpeg_fails_with_a_stable_reason() -> None:
+    """200 KB of EXIF (a PNG or WEBP may carry it) cannot go into a JPEG's one APP1 segment:
+    a clean METADATA_TOO_LARGE, not Pillow's ValueError (INTERNAL); PNG and WEBP keep it."""
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 200_000  # ImageDescription
+    source = BytesIO()
+    Image.new("RGB", (16, 16)).save(source, "PNG", exif=exif.tobytes())
+    image = decode(source.getvalue(), max_pixels=MAX_PIXELS)
+
+    with pytest.raises(InvalidArgument) as refused:
+        encode(image, OutputOptions(ImageFormat.JPEG, keep_metadata=True))
+    assert refused.value.reason == "METADATA_TOO_LARGE"
+    assert encode(image, OutputOptions(ImageFormat.JPEG)).width == 16  # dropped on request
+    for fmt in (ImageFormat.PNG, ImageFormat.WEBP):
+        kept = reopen(encode(image, OutputOptions(fmt, keep_metadata=True)).data)
+        assert len(kept.getexif()[0x010E]) == 200_000

@@ -88,3 +88,17 @@ async def test_repeats_are_skipped_and_gaps_filled_from_the_log() -> None:
     bus = ScriptedBus(version(2), lambda: log.versions.extend([version(3), done]), version(2), done)
     assert await watch(log, bus, after_version=1) == [2, 3, 4]
     assert log.reads == 2  # the backlog, then the gap
+
+
+async def test_a_watch_past_every_version_ends_when_the_task_ends() -> None:
+    log = EventLog(version(1), version(2))
+    done = version(3, TaskState.SUCCEEDED)
+    bus = ScriptedBus(lambda: log.versions.append(done), done)
+    assert await watch(log, bus, after_version=2**62) == []
+    assert bus.closed
+
+
+async def test_a_watch_past_every_version_ends_on_a_resync_after_the_end() -> None:
+    log = EventLog(version(1), version(2))
+    bus = ScriptedBus(lambda: log.versions.append(version(3, TaskState.FAILED)), RESYNC)
+    assert await watch(log, bus, after_version=2**62) == []
