@@ -227,8 +227,11 @@ class StatusCache(Protocol):
 
 
 class RateLimiter(Protocol):
-    def acquire(self, key: str, rate: float, burst: int) -> float:
-        """Take one token for `key`; 0.0 when allowed, else the seconds to wait before retrying."""
+    def acquire(self, key: str, rate: float, burst: int, cost: int = 1) -> float:
+        """Take `cost` tokens for `key`; 0.0 when allowed, else the seconds to wait before
+        retrying. A request is allowed when one token is free, and then takes all `cost`:
+        a batch larger than the burst still passes once, and its items are paid for by
+        the requests that have to wait after it."""
 
 
 class DownloadLinks(Protocol):

@@ -87,6 +87,10 @@ class TaskService:
         """Commit the valid items as one batch; invalid items keep their own error."""
         s = self._settings
         self._check_rate(f"batch:{user_id}", s.batch_rate, s.batch_burst)
+        # Each item is a submit too: a batch must not be a way around the submit limit.
+        valid = sum(1 for item in items if not isinstance(item, ImageEditorError))
+        if valid:
+            self._check_rate(f"submit:{user_id}", s.submit_rate, s.submit_burst, cost=valid)
         batch_id = str(uuid.uuid4())
         prepared = [
             item if isinstance(item, ImageEditorError) else self._prepare(user_id, item, batch_id)
@@ -136,8 +140,8 @@ class TaskService:
             self._lifecycle.announce(task)
             self._dispatcher.dispatch(task)
 
-    def _check_rate(self, key: str, rate: float, burst: int) -> None:
-        wait = self._limiter.acquire(key, rate, burst)
+    def _check_rate(self, key: str, rate: float, burst: int, cost: int = 1) -> None:
+        wait = self._limiter.acquire(key, rate, burst, cost)
         if wait > 0:
             raise ResourceExhausted(
                 f"rate limit exceeded; retry in {wait:.2f}s",

@@ -58,6 +58,11 @@ class Settings:
     # per core). A flood of heavy requests queues for them; the loop keeps answering.
     edge_cpu_threads: int = 0
     max_attempts: int = 3
+    # Open WatchTask streams per user in each server process; failed authentications per
+    # peer address: a burst, then this many a second (beyond: refused without a lookup).
+    max_watch_streams_per_user: int = 100
+    auth_failure_rate: float = 1.0
+    auth_failure_burst: int = 20
     submit_rate: float = 20.0  # per user, tokens per second
     submit_burst: int = 40
     batch_rate: float = 1.0  # per user; the seed system allowed one batch a second

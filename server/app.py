@@ -19,6 +19,7 @@ from editcore.service import TaskService
 from editcore.settings import Settings
 from server.auth import Authenticator
 from server.offload import Offload
+from server.quotas import FailureThrottle
 from server.rpc import tolerant
 from server.servicer import ImageEditorServicer
 from server.watch import TaskWatcher
@@ -44,7 +45,10 @@ def build_servicer(
     return ImageEditorServicer(
         service,
         TaskWatcher(adapters.tasks, adapters.events),
-        Authenticator(adapters.api_keys),
+        Authenticator(
+            adapters.api_keys,
+            FailureThrottle(settings.auth_failure_rate, settings.auth_failure_burst),
+        ),
         settings,
         links=adapters.links,
         offload=Offload(settings.edge_cpu_threads),

@@ -1,7 +1,9 @@
 """API-key authentication: `authorization: Bearer <key>` → the calling user's id.
 
 Keys are looked up by their SHA-256 hash; a short in-process cache keeps the store off the
-hot path (a revoked key stops working within CACHE_SECONDS).
+hot path (a revoked key stops working within CACHE_SECONDS). A key that is not cached costs a
+store lookup, so failures are throttled per peer (server.quotas.FailureThrottle): a peer
+guessing keys is refused before its guesses reach the store.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from grpc.aio import Metadata
 from editcore.apikeys import hash_api_key
 from editcore.errors import Unauthenticated
 from editcore.ports import ApiKeyStore
+from server.quotas import FailureThrottle
 
 CACHE_SECONDS = 30.0
 CACHE_ENTRIES = 10_000
@@ -34,22 +37,35 @@ def bearer_token(metadata: Metadata | None) -> str:
 
 
 class Authenticator:
-    def __init__(self, keys: ApiKeyStore, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        keys: ApiKeyStore,
+        failures: FailureThrottle | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._keys = keys
+        self._failures = failures or FailureThrottle(rate=0, burst=0)  # 0: unthrottled
         self._clock = clock
         self._cache: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, metadata: Metadata | None) -> str:
-        """The user id the request's API key belongs to; Unauthenticated otherwise."""
-        key_hash = hash_api_key(bearer_token(metadata))
+    def authenticate(self, metadata: Metadata | None, peer: str = "") -> str:
+        """The user id the request's API key belongs to; Unauthenticated otherwise, and
+        ResourceExhausted (AUTH_THROTTLED) for a `peer` that failed too often of late."""
+        try:
+            key_hash = hash_api_key(bearer_token(metadata))
+        except Unauthenticated:
+            self._failures.failed(peer)
+            raise
         now = self._clock()
         with self._lock:
             cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
             return cached[1]
+        self._failures.check(peer)
         record = self._keys.find_api_key(key_hash)
         if record is None:
+            self._failures.failed(peer)
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
         with self._lock:
             if len(self._cache) >= CACHE_ENTRIES:

@@ -30,7 +30,8 @@ from editcore.settings import Settings
 from editcore.task import Task
 from server.auth import Authenticator
 from server.offload import Offload
-from server.rpc import rpc_method
+from server.quotas import StreamQuota
+from server.rpc import peer_host, rpc_method
 from server.validation import validate_batch, validate_list, validate_submit, validate_task_id
 from server.watch import TaskWatcher
 
@@ -47,6 +48,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         *,
         links: DownloadLinks | None = None,
         offload: Offload | None = None,
+        streams: StreamQuota | None = None,
     ) -> None:
         self._service = service
         self._watcher = watcher
@@ -54,9 +56,11 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         self._settings = settings
         self._links = links or ResultLinks()
         self._offload = offload or Offload()
+        self._streams = streams or StreamQuota(settings.max_watch_streams_per_user)
 
     async def _user(self, context: Context) -> str:
-        return await asyncio.to_thread(self._auth.authenticate, context.invocation_metadata())
+        metadata, peer = context.invocation_metadata(), peer_host(context.peer() or "")
+        return await asyncio.to_thread(self._auth.authenticate, metadata, peer)
 
     def _task_proto(
         self, task: Task, callbacks: Mapping[str, Delivery] | None = None
@@ -115,8 +119,9 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
     ) -> AsyncIterator[pb.WatchTaskResponse]:
         user = await self._user(context)
         task_id = validate_task_id(request.task_id)
-        async for task in self._watcher.watch(user, task_id, request.after_version):
-            yield pb.WatchTaskResponse(task=self._task_proto(task))
+        with self._streams.hold(user):
+            async for task in self._watcher.watch(user, task_id, request.after_version):
+                yield pb.WatchTaskResponse(task=self._task_proto(task))
 
     @rpc_method
     async def CancelTask(

@@ -40,7 +40,12 @@ class Edge:
 @pytest.fixture
 async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
     settings = Settings(
-        data_dir=tmp_path, listen_address="127.0.0.1:0", embedded_workers=0, edge_cpu_threads=2
+        data_dir=tmp_path,
+        listen_address="127.0.0.1:0",
+        embedded_workers=0,  # tasks stay QUEUED: watches stay open
+        edge_cpu_threads=2,
+        max_watch_streams_per_user=3,
+        auth_failure_burst=5,
     )
     app = build(settings)
     ensure_dev_key(app.adapters.api_keys, app.adapters.webhook_secrets, settings)
@@ -150,3 +155,62 @@ async def test_a_huge_input_is_refused_as_itself_not_as_an_oversized_trailer(edg
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     reason, fields = details(caught.value)
     assert reason == "STYLE_UNSUPPORTED" and "style_prompt" in fields
+
+
+async def test_a_user_may_hold_only_so_many_watch_streams(edge: Edge) -> None:
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        submit = channel.unary_unary(
+            SUBMIT,
+            request_serializer=pb.SubmitTaskRequest.SerializeToString,
+            response_deserializer=pb.SubmitTaskResponse.FromString,
+        )
+        watch = channel.unary_stream(
+            "/imageeditor.v1.ImageEditorService/WatchTask",
+            request_serializer=pb.WatchTaskRequest.SerializeToString,
+            response_deserializer=pb.WatchTaskResponse.FromString,
+        )
+        task = (
+            await submit(
+                pb.SubmitTaskRequest(image_url="https://e.com/a.png"), metadata=edge.metadata()
+            )
+        ).task
+        request = pb.WatchTaskRequest(task_id=task.id)
+        streams = [watch(request, metadata=edge.metadata()) for _ in range(3)]
+        for stream in streams:  # each open, with its first message read
+            assert (await stream.read()).task.id == task.id
+
+        extra = watch(request, metadata=edge.metadata())
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await extra.read()
+        assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert details(caught.value)[0] == "TOO_MANY_STREAMS"
+
+        streams[0].cancel()
+        for _ in range(50):  # the server sees the cancellation shortly
+            again = watch(request, metadata=edge.metadata())
+            try:
+                assert (await again.read()).task.id == task.id
+                break
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the closed stream's place was never freed")
+        for stream in [*streams[1:], again]:
+            stream.cancel()
+
+
+async def test_a_peer_guessing_keys_is_throttled(edge: Edge) -> None:
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        status = channel.unary_unary(
+            "/imageeditor.v1.ImageEditorService/GetStatus",
+            request_serializer=pb.GetStatusRequest.SerializeToString,
+            response_deserializer=pb.GetStatusResponse.FromString,
+        )
+        request = pb.GetStatusRequest(task_id="00000000-0000-4000-8000-000000000000")
+        codes = []
+        for n in range(8):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await status(request, metadata=(("authorization", f"Bearer iek_guess{n}"),))
+            codes.append(caught.value.code())
+    assert codes[:5] == [grpc.StatusCode.UNAUTHENTICATED] * 5
+    assert codes[5:] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3

@@ -129,3 +129,21 @@ def test_the_limiter_fails_open_when_redis_is_unreachable(
     limiter = RedisRateLimiter(redis_client("redis://127.0.0.1:1/0"))
     assert [limiter.acquire("u", 1.0, 1) for _ in range(3)] == [0.0, 0.0, 0.0]
     assert sum("rate limiter unavailable" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_request_that_costs_many_tokens_passes_once_and_is_paid_for_after(
+    limiter: RateLimiter,
+) -> None:
+    key = new_key()
+    # 10/s, burst 3: a batch of 20 passes while a token is free, then others wait ~2 s.
+    assert limiter.acquire(key, rate=10.0, burst=3, cost=20) == 0.0
+    wait = limiter.acquire(key, rate=10.0, burst=3)
+    assert wait == pytest.approx(1.8, abs=TOLERANCE)  # 20 tokens' time, less the burst's 0.2
+    assert limiter.acquire(key, rate=10.0, burst=3, cost=20) == pytest.approx(wait, abs=TOLERANCE)
+
+
+def test_a_costly_request_is_refused_when_no_token_is_free(limiter: RateLimiter) -> None:
+    key = new_key()
+    for _ in range(3):
+        assert limiter.acquire(key, rate=2.0, burst=3) == 0.0
+    assert limiter.acquire(key, rate=2.0, burst=3, cost=100) == pytest.approx(0.5, abs=TOLERANCE)

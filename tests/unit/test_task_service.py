@@ -277,6 +277,33 @@ def test_batches_have_a_limit_apart_from_submits(limited: Parts) -> None:
     assert limited.submit("alice").state is TaskState.QUEUED  # submits are still allowed
 
 
+def test_every_item_of_a_batch_counts_against_the_submit_limit(limited: Parts) -> None:
+    """120 parallel submits left the user refused, yet a batch of 100 went through at once."""
+    for _ in range(3):
+        limited.submit()
+
+    with pytest.raises(ResourceExhausted) as refused:
+        limited.service.batch_submit("alice", [NewTask(SPEC) for _ in range(100)])
+    assert refused.value.metadata == {"limit": "submit"}
+    assert len(limited.dispatcher.dispatched) == 3
+
+
+def test_a_batch_takes_its_size_from_the_submit_budget(limited: Parts) -> None:
+    limited.service.batch_submit("alice", [NewTask(SPEC) for _ in range(10)])
+
+    with pytest.raises(ResourceExhausted) as refused:
+        limited.submit()
+    # 10 submits at 2/s take 5 s, less the 1 s the burst of 3 allows: 4 s to wait.
+    assert refused.value.retry_after == pytest.approx(4.0)
+
+
+def test_invalid_items_of_a_batch_cost_no_submit(limited: Parts) -> None:
+    bad = InvalidArgument("no image")
+    limited.service.batch_submit("alice", [bad] * 50)
+
+    assert [limited.submit().state for _ in range(3)] == [TaskState.QUEUED] * 3
+
+
 # -- batches -------------------------------------------------------------------------------------
 
 

@@ -17,8 +17,8 @@ class InProcessRateLimiter:
         self._clock = clock
         self._lock = threading.Lock()
 
-    def acquire(self, key: str, rate: float, burst: int) -> float:
-        """0.0 when allowed (and counted); else how many seconds until it would be."""
+    def acquire(self, key: str, rate: float, burst: int, cost: int = 1) -> float:
+        """0.0 when allowed (and `cost` counted); else how many seconds until it would be."""
         if rate <= 0:
             return 0.0
         interval = 1.0 / rate
@@ -29,5 +29,5 @@ class InProcessRateLimiter:
             allow_at = tat - tolerance
             if now < allow_at:
                 return allow_at - now
-            self._tat[key] = tat + interval
+            self._tat[key] = tat + interval * max(cost, 1)
             return 0.0

@@ -26,9 +26,9 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "imageeditor:ratelimit:"
 MICROSECONDS = 1_000_000
 
-# KEYS[1] the key's TAT; ARGV[1] emission interval, ARGV[2] burst tolerance (both in µs).
-# Returns 0 when allowed, else the µs to wait. string.format keeps all 16 digits of the TAT
-# (tostring would round it to 14).
+# KEYS[1] the key's TAT; ARGV[1] emission interval, ARGV[2] burst tolerance (both in µs),
+# ARGV[3] the tokens to take. Returns 0 when allowed, else the µs to wait. string.format
+# keeps all 16 digits of the TAT (tostring would round it to 14).
 _GCRA = """
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
@@ -42,7 +42,7 @@ local allow_at = tat - tolerance
 if now < allow_at then
   return allow_at - now
 end
-local new_tat = tat + interval
+local new_tat = tat + interval * tonumber(ARGV[3])
 redis.call('SET', KEYS[1], string.format('%d', new_tat),
   'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
 return 0
@@ -58,14 +58,16 @@ class RedisRateLimiter:
         self._script = client.register_script(_GCRA)
         self._outage = OutageGuard(logger)
 
-    def acquire(self, key: str, rate: float, burst: int) -> float:
-        """Take one token for `key`; 0.0 when allowed, else the seconds to wait."""
+    def acquire(self, key: str, rate: float, burst: int, cost: int = 1) -> float:
+        """Take `cost` tokens for `key` (see editcore.ports.RateLimiter); 0.0 when allowed,
+        else the seconds to wait."""
         if rate <= 0 or self._outage.down:
             return 0.0
         interval = round(MICROSECONDS / rate)
         tolerance = interval * max(burst - 1, 0)
         try:
-            wait = self._script(keys=[KEY_PREFIX + key], args=[interval, tolerance])
+            args = [interval, tolerance, max(cost, 1)]
+            wait = self._script(keys=[KEY_PREFIX + key], args=args)
         except redis.RedisError as exc:
             self._outage.failed("rate limiter unavailable; allowing requests", exc)
             return 0.0

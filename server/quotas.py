@@ -1,0 +1,96 @@
+"""Per-caller limits the edge keeps in this process: open WatchTask streams per user, and
+failed authentications per peer.
+
+Both protect the server itself (memory for streams, store lookups for keys), so they are
+counted where that cost falls, in each server process: behind a load balancer a user may hold
+`max_watch_streams_per_user` streams on each server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from editcore.errors import ResourceExhausted
+
+STREAM_RETRY_SECONDS = 5.0
+
+
+class StreamQuota:
+    """How many WatchTask streams each user holds open here, at most `limit` at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._open: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, user_id: str) -> Iterator[None]:
+        """One stream of `user_id` for the block's duration; RESOURCE_EXHAUSTED (reason
+        TOO_MANY_STREAMS) when the user already holds `limit`."""
+        with self._lock:
+            if self._open[user_id] >= self._limit:
+                raise ResourceExhausted(
+                    f"at most {self._limit} WatchTask streams open at once per caller;"
+                    " close one, or watch a batch's tasks one after another",
+                    retry_after=STREAM_RETRY_SECONDS,
+                    reason="TOO_MANY_STREAMS",
+                    metadata={"limit": str(self._limit)},
+                )
+            self._open[user_id] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open[user_id] -= 1
+                if not self._open[user_id]:
+                    del self._open[user_id]
+
+
+class FailureThrottle:
+    """Failed authentications per peer, with GCRA: `burst` failures at once, then `rate` a
+    second. A peer over it is refused before its key is even looked up."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        peers: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._tolerance = self._interval * max(burst - 1, 0)
+        self._peers = peers
+        self._clock = clock
+        self._tat: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, peer: str) -> None:
+        """RESOURCE_EXHAUSTED (reason AUTH_THROTTLED) while `peer` may fail no more."""
+        if not self._interval:
+            return
+        now = self._clock()
+        with self._lock:
+            tat = self._tat.get(peer, now)
+        wait = tat - self._tolerance - now
+        if wait > 0:
+            raise ResourceExhausted(
+                "too many failed authentications from this address; try again later",
+                retry_after=wait,
+                reason="AUTH_THROTTLED",
+            )
+
+    def failed(self, peer: str) -> None:
+        """Count one failure of `peer`."""
+        if not self._interval:
+            return
+        now = self._clock()
+        with self._lock:
+            self._tat[peer] = max(self._tat.get(peer, now), now) + self._interval
+            self._tat.move_to_end(peer)
+            while len(self._tat) > self._peers:
+                self._tat.popitem(last=False)
