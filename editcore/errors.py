@@ -4,6 +4,7 @@
     ├── InvalidArgument           INVALID_ARGUMENT    (field_violations: field -> description)
     ├── Unauthenticated           UNAUTHENTICATED
     ├── NotFound                  NOT_FOUND
+    ├── AlreadyExists             ALREADY_EXISTS
     ├── FailedPrecondition        FAILED_PRECONDITION
     ├── RetryableError            (retry_after seconds; no code of its own: catch it to retry)
     │   ├── ResourceExhausted     RESOURCE_EXHAUSTED
@@ -93,6 +94,13 @@ class NotFound(ImageEditorError):
     default_reason = "NOT_FOUND"
 
 
+class AlreadyExists(ImageEditorError):
+    """E.g. a request_id used before for a different request (AIP-155: REQUEST_ID_REUSED)."""
+
+    code = "ALREADY_EXISTS"
+    default_reason = "ALREADY_EXISTS"
+
+
 class FailedPrecondition(ImageEditorError):
     code = "FAILED_PRECONDITION"
     default_reason = "FAILED_PRECONDITION"
@@ -146,6 +154,7 @@ ERRORS_BY_CODE: dict[str, type[ImageEditorError]] = {
         InvalidArgument,
         Unauthenticated,
         NotFound,
+        AlreadyExists,
         FailedPrecondition,
         ResourceExhausted,
         Unavailable,

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from editcore.callbacks import Delivery
+from editcore.errors import ERRORS_BY_CODE, ImageEditorError, InvalidArgument
 from editcore.task import ResultInfo, Task, TaskState
 
 
@@ -37,6 +38,31 @@ class PageCursor:
 
 
 @dataclass(frozen=True)
+class RejectedItem:
+    """An item of a batch that was refused at submit: its position and its error, kept so a
+    retried batch answers exactly as the first call did."""
+
+    position: int
+    code: str
+    reason: str
+    message: str
+    field_violations: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, position: int, error: ImageEditorError) -> RejectedItem:
+        violations = getattr(error, "field_violations", {})
+        return cls(position, error.code, error.reason, error.message, tuple(violations.items()))
+
+    def error(self) -> ImageEditorError:
+        """The error the item was refused with, as its own class."""
+        cls = ERRORS_BY_CODE.get(self.code, ImageEditorError)
+        if cls is InvalidArgument:
+            violations = dict(self.field_violations)
+            return InvalidArgument(self.message, field_violations=violations, reason=self.reason)
+        return cls(self.message, reason=self.reason)
+
+
+@dataclass(frozen=True)
 class Batch:
     id: str
     user_id: str
@@ -44,6 +70,13 @@ class Batch:
     callback_url: str
     task_ids: tuple[str, ...]
     created_at: datetime
+    request_digest: str = ""  # as Task.request_digest
+    rejected: tuple[RejectedItem, ...] = ()  # the items refused at submit, by position
+
+    @property
+    def size(self) -> int:
+        """How many items the batch request held, accepted or not."""
+        return len(self.task_ids) + len(self.rejected)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from editcore.callbacks import Delivery, batch_key, task_key
-from editcore.errors import FailedPrecondition, ImageEditorError, NotFound, ResourceExhausted
+from editcore.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    ImageEditorError,
+    NotFound,
+    ResourceExhausted,
+    clip,
+)
 from editcore.lifecycle import Lifecycle
 from editcore.paging import decode_page_token, encode_page_token
 from editcore.ports import (
@@ -21,6 +28,7 @@ from editcore.ports import (
     Dispatcher,
     PageCursor,
     RateLimiter,
+    RejectedItem,
     StatusCache,
     TaskQuery,
     TaskStore,
@@ -41,6 +49,7 @@ class NewTask:
     image_data: bytes | None = None
     request_id: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    request_digest: str = ""  # of the request, to tell a retry from a reused request_id
 
 
 class TaskService:
@@ -68,12 +77,15 @@ class TaskService:
     # -- submitting --------------------------------------------------------------------------
 
     def submit(self, user_id: str, new: NewTask) -> Task:
-        """Commit a new task, then dispatch it. The same request_id returns the same task."""
+        """Commit a new task, then dispatch it. The same request_id returns the same task
+        (AIP-155), unless the request differs: then ALREADY_EXISTS, REQUEST_ID_REUSED."""
         s = self._settings
         self._check_rate(f"submit:{user_id}", s.submit_rate, s.submit_burst)
         task = self._prepare(user_id, new)
         stored, created = self._store.create_task(task)
         self._after_create([task], [stored] if created else [])
+        if not created:
+            _check_same_request(stored.request_digest, task.request_digest, task.request_id)
         return stored
 
     def batch_submit(
@@ -83,8 +95,10 @@ class TaskService:
         *,
         callback_url: str = "",
         request_id: str = "",
+        request_digest: str = "",
     ) -> tuple[Batch, list[Task | ImageEditorError]]:
-        """Commit the valid items as one batch; invalid items keep their own error."""
+        """Commit the valid items as one batch; invalid items keep their own error. A retry
+        (the same request_id and request) answers what the first call did, item by item."""
         s = self._settings
         self._check_rate(f"batch:{user_id}", s.batch_rate, s.batch_burst)
         # Each item is a submit too: a batch must not be a way around the submit limit.
@@ -104,15 +118,25 @@ class TaskService:
             callback_url=callback_url,
             task_ids=tuple(t.id for t in tasks),
             created_at=utcnow(),
+            request_digest=request_digest,
+            rejected=tuple(
+                RejectedItem.of(i, p) for i, p in enumerate(prepared) if not isinstance(p, Task)
+            ),
         )
         stored_batch, created = self._store.create_batch(batch, tasks)
         if created:
             self._after_create(tasks, tasks)
             return stored_batch, prepared
-        # A retried batch: answer with what the first call created, in the same positions.
         self._after_create(tasks, [])
-        existing = iter(self._require(i, user_id) for i in stored_batch.task_ids)
-        return stored_batch, [next(existing) if isinstance(p, Task) else p for p in prepared]
+        _check_same_request(stored_batch.request_digest, request_digest, request_id)
+        return stored_batch, self._outcomes(stored_batch)
+
+    def _outcomes(self, batch: Batch) -> list[Task | ImageEditorError]:
+        """What a batch answered when it was created: its tasks (as they are now) and the
+        errors of its refused items, each in its place."""
+        tasks = iter(self._store.get_tasks(batch.task_ids))
+        refused = {item.position: item.error() for item in batch.rejected}
+        return [refused[i] if i in refused else next(tasks) for i in range(batch.size)]
 
     def _prepare(self, user_id: str, new: NewTask, batch_id: str = "") -> Task:
         task_id = str(uuid.uuid4())
@@ -128,6 +152,7 @@ class TaskService:
             batch_id=batch_id,
             request_id=new.request_id,
             labels=dict(new.labels),
+            request_digest=new.request_digest,
         )
 
     def _after_create(self, prepared: Sequence[Task], created: Sequence[Task]) -> None:
@@ -222,3 +247,14 @@ class TaskService:
             )
 
         return self._lifecycle.update(task_id, decide)
+
+
+def _check_same_request(stored: str, retried: str, request_id: str) -> None:
+    """ALREADY_EXISTS (REQUEST_ID_REUSED) when a request_id comes back with another request.
+    A task or batch stored without a digest (before the store kept them) cannot be compared."""
+    if stored and retried and stored != retried:
+        raise AlreadyExists(
+            f"request_id {clip(request_id, 64)!r} was used for a different request; a retry"
+            " must repeat the request exactly, and a new request needs a new request_id",
+            reason="REQUEST_ID_REUSED",
+        )

@@ -35,6 +35,7 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "request_id": task.request_id,
         "labels": dict(task.labels),
         "cancel_requested": task.cancel_requested,
+        "request_digest": task.request_digest,
     }
 
 
@@ -60,6 +61,7 @@ def task_from_dict(data: dict[str, Any]) -> Task:
         request_id=data["request_id"],
         labels=dict(data["labels"]),
         cancel_requested=bool(data["cancel_requested"]),
+        request_digest=data.get("request_digest", ""),  # absent from older snapshots
     )
 
 

@@ -122,6 +122,9 @@ class Task:
     request_id: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     cancel_requested: bool = False
+    # A digest of the request that created the task, so a request_id used again for a
+    # different request is told apart from a retry (AIP-155); "" when it had no request_id.
+    request_digest: str = ""
 
     # -- transitions -----------------------------------------------------------------------
 

@@ -32,7 +32,13 @@ from server.auth import Authenticator
 from server.offload import Offload
 from server.quotas import StreamQuota
 from server.rpc import peer_host, rpc_method
-from server.validation import validate_batch, validate_list, validate_submit, validate_task_id
+from server.validation import (
+    request_digest,
+    validate_batch,
+    validate_list,
+    validate_submit,
+    validate_task_id,
+)
 from server.watch import TaskWatcher
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -83,12 +89,14 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
     ) -> pb.BatchSubmitResponse:
         user = await self._user(context)
         items = await self._offload.run(validate_batch, request, self._settings)
+        digest = await self._offload.run(request_digest, request)
         batch, outcomes = await asyncio.to_thread(
             self._service.batch_submit,
             user,
             items,
             callback_url=request.callback_url,
             request_id=request.request_id,
+            request_digest=digest,
         )
         return await self._offload.run(self._batch_response, batch.id, outcomes)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import replace
 
+from google.protobuf.message import Message
 from imageeditor.v1 import image_editor_service_pb2 as service_pb2
 
 from editcore.api.convert import STATES, datetime_from_proto, spec_from_proto
@@ -65,6 +67,15 @@ class Violations:
             )
 
 
+def request_digest(request: Message) -> str:
+    """A digest of everything a request asks for (AIP-155): two requests with the same
+    request_id are the same request exactly when their digests are equal. Deterministic
+    serialization orders map entries (labels), so equal requests serialize equally."""
+    if not getattr(request, "request_id", ""):
+        return ""
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
 def validate_task_id(task_id: str) -> str:
     try:
         return str(uuid.UUID(task_id))
@@ -103,6 +114,7 @@ def validate_submit(
         image_data=request.image_data if source == "image_data" else None,
         request_id=request.request_id,
         labels=dict(request.labels),
+        request_digest=request_digest(request),
     )
 
 

@@ -23,6 +23,7 @@ from clients.sdk.requests import build_batch_request, build_submit_request
 from clients.sdk.watching import is_terminal
 from clients.sdk.webhooks import parse_webhook, verify_webhook
 from editcore.errors import (
+    AlreadyExists,
     Cancelled,
     DeadlineExceeded,
     FailedPrecondition,
@@ -38,6 +39,7 @@ from editcore.errors import (
 
 __all__ = [
     "SERVER_UNREACHABLE",
+    "AlreadyExists",
     "AsyncClient",
     "Cancelled",
     "Client",

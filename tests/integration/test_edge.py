@@ -46,6 +46,7 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
         edge_cpu_threads=2,
         max_watch_streams_per_user=3,
         auth_failure_burst=5,
+        batch_burst=5,
     )
     app = build(settings)
     ensure_dev_key(app.adapters.api_keys, app.adapters.webhook_secrets, settings)
@@ -214,3 +215,42 @@ async def test_a_peer_guessing_keys_is_throttled(edge: Edge) -> None:
             codes.append(caught.value.code())
     assert codes[:5] == [grpc.StatusCode.UNAUTHENTICATED] * 5
     assert codes[5:] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
+
+
+async def test_a_request_id_reused_for_another_request_is_already_exists(edge: Edge) -> None:
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        submit = channel.unary_unary(
+            SUBMIT,
+            request_serializer=pb.SubmitTaskRequest.SerializeToString,
+            response_deserializer=pb.SubmitTaskResponse.FromString,
+        )
+        first = pb.SubmitTaskRequest(image_data=jpeg_bytes(64, 48), request_id="order-1")
+        created = await submit(first, metadata=edge.metadata())
+        assert (await submit(first, metadata=edge.metadata())).task.id == created.task.id
+
+        other = pb.SubmitTaskRequest(image_data=jpeg_bytes(32, 24), request_id="order-1")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await submit(other, metadata=edge.metadata())
+    assert caught.value.code() is grpc.StatusCode.ALREADY_EXISTS
+    assert details(caught.value)[0] == "REQUEST_ID_REUSED"
+
+
+async def test_a_retried_batch_always_answers(edge: Edge) -> None:
+    """Retried with the same request_id and more valid items, a batch never answered."""
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        batch = channel.unary_unary(
+            "/imageeditor.v1.ImageEditorService/BatchSubmit",
+            request_serializer=pb.BatchSubmitRequest.SerializeToString,
+            response_deserializer=pb.BatchSubmitResponse.FromString,
+        )
+        good = pb.SubmitTaskRequest(image_url="https://e.com/a.png")
+        first = pb.BatchSubmitRequest(requests=[pb.SubmitTaskRequest(), good], request_id="b-1")
+        answered = await batch(first, metadata=edge.metadata(), timeout=10)
+        again = await batch(first, metadata=edge.metadata(), timeout=10)
+        assert again == answered
+        assert answered.results[0].HasField("error") and answered.results[1].HasField("task")
+
+        more = pb.BatchSubmitRequest(requests=[good, good], request_id="b-1")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await batch(more, metadata=edge.metadata(), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.ALREADY_EXISTS

@@ -20,7 +20,7 @@ from editcore.adapters.sql.tables import metadata
 from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.apikeys import create_api_key, hash_api_key
 from editcore.errors import InvalidArgument
-from editcore.ports import PageCursor, TaskQuery
+from editcore.ports import PageCursor, RejectedItem, TaskQuery
 from editcore.task import Stage, Task, TaskError, TaskState
 from tests.integration.store_parts import (
     BASE_TIME,
@@ -267,6 +267,24 @@ def test_a_batch_and_its_tasks_are_created_together(store: SqlTaskStore) -> None
     assert store.get_batch(batch.id, "bob") is None
     assert [store.get_task(task_id) for task_id in batch.task_ids] == batch_tasks
     assert store.list_events(batch_tasks[0].id, 0) == [batch_tasks[0]]
+
+
+def test_a_batch_keeps_its_request_digest_and_refused_items(store: SqlTaskStore) -> None:
+    batch, batch_tasks = make_batch(request_id="batch-1", size=2)
+    refused = RejectedItem(1, "INVALID_ARGUMENT", "SOURCE_MISSING", "no image", (("a.b", "c"),))
+    batch = replace(batch, request_digest="ab" * 32, rejected=(refused,))
+    store.create_batch(batch, batch_tasks)
+
+    stored = store.get_batch(batch.id)
+    assert stored == batch and stored.size == 3
+    assert stored.rejected[0].error().field_violations == {"a.b": "c"}
+
+
+def test_a_task_keeps_its_request_digest(store: SqlTaskStore) -> None:
+    task = replace(make_task(request_id="r-1"), request_digest="cd" * 32)
+    created(store, task)
+    assert store.get_task(task.id) == task
+    assert store.create_task(replace(task, id=str(uuid.uuid4())))[0].request_digest == "cd" * 32
 
 
 def test_a_batch_is_inserted_with_one_statement_per_table(database_url: str) -> None:

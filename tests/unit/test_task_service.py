@@ -23,7 +23,13 @@ from editcore.adapters.sql.callback_store import SqlCallbackStore
 from editcore.adapters.sql.engine import create_engine_for, upgrade_database
 from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.callbacks import DeliveryState, EventType, batch_key, task_key
-from editcore.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from editcore.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from editcore.lifecycle import Lifecycle
 from editcore.ports import Subscription, TaskQuery
 from editcore.service import MAX_PAGE_SIZE, NewTask, TaskService
@@ -336,12 +342,59 @@ def test_a_retried_batch_answers_the_first_tasks_in_the_same_places(parts: Parts
     again_batch, again = parts.service.batch_submit("alice", items, request_id="b-1")
 
     assert again_batch == batch
-    assert again == outcomes
+    assert again[1:] == outcomes[1:]
+    assert isinstance(again[0], InvalidArgument) and again[0].message == "no image"
     assert len(parts.dispatcher.dispatched) == 2  # nothing dispatched twice
     # The retry's own upload of the inline image was dropped; the first one stays.
     third = outcomes[2]
     assert isinstance(third, Task)
     assert parts.blobs.blobs == {third.spec.input_key: IMAGE}
+
+
+def test_a_request_id_used_again_for_another_request_is_refused(parts: Parts) -> None:
+    first = parts.submit(request_id="once", request_digest="digest-a")
+    with pytest.raises(AlreadyExists) as refused:
+        parts.submit(spec=TaskSpec(), image_data=IMAGE, request_id="once", request_digest="b")
+
+    assert refused.value.reason == "REQUEST_ID_REUSED"
+    assert parts.dispatcher.dispatched == [first]
+    assert not parts.blobs.blobs  # the second request's upload was dropped
+    assert parts.submit(request_id="once", request_digest="digest-a") == first  # a retry
+
+
+def test_a_task_stored_without_a_digest_answers_any_retry(parts: Parts) -> None:
+    first = parts.submit(request_id="old")  # as stored before digests were kept
+    assert parts.submit(request_id="old", request_digest="digest-b") == first
+
+
+def test_a_retried_batch_with_another_request_is_refused(parts: Parts) -> None:
+    items = [NewTask(SPEC), NewTask(SPEC)]
+    parts.service.batch_submit("alice", items, request_id="b-1", request_digest="digest-a")
+
+    with pytest.raises(AlreadyExists) as refused:
+        parts.service.batch_submit("alice", items, request_id="b-1", request_digest="other")
+    assert refused.value.reason == "REQUEST_ID_REUSED"
+    assert len(parts.dispatcher.dispatched) == 2
+
+
+def test_a_retried_batch_answers_its_first_outcome_whatever_is_valid_now(parts: Parts) -> None:
+    """The first call refused item 0; the retry (say, under new settings) finds every item
+    valid. It used to raise StopIteration and never answer; it answers the first outcome."""
+    bad = InvalidArgument("no image", field_violations={"requests[0].source": "set one"})
+    batch, first = parts.service.batch_submit(
+        "alice", [bad, NewTask(SPEC), NewTask(SPEC)], request_id="b-1", request_digest="d"
+    )
+
+    again_batch, again = parts.service.batch_submit(
+        "alice", [NewTask(SPEC)] * 3, request_id="b-1", request_digest="d"
+    )
+
+    assert again_batch == batch
+    assert [type(o) for o in again] == [InvalidArgument, Task, Task]
+    assert again[1:] == first[1:]
+    refused = again[0]
+    assert isinstance(refused, InvalidArgument)
+    assert (refused.message, refused.field_violations) == (bad.message, bad.field_violations)
 
 
 def test_a_batch_of_only_errors_creates_no_task(parts: Parts) -> None:

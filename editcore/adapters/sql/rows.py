@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from editcore.callbacks import Attempt, Delivery, DeliveryState, EventType
-from editcore.ports import ApiKey, Batch, WebhookSecret
+from editcore.ports import ApiKey, Batch, RejectedItem, WebhookSecret
 from editcore.snapshot import (
     error_from_dict,
     error_to_dict,
@@ -72,6 +72,7 @@ def task_to_row(task: Task) -> dict[str, Any]:
         "started_at": task.started_at,
         "finished_at": task.finished_at,
         "processing_ms": task.processing_ms,
+        "request_digest": task.request_digest or None,
     }
 
 
@@ -118,6 +119,7 @@ def task_from_row(row: RowMapping, labels: Mapping[str, str]) -> Task:
         request_id=row["request_id"] or "",
         labels=dict(labels),
         cancel_requested=row["cancel_requested"],
+        request_digest=row["request_digest"] or "",
     )
 
 
@@ -130,6 +132,17 @@ def batch_to_row(batch: Batch) -> dict[str, Any]:
         "task_ids": list(batch.task_ids),
         "created_at": batch.created_at,
         "unfinished": len(batch.task_ids),  # a new batch's tasks are all QUEUED
+        "request_digest": batch.request_digest or None,
+        "rejected": [
+            {
+                "position": item.position,
+                "code": item.code,
+                "reason": item.reason,
+                "message": item.message,
+                "field_violations": [list(pair) for pair in item.field_violations],
+            }
+            for item in batch.rejected
+        ],
     }
 
 
@@ -141,6 +154,17 @@ def batch_from_row(row: RowMapping) -> Batch:
         callback_url=row["callback_url"],
         task_ids=tuple(row["task_ids"]),
         created_at=row["created_at"],
+        request_digest=row["request_digest"] or "",
+        rejected=tuple(
+            RejectedItem(
+                position=item["position"],
+                code=item["code"],
+                reason=item["reason"],
+                message=item["message"],
+                field_violations=tuple((name, text) for name, text in item["field_violations"]),
+            )
+            for item in row["rejected"] or ()
+        ),
     )
 
 

@@ -79,6 +79,11 @@ batches = Table(
     # batch.completed callback (editcore/adapters/sql/outbox.py). Every insert sets it; the server
     # default exists because SQLite adds a NOT NULL column only with one (migration 0003).
     Column("unfinished", Integer, nullable=False, server_default="0"),
+    # AIP-155: the digest of the request (a different one under the same request_id is
+    # refused), and the items it refused at submit, [{position, code, reason, message,
+    # field_violations}], so that a retry answers as the first call did. NULL before 0004.
+    Column("request_digest", String(64), nullable=True),
+    Column("rejected", JSON(none_as_null=True), nullable=True),
     UniqueConstraint("user_id", "request_id"),
 )
 
@@ -104,6 +109,7 @@ tasks = Table(
     Column("started_at", UtcDateTime, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
     Column("processing_ms", Integer, nullable=True),
+    Column("request_digest", String(64), nullable=True),  # as batches.request_digest
     UniqueConstraint("user_id", "request_id"),
     Index("ix_tasks_created_at", "created_at"),
     # The reconciler's query (stale_tasks); also serves any query on state alone.
