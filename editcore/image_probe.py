@@ -37,12 +37,23 @@ PILLOW_FORMATS = {
 @dataclass(frozen=True)
 class ImageHeader:
     """What the headers say: the sniffed format ("jpeg", "png", ...), the size in pixels of
-    the first frame and the number of frames (counted no further than max_frames + 1)."""
+    the first frame as stored, the number of frames (counted no further than max_frames + 1),
+    and whether an EXIF orientation turns it on its side when decoded."""
 
     format: str
     width: int
     height: int
     frames: int
+    turned: bool = False
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """The size the decoded image has, its EXIF orientation applied."""
+        return (self.height, self.width) if self.turned else (self.width, self.height)
+
+
+EXIF_ORIENTATION = 0x0112
+TURNED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # those that swap width and height
 
 
 def probe(data: bytes, *, max_pixels: int, max_frames: int) -> ImageHeader:
@@ -67,6 +78,7 @@ def probe(data: bytes, *, max_pixels: int, max_frames: int) -> ImageHeader:
                 width, height = image.size
                 check_pixels(width, height, max_pixels)
                 frames = _count_frames(image, max_frames) if gif_count is None else gif_count
+                turned = _turned(image)
     except InvalidArgument:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -77,7 +89,7 @@ def probe(data: bytes, *, max_pixels: int, max_frames: int) -> ImageHeader:
         raise image_error("IMAGE_CORRUPT", f"cannot read the {name} image: {exc}") from None
     if frames > max_frames:
         raise image_error("IMAGE_TOO_MANY_FRAMES", f"the image has more than {max_frames} frames")
-    return ImageHeader(name, width, height, frames)
+    return ImageHeader(name, width, height, frames, turned)
 
 
 def check_pixels(width: int, height: int, max_pixels: int) -> None:
@@ -93,6 +105,13 @@ def image_error(reason: str, message: str) -> InvalidArgument:
     """An image refusal. No field violation: the bytes may have come from image_data or from
     image_url, and only the caller knows which."""
     return InvalidArgument(message, reason=reason)
+
+
+def _turned(image: Image.Image) -> bool:
+    try:
+        return image.getexif().get(EXIF_ORIENTATION) in TURNED_ORIENTATIONS
+    except Exception:  # a damaged EXIF block: decode ignores it the same way
+        return False
 
 
 def _count_frames(image: Image.Image, limit: int) -> int:

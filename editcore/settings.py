@@ -52,6 +52,9 @@ class Settings:
     max_image_pixels: int = 50_000_000
     max_frames: int = 1_000  # animated sources: more frames than this are refused
     content_checker: str = "structural"  # the validate stage's checker (workers/content_checks)
+    # The largest image an operation may make (0: max_image_pixels), and its longest side:
+    # checked at submit where the source's size is known, and before every operation.
+    max_output_pixels: int = 0
     max_output_side: int = 10_000
     max_batch_size: int = 100
     # Threads that validate requests and build large responses off the event loop (0: one
@@ -102,6 +105,10 @@ class Settings:
     def is_embedded(self) -> bool:
         """No Redis configured: one process with in-process broker, events, cache and limits."""
         return not self.redis_url
+
+    @property
+    def effective_max_output_pixels(self) -> int:
+        return self.max_output_pixels or self.max_image_pixels
 
     @property
     def effective_broker_url(self) -> str:

@@ -12,7 +12,8 @@ from imageeditor.v1 import image_editor_service_pb2 as service_pb2
 
 from editcore.api.convert import STATES, datetime_from_proto, spec_from_proto
 from editcore.errors import ImageEditorError, InvalidArgument, clip, clip_key
-from editcore.image_probe import probe
+from editcore.geometry import check_output_sizes
+from editcore.image_probe import ImageHeader, probe
 from editcore.ports import TaskQuery
 from editcore.service import NewTask
 from editcore.settings import Settings
@@ -92,13 +93,14 @@ def validate_submit(
 ) -> NewTask:
     """The NewTask a SubmitTaskRequest asks for, or InvalidArgument naming every bad field."""
     v = Violations(prefix)
+    header: ImageHeader | None = None
     source = request.WhichOneof("source")
     if source is None:
         v.add("source", "set image_url or image_data", "SOURCE_MISSING")
     elif source == "image_url":
         v.check_url("image_url", request.image_url, settings.allowed_hosts)
     else:
-        _check_image_data(v, request.image_data, settings)
+        header = _check_image_data(v, request.image_data, settings)
     problems = check_operations(request.operations, settings) + check_output(request.output)
     for field, description, reason in problems:
         v.add(field, description, reason)
@@ -109,6 +111,13 @@ def validate_submit(
     _check_labels(v, dict(request.labels))
     v.raise_if_any("SubmitTaskRequest")
     spec = spec_from_proto(request)
+    check_output_sizes(
+        header.upright_size if header is not None else None,
+        spec.operations,
+        max_pixels=settings.effective_max_output_pixels,
+        max_side=settings.max_output_side,
+        field=f"{prefix}operations",
+    )
     return NewTask(
         spec=replace(spec, style_prompt=style_prompt),
         image_data=request.image_data if source == "image_data" else None,
@@ -175,7 +184,8 @@ def validate_list(request: service_pb2.ListTasksRequest, user_id: str) -> TaskQu
     )
 
 
-def _check_image_data(v: Violations, data: bytes, settings: Settings) -> None:
+def _check_image_data(v: Violations, data: bytes, settings: Settings) -> ImageHeader | None:
+    """The inline image's header, or None with a violation added."""
     if not data:
         v.add("image_data", "is empty", "IMAGE_EMPTY")
     elif len(data) > settings.max_inline_image_bytes:
@@ -188,9 +198,10 @@ def _check_image_data(v: Violations, data: bytes, settings: Settings) -> None:
         # Headers only: a hostile upload (unsupported format, a bomb, thousands of frames) is
         # refused before it is stored; damage past the headers fails the task in the worker.
         try:
-            probe(data, max_pixels=settings.max_image_pixels, max_frames=settings.max_frames)
+            return probe(data, max_pixels=settings.max_image_pixels, max_frames=settings.max_frames)
         except InvalidArgument as exc:
             v.add("image_data", exc.message, exc.reason)
+    return None
 
 
 def _check_request_id(v: Violations, request_id: str) -> None:

@@ -21,10 +21,16 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from editcore.errors import InvalidArgument
-from editcore.image_probe import PILLOW_FORMATS, image_error, probe
+from editcore.image_probe import (
+    EXIF_ORIENTATION,
+    PILLOW_FORMATS,
+    TURNED_ORIENTATIONS,
+    image_error,
+    probe,
+)
 from editcore.settings import Settings
 from editcore.spec import ImageFormat, OutputOptions
-from workers.metadata import EXIF_ORIENTATION, icc_fits, output_metadata
+from workers.metadata import icc_fits, output_metadata
 
 PIPELINE_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
 
@@ -37,8 +43,6 @@ DEFAULT_PNG_LEVEL = 3
 DEFAULT_WEBP_METHOD = 2
 # One APP1 segment: 65,535 bytes less its length field (Pillow's MAX_BYTES_IN_MARKER).
 MAX_JPEG_EXIF_BYTES = 65_533
-
-_ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
 
 
 Box = tuple[int, int]
@@ -136,7 +140,7 @@ def _check_jpeg_exif(exif: bytes) -> None:
 
 def _draft(image: Image.Image, needed: Callable[[Box], Box]) -> None:
     # Sizes are upright; a JPEG with a turning EXIF orientation stores the image on its side.
-    turned = image.getexif().get(EXIF_ORIENTATION) in _ROTATED_ORIENTATIONS
+    turned = image.getexif().get(EXIF_ORIENTATION) in TURNED_ORIENTATIONS
     stored_w, stored_h = image.size
     width, height = needed((stored_h, stored_w) if turned else (stored_w, stored_h))
     if turned:

@@ -18,9 +18,10 @@ from typing import Any
 
 from PIL import Image, ImageCms
 
+from editcore.image_probe import EXIF_ORIENTATION
+
 log = logging.getLogger(__name__)
 
-EXIF_ORIENTATION = 0x0112
 _UPRIGHT = 1
 
 # The ICC colour space (header bytes 16-20) each output mode can carry.

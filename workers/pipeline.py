@@ -22,7 +22,7 @@ from workers.background import BackgroundRemover
 from workers.content_checks import ContentChecker, content_checker_from_settings
 from workers.fetch import fetch_image
 from workers.imaging import EncodedImage, decode, encode
-from workers.operations import OPERATIONS, Registry, apply_operations
+from workers.operations import OPERATIONS, OutputLimits, Registry, apply_operations
 from workers.operations.resize import decode_size_needed
 from workers.styles import StyleGenerator
 
@@ -62,6 +62,7 @@ class Pipeline:
         self._styles = styles
         self._checker = checker or content_checker_from_settings(settings)
         self._operations: Registry = {**OPERATIONS, RemoveBackground: remover.apply}
+        self._limits = OutputLimits(settings.effective_max_output_pixels, settings.max_output_side)
 
     def stages(self, spec: TaskSpec) -> list[tuple[Stage, StageStep]]:
         steps: list[tuple[Stage, StageStep]] = [
@@ -98,7 +99,9 @@ class Pipeline:
 
     def edit(self, work: Work) -> None:
         assert work.image is not None
-        work.image = apply_operations(work.image, work.spec.operations, self._operations)
+        work.image = apply_operations(
+            work.image, work.spec.operations, self._operations, limits=self._limits
+        )
 
     def style(self, work: Work) -> None:
         assert work.image is not None

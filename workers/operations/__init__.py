@@ -15,11 +15,13 @@ Images arrive in one of the modes decode produces (L, LA, RGB, RGBA) and leave i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
 from editcore.errors import InvalidArgument
+from editcore.geometry import check_size, output_size
 from editcore.spec import (
     Adjust,
     Blur,
@@ -58,17 +60,38 @@ OPERATIONS: Registry = {
 _CARRIED_INFO = ("exif", "icc_profile")
 
 
+@dataclass(frozen=True)
+class OutputLimits:
+    """The largest image an operation may make: pixels, and the longest side."""
+
+    max_pixels: int
+    max_side: int
+
+
 def apply_operations(
-    image: Image.Image, ops: Iterable[Operation], registry: Registry = OPERATIONS
+    image: Image.Image,
+    ops: Iterable[Operation],
+    registry: Registry = OPERATIONS,
+    *,
+    limits: OutputLimits | None = None,
 ) -> Image.Image:
     """`image` with each operation applied in order; OPERATION_UNSUPPORTED for an operation
-    type the registry has no function for."""
+    type the registry has no function for. With `limits`, each operation's output size is
+    computed first (editcore.geometry) and one over them is refused, OUTPUT_TOO_LARGE,
+    before it allocates anything."""
     carried = {key: image.info[key] for key in _CARRIED_INFO if key in image.info}
-    for op in ops:
+    for index, op in enumerate(ops):
         function = registry.get(type(op))
         if function is None:
             raise InvalidArgument(
                 f"unsupported operation {type(op).__name__}", reason="OPERATION_UNSUPPORTED"
+            )
+        if limits is not None:
+            check_size(
+                output_size(op, image.size),
+                max_pixels=limits.max_pixels,
+                max_side=limits.max_side,
+                where=f"operations[{index}]",
             )
         image = function(image, op)
     # Pillow copies info on most operations, but an image built anew (a model's mask, a
@@ -81,6 +104,7 @@ def apply_operations(
 __all__ = [
     "OPERATIONS",
     "OperationFunction",
+    "OutputLimits",
     "Registry",
     "adjust",
     "apply_operations",

@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from editcore.geometry import resize_geometry, target_box
 from editcore.spec import Resize, ResizeFit
 
 # Shrinking: BICUBIC (Pillow's convolution resize is antialiased for every filter, so this is
@@ -50,41 +51,6 @@ def resize(image: Image.Image, op: Resize) -> Image.Image:
     return image
 
 
-def target_box(source: Box, op: Resize) -> Box:
-    """op's (width, height) box, a zero side following the source's aspect ratio."""
-    width, height = source
-    if op.width and op.height:
-        return (op.width, op.height)
-    if op.width:
-        return (op.width, max(1, round(height * op.width / width)))
-    if op.height:
-        return (max(1, round(width * op.height / height)), op.height)
-    return source
-
-
-def resize_geometry(
-    source: Box, box: Box, fit: ResizeFit, allow_upscale: bool
-) -> tuple[Box, tuple[float, float, float, float]]:
-    """The output size of the resize and the source region it is taken from."""
-    width, height = source
-    scale_x, scale_y = box[0] / width, box[1] / height
-    whole = (0.0, 0.0, float(width), float(height))
-    if fit in (ResizeFit.INSIDE, ResizeFit.CONTAIN):
-        scale = min(scale_x, scale_y)
-        if not allow_upscale:
-            scale = min(scale, 1.0)
-        return (_side(width * scale), _side(height * scale)), whole
-    cover = max(scale_x, scale_y)
-    if not allow_upscale and cover > 1:
-        box, cover = (_side(box[0] / cover), _side(box[1] / cover)), 1.0
-    if fit is ResizeFit.FILL:
-        return box, whole
-    # COVER: the centred region of the source with the box's aspect ratio.
-    crop_w, crop_h = min(width, box[0] / cover), min(height, box[1] / cover)
-    left, top = (width - crop_w) / 2, (height - crop_h) / 2
-    return box, (left, top, left + crop_w, top + crop_h)
-
-
 def decode_size_needed(source: Box, op: Resize) -> Box:
     """The smallest size the whole source may be decoded at before `op` without losing detail:
     the scale of the resize applied to the full image (for COVER, before its crop)."""
@@ -94,10 +60,6 @@ def decode_size_needed(source: Box, op: Resize) -> Box:
         math.ceil(source[0] * size[0] / region_w),
         math.ceil(source[1] * size[1] / region_h),
     )
-
-
-def _side(value: float) -> int:
-    return max(1, round(value))
 
 
 def _pad(image: Image.Image, box: Box) -> Image.Image:
