@@ -170,11 +170,13 @@ class RedisEventBus:
                 self._publisher.close()
                 self._publisher = None
 
-    async def aclose(self) -> None:
-        """close(), then wait until the pub/sub connection is closed."""
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """close(), then wait (up to `timeout`) until the pub/sub connection is closed."""
         self.close()
         if self._reader is not None:
-            await asyncio.wait([self._reader])
+            _, pending = await asyncio.wait([self._reader], timeout=timeout)
+            if pending:  # a connection that will not close must not hold a shutdown
+                logger.warning("the event subscription did not close within %.0fs", timeout)
 
     def _publishing_client(self) -> redis.Redis:
         with self._publisher_lock:
