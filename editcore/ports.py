@@ -213,6 +213,10 @@ class Dispatcher(Protocol):
 
     def dispatch(self, task: Task) -> None: ...
 
+    def interrupt(self, task_id: str) -> None:
+        """Stop the run of a task whose cancel is pending, now, wherever it runs (best
+        effort, never raises): the worker kills the process running it."""
+
 
 class EventBus(Protocol):
     """Fan-out of task transitions to watchers, on any server process."""

@@ -112,7 +112,7 @@ class Reconciler:
             def decide(task: Task, seen: Task = stale) -> Task | None:
                 # Only if nothing happened since we looked: a transition renews the lease.
                 if task.state is TaskState.RUNNING and task.version == seen.version:
-                    return task.requeue(now)
+                    return task.recover(now)
                 return None
 
             try:

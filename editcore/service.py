@@ -6,9 +6,12 @@ knows about protobuf or gRPC. Synchronous on purpose: the servicer runs it in a 
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from editcore.callbacks import Delivery, batch_key, task_key
 from editcore.errors import (
@@ -37,8 +40,17 @@ from editcore.settings import Settings
 from editcore.spec import TaskSpec
 from editcore.task import ResultInfo, Task, TaskState, utcnow
 
+log = logging.getLogger(__name__)
+
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+
+
+def run_later(delay: float, action: Callable[[], None]) -> None:
+    """Run `action` on a timer thread after `delay` seconds."""
+    timer = threading.Timer(delay, action)
+    timer.daemon = True
+    timer.start()
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ class TaskService:
         limiter: RateLimiter,
         settings: Settings,
         deliveries: DeliveryStore | None = None,
+        later: Callable[[float, Callable[[], None]], None] = run_later,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -73,6 +86,7 @@ class TaskService:
         self._limiter = limiter
         self._settings = settings
         self._deliveries = deliveries
+        self._later = later
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -231,8 +245,11 @@ class TaskService:
     # -- cancelling --------------------------------------------------------------------------
 
     def cancel(self, user_id: str, task_id: str) -> Task:
-        """A queued task is cancelled at once; a running one is asked to stop at its next stage
-        boundary. Cancelling a cancelled task is a no-op; a finished one cannot be cancelled."""
+        """A queued task is cancelled at once. A running one is marked cancel_requested and its
+        run stopped within moments (the dispatcher interrupts it, even inside a long
+        operation); if no run commits CANCELLED within cancel_grace_seconds (a killed Celery
+        process cannot), this process does. Cancelling a cancelled task is a no-op; a
+        finished one cannot be cancelled."""
         self._require(task_id, user_id)
 
         def decide(task: Task) -> Task | None:
@@ -246,7 +263,24 @@ class TaskService:
                 f"task {task_id} already {task.state}", reason="TASK_ALREADY_FINISHED"
             )
 
-        return self._lifecycle.update(task_id, decide)
+        task = self._lifecycle.update(task_id, decide)
+        if task.state is TaskState.RUNNING and task.cancel_requested:
+            self._dispatcher.interrupt(task.id)
+            self._later(self._settings.cancel_grace_seconds, partial(self._settle_cancel, task.id))
+        return task
+
+    def _settle_cancel(self, task_id: str) -> None:
+        """CANCELLED, if the task is still RUNNING with its cancel pending: its run was
+        stopped without a chance to say so. A run still alive loses its next change."""
+        try:
+            self._lifecycle.update(
+                task_id,
+                lambda t: (
+                    t.cancel() if t.state is TaskState.RUNNING and t.cancel_requested else None
+                ),
+            )
+        except ImageEditorError as exc:  # the store is away: the reconciler settles it later
+            log.warning("task %s: cancel not settled (%s)", task_id, exc.message)
 
 
 def _check_same_request(stored: str, retried: str, request_id: str) -> None:

@@ -43,6 +43,9 @@ class Settings:
     running_lease_seconds: float = 600.0  # RUNNING this long without a transition: requeue
     task_soft_time_limit_seconds: float = 240.0
     task_hard_time_limit_seconds: float = 300.0
+    # A running task whose run has not committed its cancel this long after CancelTask (its
+    # process was killed) is cancelled by the server.
+    cancel_grace_seconds: float = 2.0
     # Embedded worker threads; 0 accepts tasks but runs none (they wait, QUEUED).
     embedded_workers: int = 2
     max_message_bytes: int = 32 * MIB

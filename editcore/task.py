@@ -179,3 +179,8 @@ class Task:
     def requeue(self, now: datetime | None = None) -> Task:
         """RUNNING → QUEUED: the worker running it is gone; it will run again."""
         return self._to(TaskState.QUEUED, now, stage=Stage.NONE, progress=0.0)
+
+    def recover(self, now: datetime | None = None) -> Task:
+        """A RUNNING task whose run is gone (its worker died or was stopped): CANCELLED if a
+        cancel is pending (the run was likely stopped for it), else back to QUEUED."""
+        return self.cancel(now) if self.cancel_requested else self.requeue(now)

@@ -10,25 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from editcore.adapters.embedded import EmbeddedAdapters
 from editcore.apikeys import create_api_key, hash_api_key
 from editcore.lifecycle import Lifecycle
-from editcore.ports import ApiKeyStore, WebhookSecretStore
+from editcore.ports import ApiKeyStore, BlobStore, WebhookSecretStore
 from editcore.settings import Settings
 from editcore.telemetry import setup_tracing
 from editcore.webhook_secrets import ensure_webhook_secret
 from server.app import build_servicer, start_server
 from server.process import configure_logging, stop_on_signals
 from server.servicer import ImageEditorServicer
-from workers.background import BackgroundRemover
 from workers.callback_sender import CallbackSender
 from workers.callback_worker import EmbeddedCallbackWorker
-from workers.embedded import EmbeddedWorker
-from workers.runner import build_runner
+from workers.embedded import EmbeddedWorker, Slot
+from workers.pipeline_process import ProcessSlot, forkserver_context
+from workers.runner import TaskRunner
+from workers.styles import create_style_generator
 
 log = logging.getLogger("imageeditor")
 
@@ -40,7 +40,6 @@ class EmbeddedApp:
     worker: EmbeddedWorker
     callbacks: EmbeddedCallbackWorker
     servicer: ImageEditorServicer
-    remover: BackgroundRemover
 
 
 def build(settings: Settings) -> EmbeddedApp:
@@ -48,12 +47,24 @@ def build(settings: Settings) -> EmbeddedApp:
     sender = CallbackSender.over(adapters, settings)
     callbacks = EmbeddedCallbackWorker(sender, adapters.deliveries, settings)
     lifecycle = Lifecycle(adapters.tasks, adapters.cache, adapters.events, callbacks)
-    remover = BackgroundRemover(settings)  # loads nothing yet: see serve()
-    # Built before anything listens: a misconfigured style backend stops the start.
-    runner = build_runner(settings, lifecycle, adapters.blobs, remover)
-    worker = EmbeddedWorker(runner, lifecycle, settings.embedded_workers)
+    # Checked before anything listens: a misconfigured style backend stops the start (the
+    # pipeline processes build their own).
+    create_style_generator(settings)
+    worker = EmbeddedWorker(pipeline_slots(settings, lifecycle, adapters.blobs), lifecycle)
     servicer = build_servicer(adapters, dispatcher=worker, lifecycle=lifecycle, settings=settings)
-    return EmbeddedApp(settings, adapters, worker, callbacks, servicer, remover)
+    return EmbeddedApp(settings, adapters, worker, callbacks, servicer)
+
+
+def pipeline_slots(settings: Settings, lifecycle: Lifecycle, blobs: BlobStore) -> list[Slot]:
+    """A runner per worker thread, each with a pipeline process of its own (started, and its
+    rembg model loaded, in the background once the worker starts)."""
+    context = forkserver_context()
+    slots = []
+    for n in range(settings.embedded_workers):
+        process = ProcessSlot(settings, context, name=f"imageeditor-pipeline-{n}")
+        runner = TaskRunner(lifecycle, blobs, process, settings.max_attempts)
+        slots.append(Slot(runner, process))
+    return slots
 
 
 def ensure_dev_key(keys: ApiKeyStore, secrets: WebhookSecretStore, settings: Settings) -> None:
@@ -86,16 +97,12 @@ async def serve(settings: Settings) -> None:
     ensure_dev_key(app.adapters.api_keys, app.adapters.webhook_secrets, settings)
     app.worker.start()
     app.callbacks.start()
-    # The rembg model loads on its own thread while the server starts answering.
-    warm_up = threading.Thread(target=app.remover.warm_up, name="rembg-warm-up", daemon=True)
-    if settings.embedded_workers:
-        warm_up.start()
     stop = stop_on_signals()  # before serving: a SIGTERM right after start still drains
     running = await start_server(app.servicer, settings, traced=tracing.enabled)
     host = settings.listen_address.rsplit(":", 1)[0]
     print(
         f"imageeditor serving on {host}:{running.port} (embedded mode, "
-        f"{settings.embedded_workers} worker threads, data in {settings.data_dir})",
+        f"{settings.embedded_workers} worker processes, data in {settings.data_dir})",
         flush=True,
     )
     await stop.wait()
@@ -103,9 +110,6 @@ async def serve(settings: Settings) -> None:
     await running.stop(settings.shutdown_grace_seconds)
     await asyncio.to_thread(app.worker.stop, settings.shutdown_grace_seconds)
     await asyncio.to_thread(app.callbacks.stop, settings.shutdown_grace_seconds)
-    if warm_up.is_alive():
-        # onnxruntime aborts the process when it exits in the middle of loading a model.
-        await asyncio.to_thread(warm_up.join, settings.shutdown_grace_seconds)
     app.adapters.close()
     await asyncio.to_thread(tracing.shutdown)
 

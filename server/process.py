@@ -1,19 +1,14 @@
-"""What every server process does the same way: log to stderr, run until SIGINT or SIGTERM."""
+"""What every server process does the same way: log (editcore.logs), run until SIGINT or
+SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
-import sys
 
+from editcore.logs import configure_logging
 
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+__all__ = ["configure_logging", "stop_on_signals"]
 
 
 def stop_on_signals() -> asyncio.Event:

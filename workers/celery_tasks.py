@@ -86,7 +86,7 @@ class TaskHandler:
         def decide(task: Task) -> Task | None:
             if task.state is TaskState.RUNNING and task.attempts > snapshot.attempts:
                 taken_over.append(task)
-                return task.requeue()
+                return task.recover()
             return None
 
         try:

@@ -2,8 +2,10 @@
 
 Each stage reads and writes a `Work` record; the image work itself is done by pure functions
 (workers.imaging, workers.operations) and the injected style generator (workers.styles), and
-I/O (fetch, store) stays here at the edges. The runner (workers.runner) walks the stages and
-commits a transition before each.
+I/O (fetch, store) stays here at the edges. The runner (workers.runner) walks a task's stages
+through a PipelineRun and commits a transition before each: in this process (`Pipeline.open`,
+as a Celery pool process runs tasks) or in a child process that can be stopped at any moment
+(workers.pipeline_process, as the embedded worker runs them).
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 from PIL import Image
 
 from editcore.ports import BlobStore
 from editcore.settings import Settings
 from editcore.spec import RemoveBackground, Resize, TaskSpec
-from editcore.task import ResultInfo, Stage
+from editcore.task import ResultInfo, Stage, Task
 from workers.background import BackgroundRemover
 from workers.content_checks import ContentChecker, content_checker_from_settings
 from workers.fetch import fetch_image
@@ -44,6 +47,41 @@ class Work:
 StageStep = Callable[[Work], None]
 
 
+class PipelineRun(Protocol):
+    """One task on its way through the pipeline, a stage at a time."""
+
+    stages: list[Stage]
+
+    def run_stage(self, stage: Stage) -> None:
+        """Do one stage; raises the task's ImageEditorError, or RunInterrupted."""
+
+    def result(self) -> ResultInfo:
+        """What the store stage stored."""
+
+
+class PipelineRuns(Protocol):
+    """Where the runner's runs happen."""
+
+    def open(self, task: Task) -> PipelineRun: ...
+
+
+class RunInterrupted(Exception):
+    """The run was stopped from outside: for a cancel (the task has one pending), or by a
+    shutdown (the task stays RUNNING and is resumed at the next start)."""
+
+    def __init__(self, cancel: bool) -> None:
+        super().__init__("cancelled" if cancel else "shutting down")
+        self.cancel = cancel
+
+
+def stages_of(spec: TaskSpec) -> list[Stage]:
+    """The stages a task goes through, in order (STYLE only with a style prompt)."""
+    stages = [Stage.FETCH, Stage.VALIDATE, Stage.EDIT]
+    if spec.style_prompt:
+        stages.append(Stage.STYLE)
+    return [*stages, Stage.ENCODE, Stage.STORE]
+
+
 class Pipeline:
     """Builds the stage list of a task; holds the blob store, the style generator, the
     background remover (behind the RemoveBackground operation) and the limits it needs."""
@@ -65,15 +103,19 @@ class Pipeline:
         self._limits = OutputLimits(settings.effective_max_output_pixels, settings.max_output_side)
 
     def stages(self, spec: TaskSpec) -> list[tuple[Stage, StageStep]]:
-        steps: list[tuple[Stage, StageStep]] = [
-            (Stage.FETCH, self.fetch),
-            (Stage.VALIDATE, self.validate),
-            (Stage.EDIT, self.edit),
-        ]
-        if spec.style_prompt:
-            steps.append((Stage.STYLE, self.style))
-        steps += [(Stage.ENCODE, self.encode), (Stage.STORE, self.store)]
-        return steps
+        steps: dict[Stage, StageStep] = {
+            Stage.FETCH: self.fetch,
+            Stage.VALIDATE: self.validate,
+            Stage.EDIT: self.edit,
+            Stage.STYLE: self.style,
+            Stage.ENCODE: self.encode,
+            Stage.STORE: self.store,
+        }
+        return [(stage, steps[stage]) for stage in stages_of(spec)]
+
+    def open(self, task: Task) -> InProcessRun:
+        """A run of `task` in this process (PipelineRuns)."""
+        return InProcessRun(self, task)
 
     def fetch(self, work: Work) -> None:
         spec, s = work.spec, self._settings
@@ -126,6 +168,22 @@ class Pipeline:
             uri=uri,
             key=key,
         )
+
+
+class InProcessRun:
+    """A PipelineRun in this process: the stages called directly on one Work."""
+
+    def __init__(self, pipeline: Pipeline, task: Task) -> None:
+        self.work = Work(task_id=task.id, spec=task.spec)
+        self._steps = dict(pipeline.stages(task.spec))
+        self.stages = list(self._steps)
+
+    def run_stage(self, stage: Stage) -> None:
+        self._steps[stage](self.work)
+
+    def result(self) -> ResultInfo:
+        assert self.work.result is not None
+        return self.work.result
 
 
 def _draft(spec: TaskSpec) -> Callable[[tuple[int, int]], tuple[int, int]] | None:

@@ -19,7 +19,7 @@ from editcore.settings import Settings
 from editcore.task import Task, TaskError, TaskState
 from editcore.telemetry import stage_span
 from workers.background import BackgroundRemover
-from workers.pipeline import Pipeline, Work
+from workers.pipeline import Pipeline, PipelineRuns, RunInterrupted
 from workers.styles import create_style_generator
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class TaskRunner:
         self,
         lifecycle: Lifecycle,
         blobs: BlobStore,
-        pipeline: Pipeline,
+        pipeline: PipelineRuns,
         max_attempts: int,
         *,
         time_limit_errors: tuple[type[Exception], ...] = (),
@@ -57,18 +57,23 @@ class TaskRunner:
         if task is None or task.state is not TaskState.RUNNING:
             return RunOutcome(task)
         attempt = task.attempts
-        work = Work(task_id=task.id, spec=task.spec)
         try:
-            for stage, step in self._pipeline.stages(task.spec):
+            run = self._pipeline.open(task)
+            for stage in run.stages:
                 task = self._change(task.id, attempt, partial(Task.enter_stage, stage=stage))
                 if task.state is not TaskState.RUNNING:
                     return self._finished(task)
                 with stage_span(stage, task.id, attempt):
-                    step(work)
-            assert work.result is not None
-            task = self._change(task.id, attempt, partial(Task.succeed, result=work.result))
+                    run.run_stage(stage)
+            result = run.result()
+            task = self._change(task.id, attempt, partial(Task.succeed, result=result))
             if task.state is not TaskState.SUCCEEDED:  # cancelled after the result was stored
-                self._blobs.delete(work.result.key)
+                self._blobs.delete(result.key)
+        except RunInterrupted as interrupted:
+            if not interrupted.cancel:  # a shutdown: resumed, RUNNING, at the next start
+                return RunOutcome(task)
+            # The task has a cancel pending: the next change of this run commits it.
+            task = self._change(task.id, attempt, Task.cancel)
         except RetryableError as exc:
             if attempt < self._max_attempts:
                 task = self._change(task.id, attempt, Task.requeue)

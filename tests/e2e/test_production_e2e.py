@@ -21,7 +21,7 @@ from imageeditor.v1 import task_pb2
 from clients.sdk import Client
 from clients.sdk.operations import blur_operation, rotate_operation, sharpen_operation
 from clients.sdk.requests import build_submit_request
-from editcore.task import TaskState
+from editcore.task import Stage, Task, TaskState
 from tests.e2e.harness import jpeg_bytes
 from tests.e2e.production_harness import (
     Cluster,
@@ -147,6 +147,38 @@ def _wait_for_running(cluster: Cluster, ids: Sequence[str], count: int) -> list[
             return running
         time.sleep(0.05)
     raise AssertionError(f"{count} tasks never ran at the same time")
+
+
+def test_a_cancel_kills_the_pool_process_running_a_long_operation(cluster: Cluster) -> None:
+    """CancelTask revokes the Celery task (its id is the task's id) and its pool process is
+    killed inside the operation; the server settles the task CANCELLED."""
+    blurs = [blur_operation(250.0)] * 12  # a minute of work on 4000 x 4000
+    with cluster.client() as client:
+        task = client.submit(jpeg_bytes(4000, 4000), operations=blurs)
+        running = _wait_for_stage(cluster, task.id, Stage.EDIT)
+        pools = {pid for worker in cluster.workers for pid in worker.pool_processes()}
+
+        asked = time.monotonic()
+        answer = client.cancel(task.id)
+        *_, final = client.watch(task.id)
+        settled_after = time.monotonic() - asked
+
+    assert answer.cancel_requested and running.attempts == 1
+    assert final.state == task_pb2.TASK_STATE_CANCELLED
+    assert settled_after < 10, settled_after  # the grace (2 s), not the minute of blurs
+    after = {pid for worker in cluster.workers for pid in worker.pool_processes()}
+    assert pools - after, "the pool process running the task was killed"
+    assert sum(e.state.terminal for e in cluster.store.list_events(task.id, 0)) == 1
+
+
+def _wait_for_stage(cluster: Cluster, task_id: str, stage: Stage) -> Task:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        task = cluster.store.get_task(task_id)
+        if task is not None and task.stage is stage:
+            return task
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} never reached {stage}")
 
 
 def test_with_the_broker_down_tasks_are_accepted_and_run_once_it_is_back(

@@ -15,8 +15,21 @@ from editcore.errors import Unavailable
 from editcore.spec import ImageFormat, OutputOptions, Resize
 from editcore.task import Stage, Task, TaskState
 from tests.integration.worker_parts import MAX_ATTEMPTS, Parts
-from workers.embedded import EmbeddedWorker
+from workers.embedded import EmbeddedWorker, Slot
 from workers.pipeline import Work
+
+
+class InProcessHost:
+    """A RunHost for runs in this process: nothing to start, stop or close."""
+
+    def start(self) -> None:
+        pass
+
+    def interrupt(self, *, cancel: bool) -> None:
+        raise AssertionError("a run in this process cannot be interrupted")
+
+    def close(self, timeout: float) -> None:
+        pass
 
 
 @pytest.fixture
@@ -108,7 +121,7 @@ def test_the_embedded_worker_resumes_tasks_interrupted_while_running(parts: Part
     task = parts.queue()
     running = task.start()
     assert parts.store.save_transition(running)  # as if the process died mid-run
-    worker = EmbeddedWorker(parts.runner, parts.lifecycle, concurrency=1)
+    worker = EmbeddedWorker([Slot(parts.runner, InProcessHost())], parts.lifecycle)
     assert worker.resume() == 1
     requeued = parts.store.get_task(task.id)
     assert requeued is not None and requeued.state is TaskState.QUEUED

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -75,10 +75,29 @@ class RecordingDispatcher:
         self._store = store
         self.dispatched: list[Task] = []
         self.committed_first: list[bool] = []
+        self.interrupted: list[str] = []
 
     def dispatch(self, task: Task) -> None:
         self.committed_first.append(self._store.get_task(task.id) == task)
         self.dispatched.append(task)
+
+    def interrupt(self, task_id: str) -> None:
+        self.interrupted.append(task_id)
+
+
+class Later:
+    """Holds what the service schedules, to be run when the test says."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay: float, action: Callable[[], None]) -> None:
+        self.scheduled.append((delay, action))
+
+    def run_all(self) -> None:
+        for _, action in self.scheduled:
+            action()
+        self.scheduled.clear()
 
 
 class RecordingEventBus:
@@ -111,6 +130,7 @@ class Parts:
     cache: InProcessStatusCache
     lifecycle: Lifecycle
     clock: Clock
+    later: Later
     settings: Settings = field(default_factory=Settings)
 
     def submit(self, user: str = "alice", **fields: object) -> Task:
@@ -148,6 +168,7 @@ def build_parts(db: Path, settings: Settings) -> Parts:
     cache = InProcessStatusCache()
     lifecycle = Lifecycle(store, cache, events)
     clock = Clock()
+    later = Later()
     service = TaskService(
         store=store,
         blobs=blobs,
@@ -157,9 +178,20 @@ def build_parts(db: Path, settings: Settings) -> Parts:
         limiter=InProcessRateLimiter(clock=clock),
         settings=settings,
         deliveries=deliveries,
+        later=later,
     )
     return Parts(
-        service, store, deliveries, blobs, dispatcher, events, cache, lifecycle, clock, settings
+        service,
+        store,
+        deliveries,
+        blobs,
+        dispatcher,
+        events,
+        cache,
+        lifecycle,
+        clock,
+        later,
+        settings,
     )
 
 
@@ -544,6 +576,7 @@ def test_cancelling_a_queued_task_ends_it_at_once(parts: Parts) -> None:
 
     cancelled = parts.service.cancel("alice", task.id)
 
+    assert parts.dispatcher.interrupted == [] and parts.later.scheduled == []
     assert cancelled.state is TaskState.CANCELLED and cancelled.version == task.version + 1
     assert parts.store.get_task(task.id) == cancelled
     assert parts.events.published[-1] == cancelled
@@ -560,6 +593,38 @@ def test_cancelling_a_running_task_asks_it_to_stop_once(parts: Parts) -> None:
     assert asked.version == running.version + 1
     assert asked_again == asked  # no second transition
     assert parts.store.get_task(running.id) == asked
+
+
+def test_cancelling_a_running_task_interrupts_its_run(parts: Parts) -> None:
+    running = parts.finish(parts.submit(), TaskState.RUNNING)
+
+    parts.service.cancel("alice", running.id)
+
+    assert parts.dispatcher.interrupted == [running.id]
+    assert [delay for delay, _ in parts.later.scheduled] == [parts.settings.cancel_grace_seconds]
+
+
+def test_a_run_stopped_without_a_word_is_cancelled_after_the_grace(parts: Parts) -> None:
+    """A Celery pool process killed for the cancel cannot commit it: the server does."""
+    running = parts.finish(parts.submit(), TaskState.RUNNING)
+    asked = parts.service.cancel("alice", running.id)
+
+    parts.later.run_all()
+
+    settled = parts.store.get_task(running.id)
+    assert settled is not None and settled.state is TaskState.CANCELLED
+    assert settled.version == asked.version + 1
+    assert parts.events.published[-1] == settled
+
+
+def test_a_run_that_cancelled_itself_is_left_as_it_is(parts: Parts) -> None:
+    running = parts.finish(parts.submit(), TaskState.RUNNING)
+    parts.service.cancel("alice", running.id)
+    by_the_run = parts.lifecycle.update(running.id, Task.cancel)
+
+    parts.later.run_all()
+
+    assert parts.store.get_task(running.id) == by_the_run
 
 
 def test_cancelling_a_cancelled_task_changes_nothing(parts: Parts) -> None:

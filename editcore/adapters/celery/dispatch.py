@@ -59,10 +59,17 @@ class BrokerPublisher:
         self._warned_at = -float("inf")
 
     def publish(
-        self, name: str, kwargs: dict[str, Any], queue: str, countdown: float, what: str
+        self,
+        name: str,
+        kwargs: dict[str, Any],
+        queue: str,
+        countdown: float,
+        what: str,
+        task_id: str | None = None,
     ) -> bool:
-        """Send `name(**kwargs)` to `queue`, due in `countdown` seconds; False when the broker
-        did not take it. `what` names the message in the log."""
+        """Send `name(**kwargs)` to `queue`, due in `countdown` seconds, as Celery task
+        `task_id` (None: a new id); False when the broker did not take it. `what` names the
+        message in the log."""
         if self._clock() < self._broker_down_until:
             return False
         try:
@@ -71,6 +78,7 @@ class BrokerPublisher:
                 kwargs=kwargs,
                 queue=queue,
                 countdown=countdown or None,
+                task_id=task_id,
                 retry=True,
                 retry_policy=PUBLISH_RETRY_POLICY,
             )
@@ -78,6 +86,16 @@ class BrokerPublisher:
             self._broker_failed(what, exc)
             return False
         return True
+
+    def revoke(self, task_id: str) -> None:
+        """Kill the pool process running Celery task `task_id` on any worker (SIGKILL: a
+        native call in a long operation does not see a Python-level signal). Best effort."""
+        if self._clock() < self._broker_down_until:
+            return
+        try:
+            self._app.control.revoke(task_id, terminate=True, signal="SIGKILL")
+        except Exception as exc:  # kombu raises library-specific errors for each transport
+            self._broker_failed(f"the revoke of task {task_id}", exc)
 
     def _broker_failed(self, what: str, exc: Exception) -> None:
         now = self._clock()
@@ -113,14 +131,22 @@ class CeleryDispatcher:
 
     def try_dispatch(self, task: Task, countdown: float = 0.0) -> bool:
         """Publish `task` (to run no sooner than `countdown` seconds from now); False when
-        the broker did not take it."""
+        the broker did not take it. The Celery task id is the task's id, so Flower's rows
+        and a revoke name our tasks."""
         return self._publisher.publish(
             TASK_NAME,
             {"task": task_to_dict(task)},
             queue_for(task.spec),
             countdown,
             f"task {task.id}",
+            task_id=task.id,
         )
+
+    def interrupt(self, task_id: str) -> None:
+        """The Dispatcher port: every worker is told (a broadcast) to kill the pool process
+        running the task, if one does. The server settles the task CANCELLED after the grace
+        (the killed process cannot)."""
+        self._publisher.revoke(task_id)
 
 
 class CeleryCallbackNotifier:

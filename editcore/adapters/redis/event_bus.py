@@ -37,6 +37,8 @@ from editcore.task import Task
 
 logger = logging.getLogger(__name__)
 
+CLOSE_WAIT_SECONDS = 5.0
+
 CHANNEL_PREFIX = "imageeditor:events:"
 CLIENT_NAME = "imageeditor-events"
 
@@ -170,13 +172,16 @@ class RedisEventBus:
                 self._publisher.close()
                 self._publisher = None
 
-    async def aclose(self, timeout: float = 5.0) -> None:
-        """close(), then wait (up to `timeout`) until the pub/sub connection is closed."""
+    async def aclose(self) -> None:
+        """close(), then wait (CLOSE_WAIT_SECONDS at most) until the pub/sub connection is
+        closed: a connection that will not close must not hold a shutdown."""
         self.close()
         if self._reader is not None:
-            _, pending = await asyncio.wait([self._reader], timeout=timeout)
-            if pending:  # a connection that will not close must not hold a shutdown
-                logger.warning("the event subscription did not close within %.0fs", timeout)
+            _, pending = await asyncio.wait([self._reader], timeout=CLOSE_WAIT_SECONDS)
+            if pending:
+                logger.warning(
+                    "the event subscription did not close within %.0fs", CLOSE_WAIT_SECONDS
+                )
 
     def _publishing_client(self) -> redis.Redis:
         with self._publisher_lock:
