@@ -119,8 +119,15 @@ class TaskStore(Protocol):
         """Every QUEUED or RUNNING task, oldest first (what a restart must resume)."""
 
     def stale_tasks(self, state: TaskState, updated_before: datetime, limit: int) -> list[Task]:
-        """Up to `limit` tasks in `state` whose last transition was before `updated_before`,
-        the longest-waiting first (what the reconciler dispatches again)."""
+        """Up to `limit` admitted tasks in `state` whose last transition was before
+        `updated_before`, the longest-waiting first (what the reconciler dispatches again)."""
+
+    def admit_waiting(self, user_id: str, cap: int) -> list[Task]:
+        """Mark the user's oldest tasks that wait for admission admitted, while fewer than
+        `cap` of the user's unfinished tasks are; returns those admitted now, oldest first."""
+
+    def users_waiting(self, limit: int) -> list[str]:
+        """Up to `limit` users that have tasks waiting for admission."""
 
     def create_batch(self, batch: Batch, tasks: Sequence[Task]) -> tuple[Batch, bool]:
         """Insert a batch and its tasks in one transaction; idempotent by (user, request_id)."""

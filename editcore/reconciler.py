@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from editcore.admission import Admission
 from editcore.errors import NotFound
 from editcore.lifecycle import Lifecycle
 from editcore.ports import TaskStore
@@ -42,6 +43,16 @@ MAX_BACKOFF_DOUBLINGS = 5
 class Redispatcher(Protocol):
     def try_dispatch(self, task: Task) -> bool:
         """Publish the task; False when the broker did not take it."""
+
+
+class _Publish:
+    """A Redispatcher as editcore.admission's dispatch (publish failures are swept later)."""
+
+    def __init__(self, dispatcher: Redispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def dispatch(self, task: Task) -> None:
+        self._dispatcher.try_dispatch(task)
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,13 @@ class Reconciler:
         self._queued_after = timedelta(seconds=settings.queued_redispatch_seconds)
         self._lease = timedelta(seconds=settings.running_lease_seconds)
         self._sent: dict[str, _Sent] = {}
+        self._admission = Admission(store, _Publish(dispatcher), settings.max_dispatched_per_user)
 
     def run_once(self, now: datetime) -> PassReport:
-        """One pass over the store: requeue expired leases, re-dispatch waiting tasks."""
+        """One pass over the store: requeue expired leases, admit what fairness lets through
+        (an admission lost to a crash), re-dispatch waiting tasks."""
         requeued = self._requeue_expired(now)
+        self._admission.admit_everyone()
         redispatched = failed = 0
         still_waiting: dict[str, _Sent] = {}
         waiting = self._store.stale_tasks(TaskState.QUEUED, now - self._queued_after, BATCH_LIMIT)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+from editcore.admission import Admission
 from editcore.callbacks import Delivery, batch_key, task_key
 from editcore.errors import (
     AlreadyExists,
@@ -87,6 +88,7 @@ class TaskService:
         self._settings = settings
         self._deliveries = deliveries
         self._later = later
+        self._admission = Admission(store, dispatcher, settings.max_dispatched_per_user)
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -97,10 +99,10 @@ class TaskService:
         self._check_rate(f"submit:{user_id}", s.submit_rate, s.submit_burst)
         task = self._prepare(user_id, new)
         stored, created = self._store.create_task(task)
-        self._after_create([task], [stored] if created else [])
+        dispatched = self._after_create([task], [stored] if created else [])
         if not created:
             _check_same_request(stored.request_digest, task.request_digest, task.request_id)
-        return stored
+        return dispatched.get(stored.id, stored)
 
     def batch_submit(
         self,
@@ -139,8 +141,10 @@ class TaskService:
         )
         stored_batch, created = self._store.create_batch(batch, tasks)
         if created:
-            self._after_create(tasks, tasks)
-            return stored_batch, prepared
+            dispatched = self._after_create(tasks, tasks)
+            return stored_batch, [
+                dispatched.get(p.id, p) if isinstance(p, Task) else p for p in prepared
+            ]
         self._after_create(tasks, [])
         _check_same_request(stored_batch.request_digest, request_digest, request_id)
         return stored_batch, self._outcomes(stored_batch)
@@ -159,25 +163,37 @@ class TaskService:
             key = f"inputs/{task_id}"
             self._blobs.put(key, new.image_data)
             spec = replace(spec, input_key=key, input_size=len(new.image_data))
-        return Task(
-            id=task_id,
-            user_id=user_id,
-            spec=spec,
-            batch_id=batch_id,
-            request_id=new.request_id,
-            labels=dict(new.labels),
-            request_digest=new.request_digest,
+        return self._admission.prepare(
+            Task(
+                id=task_id,
+                user_id=user_id,
+                spec=spec,
+                batch_id=batch_id,
+                request_id=new.request_id,
+                labels=dict(new.labels),
+                request_digest=new.request_digest,
+            )
         )
 
-    def _after_create(self, prepared: Sequence[Task], created: Sequence[Task]) -> None:
-        """Dispatch what was created; drop inline inputs written for what was not."""
+    def _after_create(self, prepared: Sequence[Task], created: Sequence[Task]) -> dict[str, Task]:
+        """Announce and dispatch what was created (as far as fairness lets it go now: see
+        editcore.admission); drop inline inputs written for what was not. Returns the
+        tasks dispatched, by id, as they are now (admitted)."""
         created_ids = {t.id for t in created}
         for task in prepared:
             if task.id not in created_ids and task.spec.input_key:
                 self._blobs.delete(task.spec.input_key)
+        if not created:
+            return {}
+        dispatched = {
+            task.id: task
+            for task in self._admission.dispatch_new(created[0].user_id, list(created))
+        }
+        # After the dispatch: a worker may already have moved a task on, but the cache and
+        # the watchers order by version, so this first version never hides a later one.
         for task in created:
-            self._lifecycle.announce(task)
-            self._dispatcher.dispatch(task)
+            self._lifecycle.announce(dispatched.get(task.id, task))
+        return dispatched
 
     def _check_rate(self, key: str, rate: float, burst: int, cost: int = 1) -> None:
         wait = self._limiter.acquire(key, rate, burst, cost)
@@ -264,6 +280,7 @@ class TaskService:
             )
 
         task = self._lifecycle.update(task_id, decide)
+        self._admission.after(task)
         if task.state is TaskState.RUNNING and task.cancel_requested:
             self._dispatcher.interrupt(task.id)
             self._later(self._settings.cancel_grace_seconds, partial(self._settle_cancel, task.id))
@@ -272,13 +289,13 @@ class TaskService:
     def _settle_cancel(self, task_id: str) -> None:
         """CANCELLED, if the task is still RUNNING with its cancel pending: its run was
         stopped without a chance to say so. A run still alive loses its next change."""
+
+        def decide(task: Task) -> Task | None:
+            pending = task.state is TaskState.RUNNING and task.cancel_requested
+            return task.cancel() if pending else None
+
         try:
-            self._lifecycle.update(
-                task_id,
-                lambda t: (
-                    t.cancel() if t.state is TaskState.RUNNING and t.cancel_requested else None
-                ),
-            )
+            self._admission.after(self._lifecycle.update(task_id, decide))
         except ImageEditorError as exc:  # the store is away: the reconciler settles it later
             log.warning("task %s: cancel not settled (%s)", task_id, exc.message)
 

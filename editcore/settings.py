@@ -60,6 +60,9 @@ class Settings:
     max_output_pixels: int = 0
     max_output_side: int = 10_000
     max_batch_size: int = 100
+    # Fairness: at most this many of one user's unfinished tasks are dispatched at once; the
+    # rest wait, in order (editcore.admission). 0: no cap.
+    max_dispatched_per_user: int = 16
     # Threads that validate requests and build large responses off the event loop (0: one
     # per core). A flood of heavy requests queues for them; the loop keeps answering.
     edge_cpu_threads: int = 0

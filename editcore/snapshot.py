@@ -36,6 +36,7 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "labels": dict(task.labels),
         "cancel_requested": task.cancel_requested,
         "request_digest": task.request_digest,
+        "admitted": task.admitted,
     }
 
 
@@ -62,6 +63,7 @@ def task_from_dict(data: dict[str, Any]) -> Task:
         labels=dict(data["labels"]),
         cancel_requested=bool(data["cancel_requested"]),
         request_digest=data.get("request_digest", ""),  # absent from older snapshots
+        admitted=data.get("admitted", True),
     )
 
 

@@ -125,6 +125,9 @@ class Task:
     # A digest of the request that created the task, so a request_id used again for a
     # different request is told apart from a retry (AIP-155); "" when it had no request_id.
     request_digest: str = ""
+    # Whether the task may be dispatched yet: fairness lets only so many of one user's tasks
+    # into the queue at once (TaskStore.admit_waiting); the others wait, QUEUED, in order.
+    admitted: bool = True
 
     # -- transitions -----------------------------------------------------------------------
 

@@ -50,7 +50,8 @@ def build(settings: Settings) -> EmbeddedApp:
     # Checked before anything listens: a misconfigured style backend stops the start (the
     # pipeline processes build their own).
     create_style_generator(settings)
-    worker = EmbeddedWorker(pipeline_slots(settings, lifecycle, adapters.blobs), lifecycle)
+    slots = pipeline_slots(settings, lifecycle, adapters.blobs)
+    worker = EmbeddedWorker(slots, lifecycle, settings.max_dispatched_per_user)
     servicer = build_servicer(adapters, dispatcher=worker, lifecycle=lifecycle, settings=settings)
     return EmbeddedApp(settings, adapters, worker, callbacks, servicer)
 

@@ -55,7 +55,10 @@ class WorkerProcess:
 
     def handler(self) -> TaskHandler:
         context = self.context()
-        return TaskHandler(context.runner, context.adapters.lifecycle, context.adapters.dispatcher)
+        adapters = context.adapters
+        return TaskHandler(
+            context.runner, adapters.lifecycle, adapters.dispatcher, context.admission
+        )
 
     def callback_handler(self) -> CallbackHandler:
         context = self.context()

@@ -38,6 +38,7 @@ from celery.exceptions import Reject
 from sqlalchemy.exc import SQLAlchemyError
 
 from editcore.adapters.celery.config import DELIVER_CALLBACKS_NAME, MAX_COUNTDOWN_SECONDS, TASK_NAME
+from editcore.admission import Admission
 from editcore.errors import NotFound, Unavailable
 from editcore.lifecycle import Lifecycle
 from editcore.snapshot import task_from_dict
@@ -63,10 +64,17 @@ class DelayedNotifier(Protocol):
 class TaskHandler:
     """Runs one delivered message through the runner; independent of Celery's machinery."""
 
-    def __init__(self, runner: TaskRunner, lifecycle: Lifecycle, retries: RetryPublisher) -> None:
+    def __init__(
+        self,
+        runner: TaskRunner,
+        lifecycle: Lifecycle,
+        retries: RetryPublisher,
+        admission: Admission | None = None,
+    ) -> None:
         self._runner = runner
         self._lifecycle = lifecycle
         self._retries = retries
+        self._admission = admission
 
     def handle(self, data: dict[str, Any], redelivered: bool) -> None:
         snapshot = task_from_dict(data)
@@ -78,6 +86,8 @@ class TaskHandler:
             countdown = min(MAX_COUNTDOWN_SECONDS, outcome.retry_after * random.uniform(1, 1.5))
             if not self._retries.try_dispatch(outcome.task, countdown):
                 log.warning("task %s: retry not published; the reconciler will", snapshot.id)
+        if self._admission is not None:
+            self._admission.after(outcome.task)  # its user's next task may go
 
     def _take_over(self, snapshot: Task) -> None:
         """RUNNING → QUEUED when the run this message started died with its process."""

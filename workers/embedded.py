@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict, deque
 from typing import Protocol
 
+from editcore.admission import Admission
 from editcore.lifecycle import Lifecycle
 from editcore.task import Task, TaskState
 from workers.runner import TaskRunner
@@ -88,9 +89,12 @@ class Slot:
 
 
 class EmbeddedWorker:
-    def __init__(self, slots: list[Slot], lifecycle: Lifecycle) -> None:
+    def __init__(self, slots: list[Slot], lifecycle: Lifecycle, max_per_user: int = 0) -> None:
+        """`max_per_user`: the admission cap (editcore.admission): when one of a user's
+        tasks ends, this worker admits (dispatches) their next."""
         self._slots = slots
         self._lifecycle = lifecycle
+        self._admission = Admission(lifecycle.store, self, max_per_user)
         self._queue = FairQueue()
         self._threads: list[threading.Thread] = []
         self._timers: set[threading.Timer] = set()
@@ -120,15 +124,17 @@ class EmbeddedWorker:
             self._threads.append(thread)
 
     def resume(self) -> int:
-        """Re-dispatch every unfinished task; a RUNNING one lost its worker and is requeued."""
+        """Re-dispatch every unfinished task that was admitted (a RUNNING one lost its run: it
+        is requeued, or cancelled if that was pending), then admit what fits of the rest."""
         unfinished = self._lifecycle.store.unfinished_tasks()
         for task in unfinished:
             if task.state is TaskState.RUNNING:
                 task = self._lifecycle.update(
                     task.id, lambda t: t.recover() if t.state is TaskState.RUNNING else None
                 )
-            if task.state is TaskState.QUEUED:
+            if task.state is TaskState.QUEUED and task.admitted:
                 self.dispatch(task)
+        self._admission.admit_everyone()
         if unfinished:
             log.info("resumed %d unfinished task(s)", len(unfinished))
         return len(unfinished)
@@ -169,6 +175,10 @@ class EmbeddedWorker:
                     slot.task_id = ""
             if outcome.retry_after is not None and outcome.task is not None:
                 self._redispatch_later(outcome.task, outcome.retry_after)
+            try:
+                self._admission.after(outcome.task)
+            except Exception:  # the store is away: the next finish (or start) admits
+                log.exception("task %s: its user's next tasks were not admitted", task_id)
 
     def _redispatch_later(self, task: Task, delay: float) -> None:
         def fire() -> None:

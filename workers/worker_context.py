@@ -13,6 +13,7 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
 from editcore.adapters.production import ProductionAdapters
+from editcore.admission import Admission
 from editcore.settings import Settings
 from workers.background import BackgroundRemover
 from workers.callback_sender import CallbackSender
@@ -29,6 +30,7 @@ class WorkerContext:
     remover: BackgroundRemover
     runner: TaskRunner
     sender: CallbackSender
+    admission: Admission
 
     @classmethod
     def build(cls, settings: Settings, app: Celery) -> WorkerContext:
@@ -43,7 +45,8 @@ class WorkerContext:
             remover,
             time_limit_errors=(SoftTimeLimitExceeded,),
         )
-        return cls(adapters, remover, runner, CallbackSender.over(adapters, settings))
+        admission = Admission(adapters.tasks, adapters.dispatcher, settings.max_dispatched_per_user)
+        return cls(adapters, remover, runner, CallbackSender.over(adapters, settings), admission)
 
     def close(self) -> None:
         """Close the connections (when the process exits)."""

@@ -204,6 +204,32 @@ def test_with_the_broker_down_tasks_are_accepted_and_run_once_it_is_back(
     assert {t.state for t in finals} == {TaskState.SUCCEEDED}
 
 
+def test_one_users_backlog_does_not_hold_another_users_job(
+    tmp_path: Path, fresh_postgres_url: str, redis_url: str, broker: RedisBroker
+) -> None:
+    """At most two of a user's tasks in the broker at once: another user's job waits
+    behind two of the first user's, not behind all eight."""
+    env = cluster_env(
+        fresh_postgres_url, redis_url, broker.url, tmp_path, IMAGEEDITOR_MAX_DISPATCHED_PER_USER="2"
+    )
+    cluster = start_cluster(tmp_path, env, servers=1, workers=1)
+    try:
+        bob_key = cluster.servers[0].cli("keys", "create", "bob", check=True).stdout.split()[0]
+        slow = [blur_operation(250.0)]
+        image = jpeg_bytes(3000, 3000)
+        with cluster.client() as alice, Client(cluster.servers[0].address, bob_key) as bob:
+            backlog = [alice.submit(image, operations=slow).id for _ in range(8)]
+            _wait_for_stage(cluster, backlog[0], Stage.EDIT)
+            bobs = bob.submit(jpeg_bytes(64, 48), resize=(32, 32)).id
+            finals = cluster.wait_until_finished([*backlog, bobs], timeout=120)
+    finally:
+        cluster.stop()
+
+    assert {t.state for t in finals} == {TaskState.SUCCEEDED}
+    order = sorted(finals, key=lambda t: t.finished_at or t.updated_at)
+    assert [t.id for t in order].index(bobs) <= 2, [t.user_id for t in order]
+
+
 def test_rabbitmq_as_the_broker(
     tmp_path: Path, fresh_postgres_url: str, redis_url: str, rabbitmq_url: str
 ) -> None:

@@ -33,13 +33,16 @@ class FakeDispatcher:
         return self.accepting
 
 
-def make_task(store: SqlTaskStore, updated_at: datetime, running: bool = False) -> Task:
+def make_task(
+    store: SqlTaskStore, updated_at: datetime, running: bool = False, admitted: bool = True
+) -> Task:
     task = Task(
         id=str(uuid.uuid4()),
         user_id="u",
         spec=TaskSpec(image_url="https://example.com/a.png"),
         created_at=updated_at,
         updated_at=updated_at,
+        admitted=admitted,
     )
     store.create_task(task)
     if running:
@@ -122,3 +125,17 @@ def test_one_leader_at_a_time_and_the_next_takes_over(migrated_postgres_url: str
 
 def test_without_postgresql_the_one_process_is_the_leader() -> None:
     assert LeaderLock("sqlite:///:memory:").held()
+
+
+def test_a_pass_admits_what_a_lost_admission_left_waiting(store: SqlTaskStore) -> None:
+    """A worker that died right after a task ended never admitted the user's next ones."""
+    waiting = [make_task(store, T0 - timedelta(seconds=n), admitted=False) for n in range(3)]
+    dispatcher = FakeDispatcher()
+    settings = Settings(max_dispatched_per_user=2)
+    lifecycle = Lifecycle(store, InProcessStatusCache(), InProcessEventBus())
+
+    Reconciler(store, lifecycle, dispatcher, settings).run_once(T0)
+
+    oldest_first = sorted(waiting, key=lambda t: t.created_at)
+    assert [t.id for t in dispatcher.sent] == [t.id for t in oldest_first[:2]]
+    assert store.users_waiting(10) == ["u"]

@@ -401,3 +401,41 @@ def test_get_tasks_keeps_the_order_given_and_skips_unknown_ids(store: SqlTaskSto
     found = store.get_tasks([second.id, str(uuid.uuid4()), "not-a-uuid", first.id])
 
     assert found == [second, first]
+
+
+# -- admission ------------------------------------------------------------------------------------
+
+
+def waiting_task(user_id: str = "alice", minutes: int = 0) -> Task:
+    return replace(
+        make_task(user_id, created_at=BASE_TIME + timedelta(minutes=minutes)), admitted=False
+    )
+
+
+def test_admission_takes_the_oldest_waiting_tasks_up_to_the_cap(store: SqlTaskStore) -> None:
+    tasks = [created(store, waiting_task(minutes=n)) for n in (3, 1, 2, 0)]
+    created(store, waiting_task("bob"))
+
+    first = store.admit_waiting("alice", cap=2)
+    assert [t.id for t in first] == [tasks[3].id, tasks[1].id]  # minutes 0 and 1
+    assert all(t.admitted for t in first)
+    assert store.admit_waiting("alice", cap=2) == []  # two are admitted and unfinished
+
+    advanced(store, store.get_task(first[0].id), Task.start)  # type: ignore[arg-type]
+    assert store.admit_waiting("alice", cap=2) == []  # RUNNING counts too
+    running = store.get_task(first[0].id)
+    assert running is not None
+    advanced(store, running, lambda t: t.fail(TaskError("INTERNAL", "X", "x")))
+    assert [t.id for t in store.admit_waiting("alice", cap=2)] == [tasks[2].id]
+    assert sorted(store.users_waiting(10)) == ["alice", "bob"]
+
+
+def test_concurrent_admissions_never_admit_past_the_cap(store: SqlTaskStore) -> None:
+    for n in range(6):
+        created(store, waiting_task(minutes=n))
+
+    admitted = run_concurrently([lambda: store.admit_waiting("alice", cap=3)] * 4)
+
+    assert sum(len(batch) for batch in admitted) == 3
+    ids = [t.id for batch in admitted for t in batch]
+    assert len(set(ids)) == len(ids)

@@ -13,6 +13,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -651,6 +652,63 @@ def test_another_users_task_cannot_be_cancelled(parts: Parts) -> None:
     with pytest.raises(NotFound):
         parts.service.cancel("bob", task.id)
     assert parts.store.get_task(task.id) == task
+
+
+# -- fairness ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def capped(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Parts]:
+    """At most two of a user's tasks dispatched at a time."""
+    db = tmp_path / "imageeditor.db"
+    shutil.copy(migrated_sqlite, db)
+    built = build_parts(
+        db, Settings(submit_rate=1000, submit_burst=1000, max_dispatched_per_user=2)
+    )
+    yield built
+    built.store.close()
+
+
+def test_only_so_many_of_a_users_tasks_are_dispatched_at_once(capped: Parts) -> None:
+    tasks = [capped.submit() for _ in range(5)]
+
+    assert capped.dispatcher.dispatched == tasks[:2]
+    assert all(t.admitted for t in tasks[:2]) and not any(t.admitted for t in tasks[2:])
+    assert all(capped.store.get_task(t.id).state is TaskState.QUEUED for t in tasks)  # type: ignore[union-attr]
+
+
+def test_another_user_is_not_held_by_one_users_backlog(capped: Parts) -> None:
+    for _ in range(5):
+        capped.submit("alice")
+    bobs = capped.submit("bob")
+
+    assert capped.dispatcher.dispatched[-1] == bobs
+
+
+def test_when_a_task_ends_the_users_oldest_waiting_one_goes(capped: Parts) -> None:
+    tasks = [capped.submit() for _ in range(4)]
+    capped.service.cancel("alice", tasks[0].id)  # an end: a place is free
+
+    assert [t.id for t in capped.dispatcher.dispatched] == [tasks[0].id, tasks[1].id, tasks[2].id]
+    newest = capped.submit()
+    assert newest.id not in {t.id for t in capped.dispatcher.dispatched}  # behind tasks[3]
+
+
+def test_a_batch_is_dispatched_only_as_far_as_the_cap_allows(capped: Parts) -> None:
+    _, outcomes = capped.service.batch_submit("alice", [NewTask(SPEC) for _ in range(5)])
+
+    assert [t.id for t in capped.dispatcher.dispatched] == [
+        t.id for t in outcomes[:2] if isinstance(t, Task)
+    ]
+
+
+def test_waiting_tasks_are_not_stale_to_the_reconciler(capped: Parts) -> None:
+    tasks = [capped.submit() for _ in range(3)]
+    later = tasks[2].created_at + timedelta(hours=1)
+
+    stale = capped.store.stale_tasks(TaskState.QUEUED, later, 10)
+    assert [t.id for t in stale] == [t.id for t in tasks[:2]]
+    assert capped.store.users_waiting(10) == ["alice"]
 
 
 # -- callbacks -----------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ def task_to_row(task: Task) -> dict[str, Any]:
         "finished_at": task.finished_at,
         "processing_ms": task.processing_ms,
         "request_digest": task.request_digest or None,
+        "admitted": task.admitted,
     }
 
 
@@ -120,6 +121,7 @@ def task_from_row(row: RowMapping, labels: Mapping[str, str]) -> Task:
         labels=dict(labels),
         cancel_requested=row["cancel_requested"],
         request_digest=row["request_digest"] or "",
+        admitted=row["admitted"],
     )
 
 

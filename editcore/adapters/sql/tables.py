@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     text,
+    true,
 )
 
 # Deterministic constraint names, so later migrations can alter them on every backend.
@@ -110,12 +111,16 @@ tasks = Table(
     Column("finished_at", UtcDateTime, nullable=True),
     Column("processing_ms", Integer, nullable=True),
     Column("request_digest", String(64), nullable=True),  # as batches.request_digest
+    # Fairness: whether the task may be dispatched yet (editcore.ports.TaskStore.admit_waiting).
+    Column("admitted", Boolean, nullable=False, server_default=true()),
     UniqueConstraint("user_id", "request_id"),
     Index("ix_tasks_created_at", "created_at"),
     # The reconciler's query (stale_tasks); also serves any query on state alone.
     Index("ix_tasks_state_updated_at", "state", "updated_at"),
     Index("ix_tasks_user_id_created_at", "user_id", "created_at"),
     Index("ix_tasks_batch_id", "batch_id"),
+    # A user's dispatched tasks are counted, and their waiting ones taken oldest first.
+    Index("ix_tasks_user_id_state", "user_id", "state"),
 )
 
 task_labels = Table(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     exists,
     false,
+    func,
     insert,
     or_,
     select,
@@ -152,15 +153,64 @@ class SqlTaskStore:
         return self._load_tasks(statement)
 
     def stale_tasks(self, state: TaskState, updated_before: datetime, limit: int) -> list[Task]:
-        """Tasks in `state` not changed since before `updated_before`, oldest change first."""
+        """Admitted tasks in `state` not changed since before `updated_before`, oldest change
+        first (a task waiting for its admission is not stale: it waits by design)."""
         t = tables.tasks
         statement = (
             select(t)
-            .where(t.c.state == state.value, t.c.updated_at < updated_before)
+            .where(t.c.state == state.value, t.c.updated_at < updated_before, t.c.admitted)
             .order_by(t.c.updated_at, t.c.id)
             .limit(limit)
         )
         return self._load_tasks(statement)
+
+    # -- admission -------------------------------------------------------------------------
+
+    def admit_waiting(self, user_id: str, cap: int) -> list[Task]:
+        """Admit the user's oldest waiting tasks while fewer than `cap` of theirs are admitted
+        and unfinished; returns the tasks admitted now, oldest first.
+
+        One statement, so SQLite holds its write lock throughout; on PostgreSQL, two at once
+        pick the same rows in the same order and the second finds them admitted already."""
+        t = tables.tasks
+        unfinished = sorted(s.value for s in UNFINISHED_STATES)
+        active = (
+            select(func.count())
+            .select_from(t)
+            .where(t.c.user_id == user_id, t.c.admitted, t.c.state.in_(unfinished))
+            .scalar_subquery()
+        )
+        place = func.row_number().over(order_by=(t.c.created_at, t.c.id)).label("place")
+        waiting = (
+            select(t.c.id, place)
+            .where(t.c.user_id == user_id, t.c.state == TaskState.QUEUED.value, ~t.c.admitted)
+            .subquery()
+        )
+        chosen = select(waiting.c.id).where(waiting.c.place <= cap - active)
+        statement = (
+            update(t)
+            .where(t.c.id.in_(chosen), ~t.c.admitted)
+            .values(admitted=True)
+            .returning(t.c.id)
+        )
+        with self._engine.begin() as connection:
+            admitted = list(connection.scalars(statement))
+        if not admitted:
+            return []
+        found = self._load_tasks(select(t).where(t.c.id.in_(admitted)))
+        return sorted(found, key=lambda task: (task.created_at, task.id))
+
+    def users_waiting(self, limit: int) -> list[str]:
+        """Up to `limit` users with tasks waiting for their admission."""
+        t = tables.tasks
+        statement = (
+            select(t.c.user_id)
+            .where(t.c.state == TaskState.QUEUED.value, ~t.c.admitted)
+            .distinct()
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            return list(connection.scalars(statement))
 
     # -- batches ---------------------------------------------------------------------------
 
