@@ -66,7 +66,8 @@ class BackgroundRemover:
 
     def apply(self, image: Image.Image, op: RemoveBackground) -> Image.Image:
         """`image` with the model's mask as alpha (RGBA, or LA for a gray image), or laid on
-        op.background (RGB when that colour is opaque)."""
+        op.background (RGB when that colour is opaque). Where alpha is 0 the colour is 0
+        too: what was removed cannot be recovered from the file (and it compresses)."""
         session = self.session(op.model or self._settings.rembg_model)
         mask: Image.Image = session.predict(image)[0]  # an L image; rembg reads it as RGB
         if "A" in image.getbands():  # what was transparent stays transparent
@@ -78,6 +79,7 @@ class BackgroundRemover:
             cutout.putalpha(mask)
         if op.background is not None:
             cutout = _on_background(cutout, op.background)
+        cutout = clear_transparent(cutout)
         cutout.info = dict(image.info)
         return cutout
 
@@ -195,3 +197,15 @@ def _on_background(cutout: Image.Image, colour: tuple[int, int, int, int]) -> Im
     canvas = Image.new("RGBA", cutout.size, colour)
     canvas.alpha_composite(cutout.convert("RGBA"))
     return canvas.convert("RGB") if colour[3] == 255 else canvas
+
+
+def clear_transparent(image: Image.Image) -> Image.Image:
+    """`image` with every fully transparent pixel set to 0 in all its bands (LA, RGBA);
+    partly transparent pixels keep their colour (straight alpha), other modes pass."""
+    if image.mode not in ("LA", "RGBA"):
+        return image
+    alpha = image.getchannel("A")
+    if alpha.getextrema()[0] > 0:  # nothing fully transparent
+        return image
+    visible = alpha.point(lambda value: 255 if value else 0)
+    return Image.composite(image, Image.new(image.mode, image.size, 0), visible)

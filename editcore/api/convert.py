@@ -111,9 +111,15 @@ def result_to_proto(result: ResultInfo, download_url: str = "") -> task_pb2.Resu
         format=FORMATS_TO_PROTO[result.format],
         size_bytes=result.size_bytes,
         sha256=result.sha256,
-        uri=result.uri,
+        uri=public_uri(result.uri),
         download_url=download_url,
     )
+
+
+def public_uri(uri: str) -> str:
+    """What a caller may see of where a result is stored: an object store's URI, but never
+    a path on the server's disk (GetResult streams those)."""
+    return "" if uri.startswith("file:") else uri
 
 
 def task_to_proto(

@@ -3,6 +3,7 @@ it): the cut-out itself, session reuse, refusals, and that nothing is ever downl
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -63,6 +64,35 @@ def alpha(image: Image.Image) -> np.ndarray:
 def region(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     left, top, right, bottom = box
     return array[top:bottom, left:right]
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "coffee", "chelsea"])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_what_was_removed_cannot_be_recovered_from_the_file(
+    remover: BackgroundRemover, photo: str, mode: str
+) -> None:
+    """The cut-out kept the photo's colours under alpha 0 (41-50% of it): anyone could undo
+    the removal. Now every fully transparent pixel is 0, and the PNG is smaller for it."""
+    image = Image.fromarray(getattr(data, photo)()).convert(mode)
+    out = remover.apply(image, RemoveBackground())
+
+    pixels = np.asarray(out)
+    transparent = pixels[..., -1] == 0
+    assert transparent.mean() > 0.1  # the photo has a background to remove
+    assert not pixels[transparent].any()
+    partial = (pixels[..., -1] > 0) & (pixels[..., -1] < 255)
+    kept = np.asarray(image.convert(out.mode))[..., :-1]
+    assert (pixels[..., :-1][partial] == kept[partial]).all()  # straight alpha, as before
+
+    uncleared = image.convert(out.mode)
+    uncleared.putalpha(out.getchannel("A"))
+    assert len(png(out)) < len(png(uncleared))
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
 def test_the_subject_stays_opaque_and_the_background_turns_transparent(

@@ -6,7 +6,7 @@ from google.rpc import code_pb2, error_details_pb2
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import operations_pb2, task_pb2
 
-from editcore.api.convert import spec_from_proto, spec_to_proto, task_to_proto
+from editcore.api.convert import result_to_proto, spec_from_proto, spec_to_proto, task_to_proto
 from editcore.spec import (
     Adjust,
     Blur,
@@ -114,3 +114,10 @@ def test_a_failed_task_reports_a_status_with_its_reason() -> None:
     assert any(d.Unpack(info) for d in message.error.details)
     assert info.reason == "IMAGE_CORRUPT"
     assert not message.HasField("start_time") and not message.HasField("result")
+
+
+def test_a_result_on_the_servers_disk_shows_no_path() -> None:
+    local = ResultInfo(8, 8, ImageFormat.PNG, 10, "ab" * 32, "file:///srv/var/blobs/r.png", "r")
+    assert result_to_proto(local).uri == ""
+    stored = ResultInfo(8, 8, ImageFormat.PNG, 10, "ab" * 32, "s3://bucket/results/r.png", "r")
+    assert result_to_proto(stored).uri == "s3://bucket/results/r.png"
