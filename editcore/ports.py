@@ -88,6 +88,8 @@ class ApiKey:
     user_id: str
     key_hash: str
     created_at: datetime
+    last_used_at: datetime | None = None  # to the minute: not every call writes
+    revoked_at: datetime | None = None
 
 
 class TaskStore(Protocol):
@@ -138,7 +140,17 @@ class TaskStore(Protocol):
 class ApiKeyStore(Protocol):
     def add_api_key(self, key: ApiKey) -> None: ...
 
-    def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not; None for none."""
+
+    def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
+        """Every key (of `user_id`), oldest first."""
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> ApiKey | None:
+        """Revoke the key (keeping the first revocation's time); None if there is none."""
+
+    def touch_api_key(self, key_id: str, at: datetime) -> None:
+        """Record that the key was used at `at`."""
 
 
 @dataclass(frozen=True)

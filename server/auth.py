@@ -1,13 +1,15 @@
 """API-key authentication: `authorization: Bearer <key>` → the calling user's id.
 
 Keys are looked up by their SHA-256 hash; a short in-process cache keeps the store off the
-hot path (a revoked key stops working within CACHE_SECONDS). A key that is not cached costs a
-store lookup, so failures are throttled per peer (server.quotas.FailureThrottle): a peer
-guessing keys is refused before its guesses reach the store.
+hot path, so a revoked key (`imageeditor keys revoke`) stops working within CACHE_SECONDS. A
+key that is not cached costs a store lookup, so failures are throttled per peer
+(server.quotas.FailureThrottle): a peer guessing keys is refused before its guesses reach the
+store. When a key was last used is written at most every TOUCH_SECONDS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -15,12 +17,14 @@ from collections.abc import Callable
 from grpc.aio import Metadata
 
 from editcore.apikeys import hash_api_key
-from editcore.errors import Unauthenticated
+from editcore.errors import ImageEditorError, Unauthenticated
 from editcore.ports import ApiKeyStore
+from editcore.task import utcnow
 from server.quotas import FailureThrottle
 
-CACHE_SECONDS = 30.0
+CACHE_SECONDS = 5.0
 CACHE_ENTRIES = 10_000
+TOUCH_SECONDS = 60.0
 
 
 def bearer_token(metadata: Metadata | None) -> str:
@@ -47,6 +51,7 @@ class Authenticator:
         self._failures = failures or FailureThrottle(rate=0, burst=0)  # 0: unthrottled
         self._clock = clock
         self._cache: dict[str, tuple[float, str]] = {}
+        self._touched: dict[str, float] = {}  # key id -> when its last use was written
         self._lock = threading.Lock()
 
     def authenticate(self, metadata: Metadata | None, peer: str = "") -> str:
@@ -67,8 +72,24 @@ class Authenticator:
         if record is None:
             self._failures.failed(peer)
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
+        if record.revoked_at is not None:
+            self._failures.failed(peer)
+            raise Unauthenticated("the API key was revoked", reason="API_KEY_REVOKED")
+        self._touch(record.id, now)
         with self._lock:
             if len(self._cache) >= CACHE_ENTRIES:
                 self._cache.clear()
             self._cache[key_hash] = (now + CACHE_SECONDS, record.user_id)
         return record.user_id
+
+    def _touch(self, key_id: str, now: float) -> None:
+        """Record the key's use, at most once per TOUCH_SECONDS (a failed write is no error:
+        the time of last use is for operators, not for deciding anything)."""
+        with self._lock:
+            if now - self._touched.get(key_id, -TOUCH_SECONDS) < TOUCH_SECONDS:
+                return
+            if len(self._touched) >= CACHE_ENTRIES:
+                self._touched.clear()
+            self._touched[key_id] = now
+        with contextlib.suppress(ImageEditorError):
+            self._keys.touch_api_key(key_id, utcnow())

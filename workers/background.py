@@ -205,7 +205,8 @@ def clear_transparent(image: Image.Image) -> Image.Image:
     if image.mode not in ("LA", "RGBA"):
         return image
     alpha = image.getchannel("A")
-    if alpha.getextrema()[0] > 0:  # nothing fully transparent
+    lowest, _ = alpha.getextrema()
+    if isinstance(lowest, int) and lowest > 0:  # nothing fully transparent
         return image
     visible = alpha.point(lambda value: 255 if value else 0)
     return Image.composite(image, Image.new(image.mode, image.size, 0), visible)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the SDK-only install has no SQLAlchemy: imported where used
     from sqlalchemy import Engine
 
     from editcore.adapters.sql.callback_store import SqlCallbackStore
+    from editcore.ports import ApiKey
 
 SERVER_EXTRA_HINT = "this command needs the server extras: pip install 'imageeditor[server,worker]'"
 
@@ -73,6 +74,56 @@ def create_key(args: argparse.Namespace) -> int:
         print(plaintext)  # alone on the first line: scripts read it from there
         print(f"webhook secret: {secret.secret}")
     return 0
+
+
+def list_keys(args: argparse.Namespace) -> int:
+    """`imageeditor keys list [--user USER]`: every key (of a user), oldest first: id, name,
+    user, when made, when last used (to the minute) and, for a revoked one, when revoked."""
+    with _database() as engine:
+        from editcore.adapters.sql.task_store import SqlTaskStore
+
+        keys = SqlTaskStore(engine).list_api_keys(args.user)
+    for key in keys:
+        if args.json:
+            print(json.dumps(_key_fields(key)))
+            continue
+        used = f"last used {_utc_text(key.last_used_at)}" if key.last_used_at else "never used"
+        revoked = f"  REVOKED {_utc_text(key.revoked_at)}" if key.revoked_at else ""
+        made = f"made {_utc_text(key.created_at)}"
+        print(f"{key.id}  {key.name}  user={key.user_id}  {made}  {used}{revoked}")
+    return 0
+
+
+def revoke_key(args: argparse.Namespace) -> int:
+    """`imageeditor keys revoke ID`: the key stops working within seconds, on every server."""
+    with _database() as engine:
+        from editcore.adapters.sql.task_store import SqlTaskStore
+        from editcore.task import utcnow
+
+        key = SqlTaskStore(engine).revoke_api_key(args.key_id, utcnow())
+    if key is None:
+        _to_stderr(f"error: no API key {args.key_id}")
+        return 1
+    if args.json:
+        print(json.dumps(_key_fields(key)))
+    else:
+        assert key.revoked_at is not None
+        print(f"{key.id}  {key.name}  revoked {_utc_text(key.revoked_at)}")
+    return 0
+
+
+def _key_fields(key: ApiKey) -> dict[str, str | None]:
+    def text(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment is not None else None
+
+    return {
+        "id": key.id,
+        "name": key.name,
+        "user_id": key.user_id,
+        "created_at": key.created_at.isoformat(),
+        "last_used_at": text(key.last_used_at),
+        "revoked_at": text(key.revoked_at),
+    }
 
 
 def webhook_secret(args: argparse.Namespace) -> int:

@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", parents=[common], help="create a key, print it once")
     create.add_argument("name", metavar="NAME")
     create.set_defaults(run=admin.create_key)
+    listing = keys_sub.add_parser(
+        "list", parents=[common], help="every key: id, name, user, made, last used, revoked"
+    )
+    listing.add_argument("--user", metavar="USER", help="only this user's keys")
+    listing.set_defaults(run=admin.list_keys)
+    revoke = keys_sub.add_parser("revoke", parents=[common], help="revoke a key (by its id)")
+    revoke.add_argument("key_id", metavar="ID")
+    revoke.set_defaults(run=admin.revoke_key)
     secret = keys_sub.add_parser(
         "webhook-secret",
         parents=[common],

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.e2e.harness import ServerProcess
+from tests.e2e.harness import CLI, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -66,3 +68,30 @@ def test_an_unreachable_server_is_reported(server: ServerProcess) -> None:
     result = server.cli("status", "00000000-0000-0000-0000-000000000000")
     assert result.returncode != 0
     assert env_address in result.stderr
+
+
+def test_a_revoked_key_stops_working_within_seconds(server: ServerProcess) -> None:
+    created = server.cli("keys", "create", "reporting", "--json", check=True)
+    key = json.loads(created.stdout)
+    env = {**server.env, "IMAGEEDITOR_API_KEY": key["key"]}
+
+    def status() -> subprocess.CompletedProcess[str]:
+        command = [CLI, "list", "--limit", "1"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    assert status().returncode == 0
+    listed = [
+        json.loads(line) for line in server.cli("keys", "list", "--json").stdout.split("\n") if line
+    ]
+    mine = next(k for k in listed if k["id"] == key["id"])
+    assert mine["last_used_at"] is not None and mine["revoked_at"] is None
+
+    revoked = server.cli("keys", "revoke", key["id"], check=True)
+    assert "revoked" in revoked.stdout
+    deadline = time.monotonic() + 10
+    while (result := status()).returncode == 0:
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.5)
+    assert "UNAUTHENTICATED" in result.stderr
+    table = server.cli("keys", "list", check=True).stdout
+    assert "REVOKED" in table and "reporting" in table

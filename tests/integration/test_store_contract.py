@@ -335,6 +335,24 @@ def test_a_batch_that_cannot_be_stored_leaves_nothing_behind(store: SqlTaskStore
 # -- API keys -------------------------------------------------------------------------------------
 
 
+def test_api_keys_are_listed_used_and_revoked(store: SqlTaskStore) -> None:
+    _, alices = create_api_key(store, "ci", user_id="alice")
+    _, bobs = create_api_key(store, "other", user_id="bob")
+    assert [k.id for k in store.list_api_keys()] == [alices.id, bobs.id]
+    assert store.list_api_keys("bob") == [bobs]
+
+    store.touch_api_key(alices.id, BASE_TIME)
+    revoked = store.revoke_api_key(alices.id, BASE_TIME + timedelta(minutes=1))
+    again = store.revoke_api_key(alices.id, BASE_TIME + timedelta(minutes=5))
+
+    assert revoked is not None and revoked.last_used_at == BASE_TIME
+    assert revoked.revoked_at == BASE_TIME + timedelta(minutes=1)
+    assert again == revoked  # the first revocation's time stays
+    assert store.find_api_key(alices.key_hash) == revoked
+    assert store.revoke_api_key(str(uuid.uuid4()), BASE_TIME) is None
+    assert store.revoke_api_key("not-an-id", BASE_TIME) is None
+
+
 def test_api_keys_are_found_by_the_hash_of_their_secret(store: SqlTaskStore) -> None:
     plaintext, record = create_api_key(store, "ci", user_id="alice")
 

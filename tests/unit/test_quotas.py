@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from editcore.apikeys import hash_api_key
 from editcore.errors import ResourceExhausted, Unauthenticated
 from editcore.ports import ApiKey
 from editcore.task import utcnow
-from server.auth import Authenticator
+from server.auth import CACHE_SECONDS, Authenticator
 from server.quotas import FailureThrottle, StreamQuota
 
 
@@ -33,6 +35,9 @@ class CountingKeys:
     def find_api_key(self, key_hash: str) -> ApiKey | None:
         self.lookups += 1
         return self.key if key_hash == self.key.key_hash else None
+
+    def touch_api_key(self, key_id: str, at: object) -> None:
+        self.touched = getattr(self, "touched", 0) + 1
 
 
 def bearer(key: str) -> list[tuple[str, str]]:
@@ -110,3 +115,32 @@ def test_missing_credentials_count_as_failures_too() -> None:
         auth.authenticate([], "peer")
     with pytest.raises(ResourceExhausted):
         auth.authenticate(bearer("iek_good"), "peer")
+
+
+class RevocableKeys(CountingKeys):
+    def revoke(self) -> None:
+        self.key = replace(self.key, revoked_at=utcnow())
+
+
+def test_a_revoked_key_is_refused_once_its_cache_entry_expires() -> None:
+    clock = Clock()
+    keys = RevocableKeys()
+    auth = Authenticator(keys, clock=clock)
+    assert auth.authenticate(bearer("iek_good"), "peer") == "alice"
+    keys.revoke()
+
+    clock.now += CACHE_SECONDS
+    with pytest.raises(Unauthenticated) as refused:
+        auth.authenticate(bearer("iek_good"), "peer")
+    assert refused.value.reason == "API_KEY_REVOKED"
+    assert CACHE_SECONDS <= 5
+
+
+def test_a_keys_use_is_recorded_at_most_once_a_minute() -> None:
+    clock = Clock()
+    keys = CountingKeys()
+    auth = Authenticator(keys, clock=clock)
+    for _ in range(20):  # every cache expiry looks the key up again
+        auth.authenticate(bearer("iek_good"), "peer")
+        clock.now += CACHE_SECONDS
+    assert getattr(keys, "touched", 0) == 2  # at 0 s and at 60 s of the 100 s

@@ -187,6 +187,8 @@ def api_key_from_row(row: RowMapping) -> ApiKey:
         user_id=row["user_id"],
         key_hash=row["key_hash"],
         created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        revoked_at=row["revoked_at"],
     )
 
 

@@ -150,6 +150,8 @@ api_keys = Table(
     Column("user_id", String(255), nullable=False),
     Column("key_hash", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),  # kept to the minute
+    Column("revoked_at", UtcDateTime, nullable=True),
     Index("ix_api_keys_key_hash", "key_hash", unique=True),
 )
 

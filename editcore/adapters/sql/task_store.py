@@ -256,6 +256,34 @@ class SqlTaskStore:
             row = connection.execute(statement).mappings().first()
         return api_key_from_row(row) if row is not None else None
 
+    def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
+        k = tables.api_keys
+        statement = select(k).order_by(k.c.created_at, k.c.id)
+        if user_id is not None:
+            statement = statement.where(k.c.user_id == user_id)
+        with self._engine.connect() as connection:
+            return [api_key_from_row(row) for row in connection.execute(statement).mappings()]
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> ApiKey | None:
+        key = parse_uuid(key_id)
+        if key is None:
+            return None
+        k = tables.api_keys
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(k).where(k.c.id == key, k.c.revoked_at.is_(None)).values(revoked_at=at)
+            )
+            row = connection.execute(select(k).where(k.c.id == key)).mappings().first()
+        return api_key_from_row(row) if row is not None else None
+
+    def touch_api_key(self, key_id: str, at: datetime) -> None:
+        key = parse_uuid(key_id)
+        if key is None:
+            return
+        k = tables.api_keys
+        with self._engine.begin() as connection:
+            connection.execute(update(k).where(k.c.id == key).values(last_used_at=at))
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _task_by_request(self, user_id: str, request_id: str) -> Task | None:
