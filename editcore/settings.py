@@ -7,6 +7,7 @@ directory, in-process broker, events, cache and rate limits.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,14 @@ class Settings:
     callback_workers: int = 4
     callback_allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
 
+    def __repr__(self) -> str:
+        """Every field, with secrets and the passwords of URLs hidden: a Settings object
+        printed in a log or a traceback gives nothing away."""
+        shown = ", ".join(
+            f"{name}={_shown(name, getattr(self, name))!r}" for name in self.__dataclass_fields__
+        )
+        return f"Settings({shown})"
+
     @property
     def is_embedded(self) -> bool:
         """No Redis configured: one process with in-process broker, events, cache and limits."""
@@ -180,3 +189,16 @@ def _parse_bool(raw: str) -> bool:
     if value in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError(f"expected true or false, got {raw!r}")
+
+
+# Fields whose whole value is a secret; URLs may hold a password in their userinfo.
+SECRET_FIELDS = frozenset({"s3_secret_access_key", "style_http_api_key", "encryption_keys"})
+_URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^/@]*@")
+
+
+def _shown(name: str, value: object) -> object:
+    if name in SECRET_FIELDS:
+        return "***" if value else value
+    if isinstance(value, str) and "://" in value:
+        return _URL_PASSWORD.sub(r"\1***@", value.split("?", 1)[0])
+    return value

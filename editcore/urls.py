@@ -176,3 +176,17 @@ def _split_host_port(entry: str) -> tuple[str, int | None]:
 def _port(text: str) -> int:
     # An unparseable port can match nothing; -1 says so without raising on a bad setting.
     return int(text) if text.isdigit() else -1
+
+
+def redact_url(url: str) -> str:
+    """`url` as a log line may show it: scheme, host, port and path, without the userinfo,
+    query string and fragment, which may carry credentials or tokens."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable URL>"
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}{parts.path}"

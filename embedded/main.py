@@ -92,7 +92,21 @@ def _write_private(path: Path, text: str) -> None:
         f.write(text + "\n")
 
 
+def keep_private(settings: Settings) -> None:
+    """Whatever this process (and its pipeline processes) writes is its own: files 0600 and
+    folders 0700 (umask 077), and the data folder is made 0700 if it was not, so tasks,
+    results and keys of an existing install are closed to other users of the machine too."""
+    os.umask(0o077)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
+    for suffix in ("", "-wal", "-shm"):
+        database = settings.data_dir / f"imageeditor.db{suffix}"
+        if database.exists():
+            database.chmod(0o600)
+
+
 async def serve(settings: Settings) -> None:
+    keep_private(settings)
     tracing = setup_tracing("imageeditor")
     app = build(settings)
     ensure_dev_key(app.adapters.api_keys, app.adapters.webhook_secrets, settings)

@@ -61,6 +61,7 @@ from editcore.ports import (
 from editcore.settings import Settings
 from editcore.task import Task, utcnow
 from editcore.telemetry import callback_span
+from editcore.urls import redact_url
 from editcore.webhook_secrets import ensure_webhook_secret
 from editcore.webhooks import signed_headers
 from workers.callback_post import post_callback
@@ -265,6 +266,7 @@ def _add(report: SendReport, finished: Sequence[Delivery], requests: int) -> Sen
 
 
 def _log_outcome(url: str, msg_id: str, result: PostResult, outcome: list[Delivery]) -> None:
+    url = redact_url(url)
     states = sorted({d.state.value for d in outcome})
     if result.error:
         log.warning(

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from editcore.ports import DeliveryStore
 from editcore.settings import Settings
 from editcore.task import utcnow
+from editcore.urls import redact_url
 from workers.callback_sender import CallbackSender
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class EmbeddedCallbackWorker:
         try:
             report = self._sender.deliver_due(*target)
         except Exception:
-            log.exception("callbacks for %s failed; they stay due", target[1])
+            log.exception("callbacks for %s failed; they stay due", redact_url(target[1]))
             return
         finally:
             with self._lock:

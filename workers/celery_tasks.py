@@ -43,6 +43,7 @@ from editcore.errors import NotFound, Unavailable
 from editcore.lifecycle import Lifecycle
 from editcore.snapshot import task_from_dict
 from editcore.task import Task, TaskState, utcnow
+from editcore.urls import redact_url
 from workers.callback_sender import CallbackSender
 from workers.runner import TaskRunner
 
@@ -146,7 +147,7 @@ def register_deliver_callbacks(app: Celery, handler: Callable[[], CallbackHandle
     sweep nudges them again and the receiver sees the same event ids a second time."""
 
     def deliver_callbacks(user_id: str, url: str) -> None:
-        with _requeued_while_the_store_is_away(f"callbacks for {url}"):
+        with _requeued_while_the_store_is_away(f"callbacks for {redact_url(url)}"):
             handler().handle(user_id, url)
 
     app.task(name=DELIVER_CALLBACKS_NAME)(deliver_callbacks)

@@ -26,6 +26,7 @@ from editcore.adapters.celery.config import (
 )
 from editcore.snapshot import task_to_dict
 from editcore.task import Task
+from editcore.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -192,5 +193,5 @@ class CeleryCallbackNotifier:
             {"user_id": user_id, "url": url},
             CALLBACKS_QUEUE,
             min(countdown, MAX_COUNTDOWN_SECONDS),
-            f"callbacks for {url}",
+            f"callbacks for {redact_url(url)}",
         )
