@@ -107,6 +107,10 @@ class Settings:
     callback_max_events: int = 50
     callback_workers: int = 4
     callback_allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Encryption at rest (editcore.sealing): AES-SIV keys, newest first; a new value is sealed
+    # with the first, any of them opens one. Embedded mode makes one in the data folder when
+    # none is given; production requires them.
+    encryption_keys: tuple[str, ...] = field(default_factory=tuple)
 
     def __repr__(self) -> str:
         """Every field, with secrets and the passwords of URLs hidden: a Settings object
@@ -141,6 +145,11 @@ class Settings:
     def dev_key_path(self) -> Path:
         """Where embedded mode keeps its development API key for the CLI to find."""
         return self.data_dir / DEV_API_KEY_FILE
+
+    @property
+    def encryption_key_path(self) -> Path:
+        """Where embedded mode keeps the key it made, when IMAGEEDITOR_ENCRYPTION_KEYS is empty."""
+        return self.data_dir / "encryption-key"
 
     @property
     def dev_webhook_secret_path(self) -> Path:

@@ -1,7 +1,10 @@
-"""A task as plain JSON data: the event log's snapshots, and the status cache's entries.
+"""A task as plain JSON data: the event log's snapshots, the status cache's entries and the
+broker's messages.
 
-`task_from_dict(task_to_dict(task)) == task` for every task; the store's row mapping reuses
-the error and result halves so each shape is written down once.
+`task_from_dict(task_to_dict(task, sealer), sealer) == task` for every task; the store's row
+mapping reuses the spec, error and result halves so each shape is written down once. What a
+task reveals (its image and callback URLs, its style prompt) is sealed (editcore.sealing):
+these dicts are what is kept at rest.
 """
 
 from __future__ import annotations
@@ -9,16 +12,34 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from editcore.sealing import NO_SEALING, Sealer
 from editcore.spec import ImageFormat, TaskSpec
 from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
 
+# The spec's fields that say more about the caller than about the image work.
+SEALED_SPEC_FIELDS = ("image_url", "style_prompt", "callback_url")
 
-def task_to_dict(task: Task) -> dict[str, Any]:
+
+def spec_to_dict(spec: TaskSpec, sealer: Sealer = NO_SEALING) -> dict[str, Any]:
+    """The spec as JSON-ready data, its revealing fields sealed."""
+    data = spec.to_dict()
+    for name in SEALED_SPEC_FIELDS:
+        data[name] = sealer.seal(data[name])
+    return data
+
+
+def spec_from_dict(data: dict[str, Any], sealer: Sealer = NO_SEALING) -> TaskSpec:
+    """The inverse of `spec_to_dict`."""
+    opened = {**data, **{name: sealer.open(data.get(name, "")) for name in SEALED_SPEC_FIELDS}}
+    return TaskSpec.from_dict(opened)
+
+
+def task_to_dict(task: Task, sealer: Sealer = NO_SEALING) -> dict[str, Any]:
     """The task as JSON-ready data (timestamps as ISO 8601 strings in UTC)."""
     return {
         "id": task.id,
         "user_id": task.user_id,
-        "spec": task.spec.to_dict(),
+        "spec": spec_to_dict(task.spec, sealer),
         "state": task.state.value,
         "stage": task.stage.value,
         "progress": task.progress,
@@ -40,12 +61,12 @@ def task_to_dict(task: Task) -> dict[str, Any]:
     }
 
 
-def task_from_dict(data: dict[str, Any]) -> Task:
+def task_from_dict(data: dict[str, Any], sealer: Sealer = NO_SEALING) -> Task:
     """The inverse of `task_to_dict`."""
     return Task(
         id=data["id"],
         user_id=data["user_id"],
-        spec=TaskSpec.from_dict(data["spec"]),
+        spec=spec_from_dict(data["spec"], sealer),
         state=TaskState(data["state"]),
         stage=Stage(data["stage"]),
         progress=float(data["progress"]),

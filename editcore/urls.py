@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from editcore.errors import InvalidArgument, clip
 
 MAX_URL_LENGTH = 2048
+# Callback URLs are also stored sealed (editcore.sealing) in columns of 2,048 characters.
+MAX_CALLBACK_URL_LENGTH = 1500
 HTTP_SCHEMES = frozenset({"http", "https"})
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -27,10 +29,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
-def validate_http_url(url: str, field: str) -> None:
+def validate_http_url(url: str, field: str, max_length: int = MAX_URL_LENGTH) -> None:
     """Raise InvalidArgument (a violation on `field`) unless `url` is an absolute http(s) URL
-    with a host, no credentials and at most MAX_URL_LENGTH characters. No network access."""
-    problem = _url_problem(url)
+    with a host, no credentials and at most `max_length` characters. No network access."""
+    problem = _url_problem(url, max_length)
     if problem:
         raise InvalidArgument(
             f"{field} is not a usable URL: {problem}",
@@ -76,9 +78,9 @@ def _literal_address(host: str) -> IPAddress | None:
     return None
 
 
-def _url_problem(url: str) -> str:
-    if len(url) > MAX_URL_LENGTH:
-        return f"at most {MAX_URL_LENGTH} characters"
+def _url_problem(url: str, max_length: int) -> str:
+    if len(url) > max_length:
+        return f"at most {max_length} characters"
     # urlsplit silently drops some whitespace and control characters; refuse them instead.
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
         return "must not contain spaces or control characters"

@@ -22,7 +22,6 @@ from datetime import timedelta
 
 from editcore.adapters.celery.config import create_celery
 from editcore.adapters.production import ProductionAdapters
-from editcore.adapters.sql.engine import upgrade_database
 from editcore.adapters.sql.leader_lock import LeaderLock
 from editcore.callback_sweep import CallbackSweep
 from editcore.errors import Unavailable
@@ -67,10 +66,12 @@ class ProductionServer:
 
 
 def build(settings: Settings) -> ProductionServer:
-    url = settings.effective_database_url
-    upgrade_database(url)  # safe when replicas start together: one migrates, under a lock
+    # Migrating is safe when replicas start together: one migrates, under a lock.
     adapters = ProductionAdapters.build(
-        settings, create_celery(settings), hot_cache_seconds=settings.hot_cache_seconds
+        settings,
+        create_celery(settings),
+        hot_cache_seconds=settings.hot_cache_seconds,
+        migrate=True,
     )
     servicer = build_servicer(
         adapters, dispatcher=adapters.dispatcher, lifecycle=adapters.lifecycle, settings=settings
@@ -78,7 +79,8 @@ def build(settings: Settings) -> ProductionServer:
     reconciler = Reconciler(adapters.tasks, adapters.lifecycle, adapters.dispatcher, settings)
     grace = timedelta(seconds=settings.reconcile_interval_seconds)
     sweep = CallbackSweep(adapters.deliveries, adapters.callbacks, grace)
-    return ProductionServer(settings, adapters, servicer, reconciler, sweep, LeaderLock(url))
+    leader = LeaderLock(settings.effective_database_url)
+    return ProductionServer(settings, adapters, servicer, reconciler, sweep, leader)
 
 
 async def serve(settings: Settings) -> None:

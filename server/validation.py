@@ -18,7 +18,12 @@ from editcore.ports import TaskQuery
 from editcore.service import NewTask
 from editcore.settings import Settings
 from editcore.styles import check_prompt
-from editcore.urls import refuse_internal_target, validate_http_url
+from editcore.urls import (
+    MAX_CALLBACK_URL_LENGTH,
+    MAX_URL_LENGTH,
+    refuse_internal_target,
+    validate_http_url,
+)
 from server.operation_checks import check_operations, check_output
 
 MAX_LABELS = 32
@@ -40,8 +45,9 @@ class Violations:
 
     def check_url(self, field: str, url: str, allowed_hosts: tuple[str, ...]) -> None:
         """The URL's form, and that it does not name an internal address outright."""
+        limit = MAX_CALLBACK_URL_LENGTH if field == "callback_url" else MAX_URL_LENGTH
         try:
-            validate_http_url(url, field)
+            validate_http_url(url, field, limit)
             refuse_internal_target(url, field, allowed_hosts)
         except InvalidArgument as exc:
             self.add_all(exc)

@@ -57,12 +57,17 @@ class WorkerProcess:
         context = self.context()
         adapters = context.adapters
         return TaskHandler(
-            context.runner, adapters.lifecycle, adapters.dispatcher, context.admission
+            context.runner,
+            adapters.lifecycle,
+            adapters.dispatcher,
+            context.admission,
+            adapters.sealer,
         )
 
     def callback_handler(self) -> CallbackHandler:
         context = self.context()
-        return CallbackHandler(context.sender, context.adapters.callbacks)
+        adapters = context.adapters
+        return CallbackHandler(context.sender, adapters.callbacks, adapters.sealer)
 
     # -- Celery signal receivers -------------------------------------------------------------
 

@@ -41,9 +41,9 @@ from editcore.adapters.celery.config import DELIVER_CALLBACKS_NAME, MAX_COUNTDOW
 from editcore.admission import Admission
 from editcore.errors import NotFound, Unavailable
 from editcore.lifecycle import Lifecycle
+from editcore.sealing import NO_SEALING, Sealer
 from editcore.snapshot import task_from_dict
 from editcore.task import Task, TaskState, utcnow
-from editcore.urls import redact_url
 from workers.callback_sender import CallbackSender
 from workers.runner import TaskRunner
 
@@ -71,14 +71,16 @@ class TaskHandler:
         lifecycle: Lifecycle,
         retries: RetryPublisher,
         admission: Admission | None = None,
+        sealer: Sealer = NO_SEALING,
     ) -> None:
         self._runner = runner
         self._lifecycle = lifecycle
         self._retries = retries
         self._admission = admission
+        self._sealer = sealer
 
     def handle(self, data: dict[str, Any], redelivered: bool) -> None:
-        snapshot = task_from_dict(data)
+        snapshot = task_from_dict(data, self._sealer)
         if redelivered:
             self._take_over(snapshot)
         outcome = self._runner.run(snapshot.id, snapshot)
@@ -126,11 +128,16 @@ def register_run_task(app: Celery, handler: Callable[[], TaskHandler]) -> None:
 class CallbackHandler:
     """Runs one `imageeditor.deliver_callbacks` message: what is due for one (user, URL)."""
 
-    def __init__(self, sender: CallbackSender, nudges: DelayedNotifier) -> None:
+    def __init__(
+        self, sender: CallbackSender, nudges: DelayedNotifier, sealer: Sealer = NO_SEALING
+    ) -> None:
         self._sender = sender
         self._nudges = nudges
+        self._sealer = sealer
 
-    def handle(self, user_id: str, url: str) -> None:
+    def handle(self, user_id: str, sealed_url: str) -> None:
+        """Deliver what is due for the user at the URL the message carries (sealed)."""
+        url = self._sealer.open(sealed_url)
         report = self._sender.deliver_due(user_id, url)
         if report.next_due is None:
             return
@@ -147,7 +154,7 @@ def register_deliver_callbacks(app: Celery, handler: Callable[[], CallbackHandle
     sweep nudges them again and the receiver sees the same event ids a second time."""
 
     def deliver_callbacks(user_id: str, url: str) -> None:
-        with _requeued_while_the_store_is_away(f"callbacks for {redact_url(url)}"):
+        with _requeued_while_the_store_is_away(f"callbacks of {user_id}"):
             handler().handle(user_id, url)
 
     app.task(name=DELIVER_CALLBACKS_NAME)(deliver_callbacks)

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING
 from editcore.settings import Settings
 
 if TYPE_CHECKING:  # the SDK-only install has no SQLAlchemy: imported where used
-    from sqlalchemy import Engine
-
     from editcore.adapters.sql.callback_store import SqlCallbackStore
+    from editcore.adapters.storage import StorageAdapters
     from editcore.ports import ApiKey
 
 SERVER_EXTRA_HINT = "this command needs the server extras: pip install 'imageeditor[server,worker]'"
@@ -59,14 +58,12 @@ def worker(args: argparse.Namespace) -> int:
 def create_key(args: argparse.Namespace) -> int:
     """`imageeditor keys create NAME`: store a new key and print it (it is shown only once),
     with the webhook secret that signs the user's callbacks (made if the user has none)."""
-    with _database() as engine:
-        from editcore.adapters.sql.callback_store import SqlCallbackStore
-        from editcore.adapters.sql.task_store import SqlTaskStore
+    with _stores() as stores:
         from editcore.apikeys import create_api_key
         from editcore.webhook_secrets import ensure_webhook_secret
 
-        plaintext, record = create_api_key(SqlTaskStore(engine), args.name)
-        secret = ensure_webhook_secret(SqlCallbackStore(engine), record.user_id)[0]
+        plaintext, record = create_api_key(stores.api_keys, args.name)
+        secret = ensure_webhook_secret(stores.webhook_secrets, record.user_id)[0]
     if args.json:
         fields = {"key": plaintext, "id": record.id, "name": record.name, "user_id": record.user_id}
         print(json.dumps({**fields, "webhook_secret": secret.secret}))
@@ -79,10 +76,8 @@ def create_key(args: argparse.Namespace) -> int:
 def list_keys(args: argparse.Namespace) -> int:
     """`imageeditor keys list [--user USER]`: every key (of a user), oldest first: id, name,
     user, when made, when last used (to the minute) and, for a revoked one, when revoked."""
-    with _database() as engine:
-        from editcore.adapters.sql.task_store import SqlTaskStore
-
-        keys = SqlTaskStore(engine).list_api_keys(args.user)
+    with _stores() as stores:
+        keys = stores.api_keys.list_api_keys(args.user)
     for key in keys:
         if args.json:
             print(json.dumps(_key_fields(key)))
@@ -96,11 +91,10 @@ def list_keys(args: argparse.Namespace) -> int:
 
 def revoke_key(args: argparse.Namespace) -> int:
     """`imageeditor keys revoke ID`: the key stops working within seconds, on every server."""
-    with _database() as engine:
-        from editcore.adapters.sql.task_store import SqlTaskStore
+    with _stores() as stores:
         from editcore.task import utcnow
 
-        key = SqlTaskStore(engine).revoke_api_key(args.key_id, utcnow())
+        key = stores.api_keys.revoke_api_key(args.key_id, utcnow())
     if key is None:
         _to_stderr(f"error: no API key {args.key_id}")
         return 1
@@ -203,41 +197,62 @@ def redeliver_callbacks(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _database() -> Iterator[Engine]:
-    """An engine on the configured database, its schema brought up to date first (operator
-    commands are often the first thing run against a fresh database)."""
+def _stores() -> Iterator[StorageAdapters]:
+    """The configured stores, sealing with the configured keys, the database schema brought
+    up to date first (operator commands are often the first thing run against a fresh one)."""
     try:
-        from editcore.adapters.sql.engine import create_engine_for, upgrade_database
+        from editcore.adapters.storage import open_storage
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
-    url = Settings.from_env().effective_database_url
-    upgrade_database(url)
-    engine = create_engine_for(url)
+    stores = open_storage(Settings.from_env(), migrate=True)
     try:
-        yield engine
+        yield stores
     finally:
-        engine.dispose()
+        stores.close()
 
 
 @contextmanager
 def _callback_store() -> Iterator[SqlCallbackStore]:
-    with _database() as engine:
-        from editcore.adapters.sql.callback_store import SqlCallbackStore
-
-        yield SqlCallbackStore(engine)
+    with _stores() as stores:
+        yield stores.deliveries
 
 
 def upgrade_db(args: argparse.Namespace) -> int:
-    """`imageeditor db upgrade`: apply every pending migration."""
-    try:
-        from editcore.adapters.sql.engine import upgrade_database
-    except ImportError as error:
-        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
-    upgrade_database(Settings.from_env().effective_database_url)
+    """`imageeditor db upgrade`: apply every pending migration (sealing what is in clear)."""
+    with _stores():
+        pass
     if args.json:
         print(json.dumps({"upgraded": True}))
     else:
         print("database schema is up to date")
+    return 0
+
+
+def reencrypt_db(args: argparse.Namespace) -> int:
+    """`imageeditor db reencrypt`: seal every stored URL, prompt and webhook secret again
+    under the newest key (the first of IMAGEEDITOR_ENCRYPTION_KEYS); the older keys can go
+    once it has run. Values in clear are sealed too. Safe to run again."""
+    with _stores() as stores:
+        changed = stores.tasks.reseal()
+    if args.json:
+        print(json.dumps(changed))
+    else:
+        total = sum(changed.values())
+        detail = ", ".join(f"{n} {table}" for table, n in changed.items() if n)
+        print(
+            f"sealed {total} value(s) again under the newest key"
+            + (f": {detail}" if detail else "")
+        )
+    return 0
+
+
+def new_encryption_key(args: argparse.Namespace) -> int:
+    """`imageeditor keys encryption-key`: print a new key for IMAGEEDITOR_ENCRYPTION_KEYS
+    (put it first to rotate, then run `imageeditor db reencrypt`)."""
+    from editcore.sealing import new_key
+
+    key = new_key()
+    print(json.dumps({"key": key}) if args.json else key)
     return 0
 
 

@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", parents=[common], help="revoke a key (by its id)")
     revoke.add_argument("key_id", metavar="ID")
     revoke.set_defaults(run=admin.revoke_key)
+    encryption = keys_sub.add_parser(
+        "encryption-key", parents=[common], help="print a new key for IMAGEEDITOR_ENCRYPTION_KEYS"
+    )
+    encryption.set_defaults(run=admin.new_encryption_key)
     secret = keys_sub.add_parser(
         "webhook-secret",
         parents=[common],
@@ -141,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_sub.add_parser("upgrade", parents=[common], help="apply pending migrations")
     upgrade.set_defaults(run=admin.upgrade_db)
+    reencrypt = db_sub.add_parser(
+        "reencrypt",
+        parents=[common],
+        help="seal stored URLs, prompts, secrets under the newest key",
+    )
+    reencrypt.set_defaults(run=admin.reencrypt_db)
 
     models = sub.add_parser("models", help="background-removal model files (operator)")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from editcore.adapters.memory.event_bus import InProcessEventBus
 from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
 from editcore.adapters.memory.status_cache import InProcessStatusCache
-from editcore.adapters.sql.engine import upgrade_database
 from editcore.adapters.storage import StorageAdapters, open_storage
 from editcore.settings import Settings
 
@@ -29,13 +28,13 @@ class EmbeddedAdapters(StorageAdapters):
     def build(cls, settings: Settings) -> EmbeddedAdapters:
         """Make the data directory and bring the database to the current schema first."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade_database(settings.effective_database_url)
-        storage = open_storage(settings)
+        storage = open_storage(settings, migrate=True)
         return cls(
             storage.tasks,
             storage.deliveries,
             storage.blobs,
             storage.links,
+            storage.sealer,
             events=InProcessEventBus(),
             cache=InProcessStatusCache(),
             limiter=InProcessRateLimiter(),

@@ -44,26 +44,31 @@ class ProductionAdapters(StorageAdapters):
 
     @classmethod
     def build(
-        cls, settings: Settings, app: Celery, *, hot_cache_seconds: float
+        cls, settings: Settings, app: Celery, *, hot_cache_seconds: float, migrate: bool = False
     ) -> ProductionAdapters:
         """`app` publishes dispatch and callback messages; `hot_cache_seconds` is the status
-        cache's in-process layer (0 for a process that only writes the cache)."""
-        storage = open_storage(settings)
+        cache's in-process layer (0 for a process that only writes the cache); with
+        `migrate`, the database schema is brought up to date first (servers do)."""
+        storage = open_storage(settings, migrate=migrate)
+        sealer = storage.sealer
         client = redis_client(settings.redis_url)
-        events = RedisEventBus(settings.redis_url)
-        cache = RedisStatusCache(client, hot_seconds=hot_cache_seconds)
+        events = RedisEventBus(settings.redis_url, sealer=sealer)
+        cache = RedisStatusCache(client, hot_seconds=hot_cache_seconds, sealer=sealer)
         publisher = BrokerPublisher(app)
-        callbacks = CeleryCallbackNotifier(publisher, settings.callback_window_seconds)
+        callbacks = CeleryCallbackNotifier(
+            publisher, settings.callback_window_seconds, sealer=sealer
+        )
         return cls(
             storage.tasks,
             storage.deliveries,
             storage.blobs,
             storage.links,
+            sealer,
             redis=client,
             events=events,
             cache=cache,
             limiter=RedisRateLimiter(client),
-            dispatcher=CeleryDispatcher(publisher),
+            dispatcher=CeleryDispatcher(publisher, sealer),
             callbacks=callbacks,
             lifecycle=Lifecycle(storage.tasks, cache, events, callbacks),
         )

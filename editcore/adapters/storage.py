@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from editcore.adapters.blobs.factory import ResultLinks, blob_store_from_settings
 from editcore.adapters.sql.callback_store import SqlCallbackStore
-from editcore.adapters.sql.engine import create_engine_for
+from editcore.adapters.sql.engine import create_engine_for, upgrade_database
 from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.ports import BlobStore
+from editcore.sealing import Sealer, sealer_from_settings
 from editcore.settings import Settings
 
 
@@ -26,6 +27,7 @@ class StorageAdapters:
     deliveries: SqlCallbackStore
     blobs: BlobStore
     links: ResultLinks
+    sealer: Sealer  # what the stores seal with; the cache, events and messages use it too
 
     @property
     def api_keys(self) -> SqlTaskStore:
@@ -40,13 +42,20 @@ class StorageAdapters:
         self.tasks.close()
 
 
-def open_storage(settings: Settings) -> StorageAdapters:
-    """The stores `settings` names, on one database engine. Connects nothing yet."""
-    engine = create_engine_for(settings.effective_database_url)
+def open_storage(settings: Settings, *, migrate: bool = False) -> StorageAdapters:
+    """The stores `settings` names, on one database engine, sealing with its keys; with
+    `migrate`, the database is brought to the current schema first (and what is stored in
+    clear is sealed). Connects nothing else."""
+    sealer = sealer_from_settings(settings)
+    url = settings.effective_database_url
+    if migrate:
+        upgrade_database(url, sealer)
+    engine = create_engine_for(url)
     blobs = blob_store_from_settings(settings)
     return StorageAdapters(
-        SqlTaskStore(engine),
-        SqlCallbackStore(engine),
+        SqlTaskStore(engine, sealer),
+        SqlCallbackStore(engine, sealer=sealer),
         blobs,
         ResultLinks.for_store(blobs, settings),
+        sealer,
     )

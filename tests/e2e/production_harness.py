@@ -26,6 +26,7 @@ import redis
 from clients.sdk import Client
 from editcore.adapters.sql.engine import create_engine_for
 from editcore.adapters.sql.task_store import SqlTaskStore
+from editcore.sealing import Sealer, new_key
 from editcore.task import Task
 from tests.e2e.harness import CLI, PASSED_THROUGH, ServerProcess, free_port
 
@@ -76,8 +77,9 @@ class WorkerProcess:
         return self.process.pid
 
     def pool_processes(self) -> list[int]:
-        """The pool's child processes (with --concurrency 1: the one that runs tasks)."""
-        return children_of(self.pid)
+        """The pool's child processes (with --concurrency 1: the one that runs tasks); none
+        for a worker that was killed."""
+        return children_of(self.pid) if self.process is not None else []
 
     def kill(self) -> None:
         """SIGKILL the whole worker, pool included: a machine that vanished."""
@@ -171,6 +173,10 @@ SHORT_TIMINGS = {
 }
 
 
+# One key for every process of a test cluster, as production shares them (editcore.sealing).
+CLUSTER_KEY = new_key()
+
+
 def cluster_env(
     database_url: str, redis_url: str, broker_url: str, root: Path, **more: str
 ) -> dict[str, str]:
@@ -179,6 +185,7 @@ def cluster_env(
     return {
         "IMAGEEDITOR_DATABASE_URL": database_url,
         "IMAGEEDITOR_REDIS_URL": redis_url,
+        "IMAGEEDITOR_ENCRYPTION_KEYS": CLUSTER_KEY,
         "IMAGEEDITOR_BROKER_URL": broker_url,
         "IMAGEEDITOR_STORAGE_URL": (root / "blobs").as_uri(),
         **SHORT_TIMINGS,
@@ -241,7 +248,8 @@ def start_cluster(root: Path, env: dict[str, str], servers: int, workers: int) -
         timeout=60,
         check=True,
     )
-    store = SqlTaskStore(create_engine_for(env["IMAGEEDITOR_DATABASE_URL"]))
+    sealer = Sealer.from_texts(env["IMAGEEDITOR_ENCRYPTION_KEYS"].split(","))
+    store = SqlTaskStore(create_engine_for(env["IMAGEEDITOR_DATABASE_URL"]), sealer)
     api_key = created.stdout.splitlines()[0].strip()  # the next line is the webhook secret
     cluster = Cluster(env, root, api_key, store)
     starting: list[WorkerProcess | ServerProcess] = [cluster.add_server() for _ in range(servers)]

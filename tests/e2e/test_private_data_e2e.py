@@ -1,5 +1,6 @@
-"""What a server keeps private: its files are its own, and its log shows no key, no secret
-and no URL token, even when a callback fails and is retried."""
+"""What a server keeps private: its files are its own, its database keeps URLs and secrets
+sealed, and its log shows no key, no secret and no URL token, even when a callback fails and
+is retried."""
 
 from __future__ import annotations
 
@@ -67,6 +68,10 @@ def test_the_log_never_shows_a_key_a_secret_or_a_url_token(tmp_path: Path) -> No
         receiver.stop()
 
     assert done.state == task_pb2.TASK_STATE_SUCCEEDED
+    # The database (and its write-ahead log) keeps the callback URL sealed.
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("imageeditor.db*"))
+    assert TOKEN.encode() not in stored and webhook_secret.encode() not in stored
+    assert b"enc1." in stored
     log = server.log.read_text()
     assert "callback" in log and "127.0.0.1" in log  # the deliveries were logged
     for secret in (api_key, webhook_secret, TOKEN, "s3-SECRET-value-42", "iek_not-a-real-key"):

@@ -16,11 +16,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import redis
 from imageeditor.v1 import task_pb2
+from sqlalchemy import create_engine, select
 
 from clients.sdk import Client
 from clients.sdk.operations import blur_operation, rotate_operation, sharpen_operation
 from clients.sdk.requests import build_submit_request
+from editcore.adapters.sql import tables
 from editcore.task import Stage, Task, TaskState
 from tests.e2e.harness import jpeg_bytes
 from tests.e2e.production_harness import (
@@ -82,6 +85,41 @@ def test_a_hundred_tasks_all_succeed(cluster: Cluster) -> None:
     assert len(listed) == 100
     assert {task.state for task in listed} == {SUCCEEDED}
     assert all(len(cluster.result_files(task_id)) == 1 for task_id in ids)
+
+
+def test_what_a_task_reveals_is_sealed_in_the_database_the_cache_and_the_broker(
+    cluster: Cluster, module_postgres_url: str, redis_url: str, broker: RedisBroker
+) -> None:
+    token = "HOOK-TOKEN-7e1f"
+    hook = f"https://hooks.example.com/in?token={token}"  # no callbacks worker: never sent
+    with cluster.client() as client:
+        task = client.submit(jpeg_bytes(96, 64), resize=(48, 32), callback_url=hook)
+        *_, done = client.watch(task.id)
+        assert done.spec.callback_url == hook  # callers see it as they sent it
+        busy = client.submit(jpeg_bytes(2000, 2000), operations=[blur_operation(50)])
+        queued = client.submit(jpeg_bytes(96, 64), callback_url=hook)  # waits in the broker
+
+    engine = create_engine(module_postgres_url)
+    try:
+        with engine.connect() as connection:
+            dump = "\n".join(
+                str(row)
+                for table in tables.metadata.sorted_tables
+                for row in connection.execute(select(table))
+            )
+    finally:
+        engine.dispose()
+    assert hook not in dump and token not in dump and "enc1." in dump
+    for url in (redis_url, broker.url):
+        client_ = redis.Redis.from_url(url)
+        try:
+            stored = b"".join(
+                repr(client_.dump(key)).encode() for key in client_.scan_iter(count=1000)
+            )
+        finally:
+            client_.close()
+        assert token.encode() not in stored, url
+    cluster.wait_until_finished([busy.id, queued.id], timeout=60)
 
 
 def test_a_watch_on_another_server_sees_every_transition_in_order(cluster: Cluster) -> None:
@@ -205,10 +243,11 @@ def test_with_the_broker_down_tasks_are_accepted_and_run_once_it_is_back(
 
 
 def test_one_users_backlog_does_not_hold_another_users_job(
-    tmp_path: Path, fresh_postgres_url: str, redis_url: str, broker: RedisBroker
+    tmp_path: Path, fresh_postgres_url: str, redis_url: str
 ) -> None:
     """At most two of a user's tasks in the broker at once: another user's job waits
     behind two of the first user's, not behind all eight."""
+    broker = RedisBroker().start()  # its own: the module's workers must not take its tasks
     env = cluster_env(
         fresh_postgres_url, redis_url, broker.url, tmp_path, IMAGEEDITOR_MAX_DISPATCHED_PER_USER="2"
     )
@@ -224,6 +263,7 @@ def test_one_users_backlog_does_not_hold_another_users_job(
             finals = cluster.wait_until_finished([*backlog, bobs], timeout=120)
     finally:
         cluster.stop()
+        broker.stop()
 
     assert {t.state for t in finals} == {TaskState.SUCCEEDED}
     order = sorted(finals, key=lambda t: t.finished_at or t.updated_at)

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -33,6 +32,7 @@ from editcore.callbacks import (
     task_key,
 )
 from editcore.ports import Batch, WebhookSecret
+from editcore.sealing import NO_SEALING
 from editcore.task import Task, TaskError
 from editcore.webhook_secrets import ensure_webhook_secret, rotate_webhook_secret
 from tests.integration.store_parts import (
@@ -535,13 +535,6 @@ def test_a_rotation_without_overlap_stops_the_old_secret_at_once(stores: Stores)
 # -- the migration ------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'imageeditor.db'}"
-    return str(request.getfixturevalue("fresh_postgres_url"))
-
-
 def test_the_migration_counts_each_batchs_unfinished_tasks(empty_database_url: str) -> None:
     config = alembic_config(empty_database_url)
     command.upgrade(config, "0002")
@@ -559,7 +552,7 @@ def test_the_migration_counts_each_batchs_unfinished_tasks(empty_database_url: s
             }
             connection.execute(insert(tables.batches).values(row))
             for task, state in zip(items, states, strict=True):
-                row = {**task_to_row(task), "state": state}
+                row = {**task_to_row(task, NO_SEALING), "state": state}
                 del row["request_digest"], row["admitted"]  # later revisions' columns
                 connection.execute(insert(tables.tasks).values(row))
         command.upgrade(config, "head")

@@ -21,6 +21,7 @@ from editcore.adapters.memory.status_cache import InProcessStatusCache
 from editcore.adapters.redis.connection import redis_client
 from editcore.adapters.redis.status_cache import KEY_PREFIX, RedisStatusCache
 from editcore.ports import StatusCache
+from editcore.sealing import Sealer, new_key
 from editcore.spec import ImageFormat, TaskSpec
 from editcore.task import ResultInfo, Stage, Task, TaskState
 
@@ -185,6 +186,22 @@ def test_the_entry_is_the_json_snapshot_shared_by_every_process(client: redis.Re
     assert server.get(task.id) == task
     raw = client.get(KEY_PREFIX + task.id)
     assert raw is not None and json.loads(raw)["version"] == 3
+
+
+@pytest.mark.redis
+def test_an_entry_keeps_what_a_task_reveals_sealed(client: redis.Redis) -> None:
+    sealer = Sealer.from_texts([new_key()])
+    cache = RedisStatusCache(client, hot_seconds=0, sealer=sealer)
+    spec = TaskSpec(
+        image_url="https://e.com/a.png?sig=IMG-TOKEN",
+        callback_url="https://h.example/x?t=HOOK-TOKEN",
+    )
+    task = replace(new_task(version=2, state=TaskState.RUNNING), spec=spec)
+    cache.put(task)
+
+    raw = client.get(KEY_PREFIX + task.id)
+    assert raw is not None and b"IMG-TOKEN" not in raw and b"HOOK-TOKEN" not in raw
+    assert cache.get(task.id) == task
 
 
 @pytest.mark.redis

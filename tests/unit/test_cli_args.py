@@ -19,10 +19,10 @@ from clients.cli.output import format_error, format_task, print_message
 from clients.cli.parser import build_parser, parse_label
 from clients.cli.progress import ProgressLine
 from clients.sdk.errors import SERVER_UNREACHABLE
-from editcore.adapters.sql.callback_store import SqlCallbackStore
-from editcore.adapters.sql.engine import create_engine_for
+from editcore.adapters.storage import open_storage
 from editcore.errors import InvalidArgument, NotFound, Unavailable
 from editcore.ports import WebhookSecret
+from editcore.settings import Settings
 from editcore.task import utcnow
 
 
@@ -164,11 +164,11 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def stored_secrets(data_dir: Path, user_id: str) -> list[WebhookSecret]:
-    engine = create_engine_for(f"sqlite:///{data_dir / 'imageeditor.db'}")
+    stores = open_storage(Settings(data_dir=data_dir))  # sealing with the data folder's key
     try:
-        return SqlCallbackStore(engine).webhook_secrets(user_id, utcnow())
+        return stores.webhook_secrets.webhook_secrets(user_id, utcnow())
     finally:
-        engine.dispose()
+        stores.close()
 
 
 def test_keys_create_prints_the_key_alone_then_the_webhook_secret(

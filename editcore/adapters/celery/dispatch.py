@@ -24,6 +24,7 @@ from editcore.adapters.celery.config import (
     TASK_NAME,
     queue_for,
 )
+from editcore.sealing import NO_SEALING, Sealer
 from editcore.snapshot import task_to_dict
 from editcore.task import Task
 from editcore.urls import redact_url
@@ -123,8 +124,9 @@ class CeleryDispatcher:
     push the retry onto every client.
     """
 
-    def __init__(self, publisher: BrokerPublisher) -> None:
+    def __init__(self, publisher: BrokerPublisher, sealer: Sealer = NO_SEALING) -> None:
         self._publisher = publisher
+        self._sealer = sealer  # messages wait in the broker: what a task reveals is sealed
 
     def dispatch(self, task: Task) -> None:
         """The Dispatcher port: publish now, best effort."""
@@ -136,7 +138,7 @@ class CeleryDispatcher:
         and a revoke name our tasks."""
         return self._publisher.publish(
             TASK_NAME,
-            {"task": task_to_dict(task)},
+            {"task": task_to_dict(task, self._sealer)},
             queue_for(task.spec),
             countdown,
             f"task {task.id}",
@@ -165,9 +167,11 @@ class CeleryCallbackNotifier:
         window_seconds: float,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sealer: Sealer = NO_SEALING,
     ) -> None:
         self._publisher = publisher
         self._window = window_seconds
+        self._sealer = sealer  # the nudge waits in the broker: its URL is sealed
         self._clock = clock
         self._lock = threading.Lock()
         self._pending_until: dict[tuple[str, str], float] = {}
@@ -190,7 +194,7 @@ class CeleryCallbackNotifier:
         later retries). False when the broker did not take it."""
         return self._publisher.publish(
             DELIVER_CALLBACKS_NAME,
-            {"user_id": user_id, "url": url},
+            {"user_id": user_id, "url": self._sealer.seal(url)},
             CALLBACKS_QUEUE,
             min(countdown, MAX_COUNTDOWN_SECONDS),
             f"callbacks for {redact_url(url)}",

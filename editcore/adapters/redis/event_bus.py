@@ -32,6 +32,7 @@ from redis.asyncio.client import PubSub
 
 from editcore.adapters.redis.connection import OutageGuard, async_redis_client, redis_client
 from editcore.ports import RESYNC, Resync
+from editcore.sealing import NO_SEALING, Sealer
 from editcore.snapshot import task_from_dict, task_to_dict
 from editcore.task import Task
 
@@ -97,8 +98,10 @@ class RedisEventBus:
         keepalive_seconds: float = 10.0,
         reconnect_max_seconds: float = 5.0,
         idle_resync_seconds: float = 30.0,
+        sealer: Sealer = NO_SEALING,
     ) -> None:
         self._url = url
+        self._sealer = sealer
         self._poll = poll_seconds
         self._keepalive = keepalive_seconds
         self._reconnect_max = reconnect_max_seconds
@@ -122,7 +125,7 @@ class RedisEventBus:
         committed, and watchers catch up from the store (see the idle resync)."""
         if self._publish_outage.down:
             return
-        payload = json.dumps(task_to_dict(task), separators=(",", ":"))
+        payload = json.dumps(task_to_dict(task, self._sealer), separators=(",", ":"))
         try:
             self._publishing_client().publish(CHANNEL_PREFIX + task.id, payload)
         except redis.RedisError as exc:
@@ -269,7 +272,7 @@ class RedisEventBus:
             if not watchers:
                 return
             try:
-                task = task_from_dict(json.loads(message["data"]))
+                task = task_from_dict(json.loads(message["data"]), self._sealer)
             except (ValueError, KeyError, TypeError) as exc:
                 logger.warning("unreadable event on %s: %r", channel, exc)
                 return

@@ -30,6 +30,7 @@ import redis
 
 from editcore.adapters.redis.connection import OutageGuard
 from editcore.ports import STATUS_TTL_SECONDS
+from editcore.sealing import NO_SEALING, Sealer
 from editcore.snapshot import task_from_dict, task_to_dict
 from editcore.task import Task
 
@@ -62,8 +63,10 @@ class RedisStatusCache:
         *,
         max_hot_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        sealer: Sealer = NO_SEALING,
     ) -> None:
         self._client = client
+        self._sealer = sealer  # the entries are kept at rest: what a task reveals is sealed
         self._put_script = client.register_script(_PUT_IF_NOT_OLDER)
         self._hot_seconds = hot_seconds
         self._max_hot_entries = max_hot_entries
@@ -86,7 +89,7 @@ class RedisStatusCache:
         if raw is None:
             return None
         try:
-            task = task_from_dict(json.loads(raw))
+            task = task_from_dict(json.loads(raw), self._sealer)
         except (ValueError, KeyError, TypeError) as exc:
             # e.g. written by another release with another shape: the store still knows.
             logger.warning("unreadable status cache entry for %s: %r", task_id, exc)
@@ -96,7 +99,7 @@ class RedisStatusCache:
 
     def put(self, task: Task) -> None:
         """Cache `task` unless a newer version is cached already."""
-        snapshot = json.dumps(task_to_dict(task), separators=(",", ":"))
+        snapshot = json.dumps(task_to_dict(task, self._sealer), separators=(",", ":"))
         ttl_ms = int(STATUS_TTL_SECONDS[task.state] * 1000)
         written = 0
         if self._redis_usable():

@@ -28,6 +28,7 @@ from editcore.adapters.sql.rows import (
 )
 from editcore.callbacks import Delivery, DeliveryState
 from editcore.ports import WebhookSecret
+from editcore.sealing import NO_SEALING, Sealer
 from editcore.task import utcnow
 
 # Stays well under SQLite's limit on bound parameters in one statement.
@@ -43,9 +44,17 @@ class SqlCallbackStore:
     `clock` tells when a lease has run out (tests move it instead of sleeping).
     """
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        sealer: Sealer = NO_SEALING,
+    ) -> None:
+        """`sealer` seals the URLs (for lookups) and the webhook secrets."""
         self._engine = engine
         self._clock = clock
+        self._sealer = sealer
 
     # -- deliveries ------------------------------------------------------------------------
 
@@ -60,7 +69,7 @@ class SqlCallbackStore:
             select(_d)
             .where(
                 _d.c.user_id == user_id,
-                _d.c.url == url,
+                _d.c.url.in_(self._sealer.lookups(url)),
                 _d.c.state == DeliveryState.PENDING.value,
                 _d.c.next_attempt_at <= due_by,
                 _unleased(now),
@@ -94,7 +103,7 @@ class SqlCallbackStore:
                 .where(_d.c.claim_token == token)
                 .order_by(_d.c.next_attempt_at, _d.c.created_at, _d.c.id)
             ).mappings()
-            return str(token), [delivery_from_row(row) for row in claimed]
+            return str(token), [delivery_from_row(row, self._sealer) for row in claimed]
 
     def finish_deliveries(self, token: str, deliveries: Sequence[Delivery]) -> int:
         """Write the deliveries still held by `token` and release them; how many were."""
@@ -128,7 +137,9 @@ class SqlCallbackStore:
             .limit(limit)
         )
         with self._engine.connect() as connection:
-            return [(user_id, url) for user_id, url in connection.execute(statement)]
+            found = [(user, self._sealer.open(url)) for user, url in connection.execute(statement)]
+        # One URL sealed under an older key and under the newest groups twice: once is enough.
+        return list(dict.fromkeys(found))
 
     def release_claims(self) -> int:
         """Drop every lease; how many deliveries were held."""
@@ -149,7 +160,7 @@ class SqlCallbackStore:
                 chunk = unique[start : start + _IN_CHUNK]
                 rows = connection.execute(select(_d).where(_d.c.dedupe_key.in_(chunk)))
                 for row in rows.mappings():
-                    found[row["dedupe_key"]] = delivery_from_row(row)
+                    found[row["dedupe_key"]] = delivery_from_row(row, self._sealer)
         return found
 
     def redeliver(self, event_id: str, now: datetime) -> Delivery | None:
@@ -162,7 +173,7 @@ class SqlCallbackStore:
             row = connection.execute(select(_d).where(_d.c.id == key)).mappings().first()
             if row is None:
                 return None
-            delivery = delivery_from_row(row)
+            delivery = delivery_from_row(row, self._sealer)
             if delivery.state is DeliveryState.PENDING:
                 return delivery
             again = delivery.again(now)
@@ -175,12 +186,15 @@ class SqlCallbackStore:
         """Send to `url` for this user again after a 410 disabled it; False if it was not."""
         e = tables.callback_endpoints
         with self._engine.begin() as connection:
-            result = connection.execute(delete(e).where(e.c.user_id == user_id, e.c.url == url))
+            result = connection.execute(
+                delete(e).where(e.c.user_id == user_id, e.c.url.in_(self._sealer.lookups(url)))
+            )
         return result.rowcount > 0
 
     def disable_endpoint(self, user_id: str, url: str, reason: str, now: datetime) -> None:
         """Stop sending to `url` for this user; the first disabling's time and reason stay."""
-        row = {"user_id": user_id, "url": url, "disabled_at": now, "reason": reason}
+        sealed = self._sealer.seal_lookup(url)
+        row = {"user_id": user_id, "url": sealed, "disabled_at": now, "reason": reason}
         try:
             with self._engine.begin() as connection:
                 connection.execute(insert(tables.callback_endpoints), [row])
@@ -190,7 +204,9 @@ class SqlCallbackStore:
 
     def endpoint_disabled(self, user_id: str, url: str) -> bool:
         e = tables.callback_endpoints
-        statement = select(e.c.user_id).where(e.c.user_id == user_id, e.c.url == url)
+        statement = select(e.c.user_id).where(
+            e.c.user_id == user_id, e.c.url.in_(self._sealer.lookups(url))
+        )
         with self._engine.connect() as connection:
             return connection.execute(statement).first() is not None
 
@@ -198,7 +214,9 @@ class SqlCallbackStore:
 
     def add_webhook_secret(self, secret: WebhookSecret) -> None:
         with self._engine.begin() as connection:
-            connection.execute(insert(tables.webhook_secrets), [webhook_secret_to_row(secret)])
+            connection.execute(
+                insert(tables.webhook_secrets), [webhook_secret_to_row(secret, self._sealer)]
+            )
 
     def webhook_secrets(self, user_id: str, now: datetime) -> list[WebhookSecret]:
         """The user's secrets not expired at `now`, newest first."""
@@ -210,7 +228,8 @@ class SqlCallbackStore:
         )
         with self._engine.connect() as connection:
             return [
-                webhook_secret_from_row(row) for row in connection.execute(statement).mappings()
+                webhook_secret_from_row(row, self._sealer)
+                for row in connection.execute(statement).mappings()
             ]
 
     def expire_webhook_secrets(self, user_id: str, at: datetime) -> None:

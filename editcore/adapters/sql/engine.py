@@ -13,6 +13,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
+from editcore.sealing import Sealer
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -66,6 +68,9 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade_database(url: str) -> None:
-    """Apply every pending migration to the database at `url` (a no-op when it is current)."""
-    command.upgrade(alembic_config(url), "head")
+def upgrade_database(url: str, sealer: Sealer | None = None) -> None:
+    """Apply every pending migration to the database at `url` (a no-op when it is current);
+    `sealer` seals what is stored in clear, when a migration asks (0007)."""
+    config = alembic_config(url)
+    config.attributes["sealer"] = sealer
+    command.upgrade(config, "head")

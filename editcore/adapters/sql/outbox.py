@@ -16,16 +16,18 @@ from editcore.adapters.sql import tables
 from editcore.adapters.sql.rows import delivery_to_row
 from editcore.callbacks import Delivery, EventType, event_type_for
 from editcore.ports import Batch
+from editcore.sealing import Sealer
 from editcore.task import Task
 from editcore.telemetry import current_traceparent
 
 
-def record_terminal_transition(connection: Connection, task: Task) -> None:
+def record_terminal_transition(connection: Connection, task: Task, sealer: Sealer) -> None:
     """Owe the callbacks of `task`'s terminal transition: its own event when it has a
     callback_url, and its batch's when it was the batch's last unfinished task."""
     if task.spec.callback_url:
         _owe(
             connection,
+            sealer,
             Delivery(
                 id=str(uuid.uuid4()),
                 user_id=task.user_id,
@@ -38,18 +40,18 @@ def record_terminal_transition(connection: Connection, task: Task) -> None:
             ),
         )
     if task.batch_id:
-        _count_down(connection, uuid.UUID(task.batch_id), task.updated_at)
+        _count_down(connection, uuid.UUID(task.batch_id), task.updated_at, sealer)
 
 
-def record_empty_batch(connection: Connection, batch: Batch) -> None:
+def record_empty_batch(connection: Connection, batch: Batch, sealer: Sealer) -> None:
     """A batch created without tasks is complete at once: owe its event now."""
     if not batch.task_ids and batch.callback_url:
         _owe_batch_completed(
-            connection, batch.id, batch.user_id, batch.callback_url, batch.created_at
+            connection, sealer, batch.id, batch.user_id, batch.callback_url, batch.created_at
         )
 
 
-def _count_down(connection: Connection, batch_id: uuid.UUID, now: datetime) -> None:
+def _count_down(connection: Connection, batch_id: uuid.UUID, now: datetime, sealer: Sealer) -> None:
     b = tables.batches
     # The UPDATE takes the batch row's lock until this transaction ends. When two of its
     # tasks finish at once on PostgreSQL, the second UPDATE waits for the first transaction,
@@ -61,14 +63,16 @@ def _count_down(connection: Connection, batch_id: uuid.UUID, now: datetime) -> N
         select(b.c.unfinished, b.c.user_id, b.c.callback_url).where(b.c.id == batch_id)
     ).one_or_none()
     if row is not None and row.unfinished == 0 and row.callback_url:
-        _owe_batch_completed(connection, str(batch_id), row.user_id, row.callback_url, now)
+        url = sealer.open(row.callback_url)
+        _owe_batch_completed(connection, sealer, str(batch_id), row.user_id, url, now)
 
 
 def _owe_batch_completed(
-    connection: Connection, batch_id: str, user_id: str, url: str, now: datetime
+    connection: Connection, sealer: Sealer, batch_id: str, user_id: str, url: str, now: datetime
 ) -> None:
     _owe(
         connection,
+        sealer,
         Delivery(
             id=str(uuid.uuid4()),
             user_id=user_id,
@@ -82,7 +86,7 @@ def _owe_batch_completed(
     )
 
 
-def _owe(connection: Connection, delivery: Delivery) -> None:
+def _owe(connection: Connection, sealer: Sealer, delivery: Delivery) -> None:
     # The dedupe_key's unique constraint backs the state machine up: one event per task and
     # per batch (a second one would fail the transition instead of being sent twice).
-    connection.execute(insert(tables.callback_deliveries), [delivery_to_row(delivery)])
+    connection.execute(insert(tables.callback_deliveries), [delivery_to_row(delivery, sealer)])

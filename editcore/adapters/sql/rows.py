@@ -14,16 +14,18 @@ from sqlalchemy import RowMapping
 
 from editcore.callbacks import Attempt, Delivery, DeliveryState, EventType
 from editcore.ports import ApiKey, Batch, RejectedItem, WebhookSecret
+from editcore.sealing import Sealer
 from editcore.snapshot import (
     error_from_dict,
     error_to_dict,
     result_from_dict,
     result_to_dict,
+    spec_from_dict,
+    spec_to_dict,
     task_to_dict,
     time_from_str,
     time_to_str,
 )
-from editcore.spec import TaskSpec
 from editcore.task import Stage, Task, TaskState
 
 # What a transition may change; identity, ownership, spec and labels are fixed at creation.
@@ -51,7 +53,7 @@ def parse_uuid(text: str) -> uuid.UUID | None:
         return None
 
 
-def task_to_row(task: Task) -> dict[str, Any]:
+def task_to_row(task: Task, sealer: Sealer) -> dict[str, Any]:
     """The `tasks` row of `task` (its labels go in `label_rows`)."""
     return {
         "id": uuid.UUID(task.id),
@@ -64,7 +66,7 @@ def task_to_row(task: Task) -> dict[str, Any]:
         "attempts": task.attempts,
         "version": task.version,
         "cancel_requested": task.cancel_requested,
-        "spec": task.spec.to_dict(),
+        "spec": spec_to_dict(task.spec, sealer),
         "error": error_to_dict(task.error),
         "result": result_to_dict(task.result),
         "created_at": task.created_at,
@@ -77,9 +79,9 @@ def task_to_row(task: Task) -> dict[str, Any]:
     }
 
 
-def transition_values(task: Task) -> dict[str, Any]:
+def transition_values(task: Task, sealer: Sealer) -> dict[str, Any]:
     """The columns a transition to `task` updates."""
-    row = task_to_row(task)
+    row = task_to_row(task, sealer)
     return {name: row[name] for name in TRANSITION_COLUMNS}
 
 
@@ -88,22 +90,22 @@ def label_rows(task: Task) -> list[dict[str, Any]]:
     return [{"task_id": task_id, "key": k, "value": v} for k, v in task.labels.items()]
 
 
-def event_row(task: Task) -> dict[str, Any]:
+def event_row(task: Task, sealer: Sealer) -> dict[str, Any]:
     """The event-log entry recording `task` at its current version."""
     return {
         "task_id": uuid.UUID(task.id),
         "version": task.version,
-        "snapshot": task_to_dict(task),
+        "snapshot": task_to_dict(task, sealer),
         "occurred_at": task.updated_at,
     }
 
 
-def task_from_row(row: RowMapping, labels: Mapping[str, str]) -> Task:
+def task_from_row(row: RowMapping, labels: Mapping[str, str], sealer: Sealer) -> Task:
     """The task stored in a `tasks` row, with its labels."""
     return Task(
         id=str(row["id"]),
         user_id=row["user_id"],
-        spec=TaskSpec.from_dict(row["spec"]),
+        spec=spec_from_dict(row["spec"], sealer),
         state=TaskState(row["state"]),
         stage=Stage(row["stage"]),
         progress=row["progress"],
@@ -125,12 +127,13 @@ def task_from_row(row: RowMapping, labels: Mapping[str, str]) -> Task:
     )
 
 
-def batch_to_row(batch: Batch) -> dict[str, Any]:
+def batch_to_row(batch: Batch, sealer: Sealer) -> dict[str, Any]:
     return {
         "id": uuid.UUID(batch.id),
         "user_id": batch.user_id,
         "request_id": batch.request_id or None,
-        "callback_url": batch.callback_url,
+        # Deterministic: the randomized seal of a 1,500-character URL would not fit.
+        "callback_url": sealer.seal_lookup(batch.callback_url),
         "task_ids": list(batch.task_ids),
         "created_at": batch.created_at,
         "unfinished": len(batch.task_ids),  # a new batch's tasks are all QUEUED
@@ -148,12 +151,12 @@ def batch_to_row(batch: Batch) -> dict[str, Any]:
     }
 
 
-def batch_from_row(row: RowMapping) -> Batch:
+def batch_from_row(row: RowMapping, sealer: Sealer) -> Batch:
     return Batch(
         id=str(row["id"]),
         user_id=row["user_id"],
         request_id=row["request_id"] or "",
-        callback_url=row["callback_url"],
+        callback_url=sealer.open(row["callback_url"]),
         task_ids=tuple(row["task_ids"]),
         created_at=row["created_at"],
         request_digest=row["request_digest"] or "",
@@ -192,13 +195,14 @@ def api_key_from_row(row: RowMapping) -> ApiKey:
     )
 
 
-def delivery_to_row(delivery: Delivery) -> dict[str, Any]:
-    """The `callback_deliveries` row of a new, unclaimed delivery."""
+def delivery_to_row(delivery: Delivery, sealer: Sealer) -> dict[str, Any]:
+    """The `callback_deliveries` row of a new, unclaimed delivery (its URL sealed for
+    lookups: the senders find a target's rows by it)."""
     return {
         "id": uuid.UUID(delivery.id),
         "dedupe_key": delivery.key,
         "user_id": delivery.user_id,
-        "url": delivery.url,
+        "url": sealer.seal_lookup(delivery.url),
         "event_type": delivery.event_type.value,
         "task_id": uuid.UUID(delivery.task_id) if delivery.task_id else None,
         "batch_id": uuid.UUID(delivery.batch_id) if delivery.batch_id else None,
@@ -221,11 +225,11 @@ def delivery_progress_values(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def delivery_from_row(row: RowMapping) -> Delivery:
+def delivery_from_row(row: RowMapping, sealer: Sealer) -> Delivery:
     return Delivery(
         id=str(row["id"]),
         user_id=row["user_id"],
-        url=row["url"],
+        url=sealer.open(row["url"]),
         event_type=EventType(row["event_type"]),
         created_at=row["created_at"],
         task_id=str(row["task_id"]) if row["task_id"] is not None else "",
@@ -257,21 +261,21 @@ def _attempt_from_dict(data: dict[str, Any]) -> Attempt:
     )
 
 
-def webhook_secret_to_row(secret: WebhookSecret) -> dict[str, Any]:
+def webhook_secret_to_row(secret: WebhookSecret, sealer: Sealer) -> dict[str, Any]:
     return {
         "id": uuid.UUID(secret.id),
         "user_id": secret.user_id,
-        "secret": secret.secret,
+        "secret": sealer.seal(secret.secret),
         "created_at": secret.created_at,
         "expires_at": secret.expires_at,
     }
 
 
-def webhook_secret_from_row(row: RowMapping) -> WebhookSecret:
+def webhook_secret_from_row(row: RowMapping, sealer: Sealer) -> WebhookSecret:
     return WebhookSecret(
         id=str(row["id"]),
         user_id=row["user_id"],
-        secret=row["secret"],
+        secret=sealer.open(row["secret"]),
         created_at=row["created_at"],
         expires_at=row["expires_at"],
     )

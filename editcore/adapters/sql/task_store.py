@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from editcore.adapters.sql import tables
 from editcore.adapters.sql.outage import translate_outages
 from editcore.adapters.sql.outbox import record_empty_batch, record_terminal_transition
+from editcore.adapters.sql.reseal import reseal
 from editcore.adapters.sql.rows import (
     api_key_from_row,
     api_key_to_row,
@@ -45,6 +46,7 @@ from editcore.adapters.sql.rows import (
 )
 from editcore.errors import InvalidArgument
 from editcore.ports import ApiKey, Batch, PageCursor, TaskQuery
+from editcore.sealing import NO_SEALING, Sealer
 from editcore.snapshot import task_from_dict
 from editcore.task import UNFINISHED_STATES, Task, TaskState
 
@@ -56,12 +58,20 @@ _IN_CHUNK = 500
 class SqlTaskStore:
     """`TaskStore` and `ApiKeyStore` over a SQLAlchemy engine (see editcore/ports.py)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: Sealer = NO_SEALING) -> None:
+        """`sealer` seals what tasks reveal (URLs, prompts) in every row and snapshot."""
         self._engine = engine
+        self._sealer = sealer
 
     def close(self) -> None:
         """Close the engine's pooled connections (at shutdown)."""
         self._engine.dispose()
+
+    def reseal(self) -> dict[str, int]:
+        """Seal every stored value again under the newest key (editcore/adapters/sql/reseal.py),
+        in one transaction; how many rows changed, by table."""
+        with self._engine.begin() as connection:
+            return reseal(connection, self._sealer)
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -69,7 +79,7 @@ class SqlTaskStore:
         """Insert the task, or return the user's task with the same request id."""
         try:
             with self._engine.begin() as connection:
-                _insert_tasks(connection, [task])
+                _insert_tasks(connection, [task], self._sealer)
         except IntegrityError:
             # Lost a race to (or retried after) a create with the same request id.
             existing = self._task_by_request(task.user_id, task.request_id)
@@ -97,13 +107,13 @@ class SqlTaskStore:
             result = connection.execute(
                 update(t)
                 .where(t.c.id == uuid.UUID(task.id), t.c.version == task.version - 1)
-                .values(transition_values(task))
+                .values(transition_values(task, self._sealer))
             )
             if result.rowcount == 0:
                 return False
-            connection.execute(insert(tables.task_events), [event_row(task)])
+            connection.execute(insert(tables.task_events), [event_row(task, self._sealer)])
             if task.state.terminal:
-                record_terminal_transition(connection, task)
+                record_terminal_transition(connection, task, self._sealer)
         return True
 
     def get_tasks(self, task_ids: Sequence[str]) -> list[Task]:
@@ -140,7 +150,9 @@ class SqlTaskStore:
             .order_by(e.c.version)
         )
         with self._engine.connect() as connection:
-            return [task_from_dict(snapshot) for snapshot in connection.scalars(statement)]
+            return [
+                task_from_dict(snapshot, self._sealer) for snapshot in connection.scalars(statement)
+            ]
 
     def unfinished_tasks(self) -> list[Task]:
         """Every QUEUED or RUNNING task, oldest first."""
@@ -222,9 +234,9 @@ class SqlTaskStore:
             raise ValueError("a batch's task_ids must list its tasks, in order")
         try:
             with self._engine.begin() as connection:
-                connection.execute(insert(tables.batches), [batch_to_row(batch)])
-                _insert_tasks(connection, tasks)
-                record_empty_batch(connection, batch)
+                connection.execute(insert(tables.batches), [batch_to_row(batch, self._sealer)])
+                _insert_tasks(connection, tasks, self._sealer)
+                record_empty_batch(connection, batch, self._sealer)
         except IntegrityError:
             existing = self._batch_by_request(batch.user_id, batch.request_id)
             if existing is None:
@@ -242,7 +254,7 @@ class SqlTaskStore:
             statement = statement.where(tables.batches.c.user_id == user_id)
         with self._engine.connect() as connection:
             row = connection.execute(statement).mappings().first()
-        return batch_from_row(row) if row is not None else None
+        return batch_from_row(row, self._sealer) if row is not None else None
 
     # -- API keys --------------------------------------------------------------------------
 
@@ -302,14 +314,14 @@ class SqlTaskStore:
         statement = select(b).where(b.c.user_id == user_id, b.c.request_id == request_id)
         with self._engine.connect() as connection:
             row = connection.execute(statement).mappings().first()
-        return batch_from_row(row) if row is not None else None
+        return batch_from_row(row, self._sealer) if row is not None else None
 
     def _load_tasks(self, statement: Select[tuple[object, ...]]) -> list[Task]:
         """Run a `select(tasks)` and attach each task's labels, keeping the row order."""
         with self._engine.connect() as connection:
             rows = connection.execute(statement).mappings().all()
             labels = _labels_of(connection, [row["id"] for row in rows])
-        return [task_from_row(row, labels[row["id"]]) for row in rows]
+        return [task_from_row(row, labels[row["id"]], self._sealer) for row in rows]
 
 
 def _matching(query: TaskQuery) -> list[ColumnElement[bool]]:
@@ -351,17 +363,17 @@ def _after(cursor: PageCursor) -> ColumnElement[bool]:
     )
 
 
-def _insert_tasks(connection: Connection, tasks: Sequence[Task]) -> None:
+def _insert_tasks(connection: Connection, tasks: Sequence[Task], sealer: Sealer) -> None:
     """Insert tasks with their labels and first events (in the caller's transaction)."""
     if not tasks:
         return
     # One multi-row INSERT per table (a batch of 100 is ~2,000 parameters: well inside
     # SQLite's 32,766 and PostgreSQL's 65,535), not a statement per row.
-    connection.execute(insert(tables.tasks).values([task_to_row(task) for task in tasks]))
+    connection.execute(insert(tables.tasks).values([task_to_row(t, sealer) for t in tasks]))
     labels = [row for task in tasks for row in label_rows(task)]
     if labels:
         connection.execute(insert(tables.task_labels).values(labels))
-    connection.execute(insert(tables.task_events).values([event_row(task) for task in tasks]))
+    connection.execute(insert(tables.task_events).values([event_row(t, sealer) for t in tasks]))
 
 
 def _labels_of(
