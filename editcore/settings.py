@@ -27,6 +27,11 @@ class Settings:
 
     data_dir: Path = DEFAULT_DATA_DIR
     listen_address: str = "127.0.0.1:50051"
+    # TLS on the gRPC port: the server's certificate chain and key (PEM files; both or
+    # neither), and with a client CA, mutual TLS: only clients with a certificate it signed.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
     database_url: str = ""  # empty: SQLite at <data_dir>/imageeditor.db
     # Production mode: set redis_url (and a PostgreSQL database_url). redis://, rediss:// or
     # redis+sentinel://host:port[,host:port]/service_name[/db].

@@ -4,6 +4,7 @@ reflection, and a clean stop."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from editcore.errors import InvalidArgument
 from editcore.lifecycle import Lifecycle
 from editcore.ports import Dispatcher, ProcessAdapters
 from editcore.service import TaskService
@@ -81,6 +83,36 @@ def add_service(servicer: ImageEditorServicer, server: grpc.aio.Server) -> None:
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the settings' PEM files (mutual TLS with a client CA); None for
+    plain text. BAD_SETTING when only one of certificate and key is given, or one is unreadable."""
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        if settings.tls_client_ca_file:
+            raise _bad_tls("IMAGEEDITOR_TLS_CLIENT_CA_FILE needs the server's own certificate")
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise _bad_tls("set both IMAGEEDITOR_TLS_CERT_FILE and IMAGEEDITOR_TLS_KEY_FILE")
+    try:
+        chain = Path(settings.tls_cert_file).read_bytes()
+        key = Path(settings.tls_key_file).read_bytes()
+        client_ca = (
+            Path(settings.tls_client_ca_file).read_bytes() if settings.tls_client_ca_file else None
+        )
+    except OSError as exc:
+        raise _bad_tls(f"cannot read {exc.filename}: {exc.strerror}") from None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def _bad_tls(problem: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"TLS settings: {problem}",
+        field_violations={"IMAGEEDITOR_TLS_CERT_FILE": problem},
+        reason="BAD_SETTING",
+    )
+
+
 @dataclass
 class RunningServer:
     server: grpc.aio.Server
@@ -115,7 +147,11 @@ async def start_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(settings.listen_address)
+    credentials = server_credentials(settings)
+    if credentials is None:
+        port = server.add_insecure_port(settings.listen_address)
+    else:
+        port = server.add_secure_port(settings.listen_address, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen_address}")
     await server.start()

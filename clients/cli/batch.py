@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 async def _submit_and_follow(
     args: argparse.Namespace, requests: Sequence[pb.SubmitTaskRequest]
 ) -> int:
-    async with AsyncClient() as client:
+    async with AsyncClient(tls=args.tls or None) as client:
         response = await client.batch_submit(requests)
         accepted = [item.task for item in response.results if item.HasField("task")]
         if args.watch and accepted:

@@ -32,7 +32,7 @@ def exit_code(task: task_pb2.Task) -> int:
 
 def submit(args: argparse.Namespace) -> int:
     """`imageeditor submit`: submit, and with --watch or -o follow it (and save the result)."""
-    with Client() as client:
+    with Client(tls=args.tls or None) as client:
         task = client.submit(
             image_source(args.image),
             operations=operations_from(args),
@@ -81,27 +81,27 @@ def follow(client: Client, task_id: str, *, as_json: bool, after_version: int = 
 
 def status(args: argparse.Namespace) -> int:
     """`imageeditor status ID`."""
-    with Client() as client:
+    with Client(tls=args.tls or None) as client:
         print_message(client.get_status(args.task_id), as_json=args.json)
     return 0
 
 
 def watch(args: argparse.Namespace) -> int:
     """`imageeditor watch ID`: follow until the task ends; exit 1 unless it SUCCEEDED."""
-    with Client() as client:
+    with Client(tls=args.tls or None) as client:
         return exit_code(follow(client, args.task_id, as_json=args.json))
 
 
 def cancel(args: argparse.Namespace) -> int:
     """`imageeditor cancel ID`."""
-    with Client() as client:
+    with Client(tls=args.tls or None) as client:
         print_message(client.cancel(args.task_id), as_json=args.json)
     return 0
 
 
 def list_tasks(args: argparse.Namespace) -> int:
     """`imageeditor list`: at most --limit tasks, newest first."""
-    with Client() as client:
+    with Client(tls=args.tls or None) as client:
         tasks = client.list_tasks(
             states=args.state,
             batch_id=args.batch,
@@ -115,7 +115,7 @@ def list_tasks(args: argparse.Namespace) -> int:
 
 def result(args: argparse.Namespace) -> int:
     """`imageeditor result ID -o OUT`."""
-    with Client() as client:
+    with Client(tls=args.tls or None) as client:
         info = client.download_result(args.task_id, args.output)
     if args.json:
         print_message(info, as_json=True)

@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print protobuf JSON, one per line")
+    common.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect with TLS (the server checked against IMAGEEDITOR_TLS_CA_FILE, else the"
+        " system's roots); IMAGEEDITOR_TLS=true does the same",
+    )
 
     parser = argparse.ArgumentParser(
         prog="imageeditor",

@@ -20,7 +20,7 @@ from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import operations_pb2, task_pb2
 
 from clients.sdk.channel import auth_metadata, channel_options, new_stub
-from clients.sdk.credentials import resolve_address, resolve_api_key
+from clients.sdk.credentials import resolve_address, resolve_api_key, resolve_tls
 from clients.sdk.errors import translated_rpc_errors
 from clients.sdk.requests import (
     ImageSource,
@@ -47,14 +47,21 @@ class AsyncClient:
         *,
         timeout: float | None = 30.0,
         channel: grpc.aio.Channel | None = None,
+        tls: bool | None = None,
     ) -> None:
         self.address = resolve_address(address)
         self.timeout = timeout
         self._metadata = auth_metadata(resolve_api_key(api_key))
         self._owns_channel = channel is None
-        self._channel = channel or grpc.aio.insecure_channel(
-            self.address, options=channel_options()
-        )
+        if channel is None:
+            credentials = resolve_tls(tls)
+            options = channel_options()
+            channel = (
+                grpc.aio.secure_channel(self.address, credentials, options=options)
+                if credentials is not None
+                else grpc.aio.insecure_channel(self.address, options=options)
+            )
+        self._channel = channel
         self._stub = new_stub(self._channel)
 
     async def submit(

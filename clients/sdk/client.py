@@ -20,7 +20,7 @@ from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import operations_pb2, task_pb2
 
 from clients.sdk.channel import auth_metadata, channel_options, new_stub
-from clients.sdk.credentials import resolve_address, resolve_api_key
+from clients.sdk.credentials import resolve_address, resolve_api_key, resolve_tls
 from clients.sdk.errors import translated_rpc_errors
 from clients.sdk.requests import (
     ImageSource,
@@ -38,8 +38,9 @@ class Client:
     """A blocking client of ImageEditorService; every method raises `ImageEditorError`s.
 
     `address` defaults to $IMAGEEDITOR_ADDRESS or 127.0.0.1:50051, `api_key` to
-    $IMAGEEDITOR_API_KEY or the embedded development key. Pass `channel` to use your own
-    (TLS, interceptors); the client then leaves closing it to you.
+    $IMAGEEDITOR_API_KEY or the embedded development key, `tls` to the environment
+    (clients.sdk.credentials.resolve_tls). Pass `channel` to use your own (interceptors);
+    the client then leaves closing it to you.
     """
 
     def __init__(
@@ -49,12 +50,21 @@ class Client:
         *,
         timeout: float | None = 30.0,
         channel: grpc.Channel | None = None,
+        tls: bool | None = None,
     ) -> None:
         self.address = resolve_address(address)
         self.timeout = timeout
         self._metadata = auth_metadata(resolve_api_key(api_key))
         self._owns_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(self.address, options=channel_options())
+        if channel is None:
+            credentials = resolve_tls(tls)
+            options = channel_options()
+            channel = (
+                grpc.secure_channel(self.address, credentials, options=options)
+                if credentials is not None
+                else grpc.insecure_channel(self.address, options=options)
+            )
+        self._channel = channel
         self._stub = new_stub(self._channel)
 
     def submit(

@@ -1,10 +1,12 @@
-"""Where the SDK finds its server address and API key when the caller names neither.
+"""Where the SDK finds its server address, API key and TLS settings when the caller names
+none of them.
 
 The lookup order is the same for the SDK and the CLI: the explicit argument, then the
 environment, then what embedded mode leaves on disk. Only the client's own variables are
-read (IMAGEEDITOR_ADDRESS, IMAGEEDITOR_API_KEY, and IMAGEEDITOR_DATA_DIR for the development
-key), never the server's settings, so a server-only variable can't break a caller.
-Nothing here runs at import time.
+read (IMAGEEDITOR_ADDRESS, IMAGEEDITOR_API_KEY, IMAGEEDITOR_DATA_DIR for the development key,
+and IMAGEEDITOR_TLS, IMAGEEDITOR_TLS_CA_FILE, IMAGEEDITOR_TLS_CLIENT_CERT_FILE and
+IMAGEEDITOR_TLS_CLIENT_KEY_FILE), never the server's settings, so a server-only variable
+can't break a caller. Nothing here runs at import time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import grpc
+
+from editcore.errors import InvalidArgument
 from editcore.settings import DEFAULT_DATA_DIR, DEV_API_KEY_FILE
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -43,3 +48,34 @@ def resolve_api_key(
     except (FileNotFoundError, NotADirectoryError):
         return None
     return key or None
+
+
+TLS_VARIABLE = "IMAGEEDITOR_TLS"
+CA_FILE_VARIABLE = "IMAGEEDITOR_TLS_CA_FILE"
+CLIENT_CERT_VARIABLE = "IMAGEEDITOR_TLS_CLIENT_CERT_FILE"
+CLIENT_KEY_VARIABLE = "IMAGEEDITOR_TLS_CLIENT_KEY_FILE"
+
+
+def resolve_tls(
+    tls: bool | None = None, environ: Mapping[str, str] | None = None
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials for the channel, or None for plain text. TLS is on when `tls` is True,
+    or (`tls` None) when $IMAGEEDITOR_TLS is true or a CA file or client certificate is set;
+    the server is checked against $IMAGEEDITOR_TLS_CA_FILE, else the system's roots, and
+    $IMAGEEDITOR_TLS_CLIENT_CERT_FILE / _KEY_FILE are presented for mutual TLS."""
+    env = os.environ if environ is None else environ
+    ca_file = env.get(CA_FILE_VARIABLE, "")
+    cert_file, key_file = env.get(CLIENT_CERT_VARIABLE, ""), env.get(CLIENT_KEY_VARIABLE, "")
+    wanted = env.get(TLS_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
+    if tls is False or not (tls or wanted or ca_file or cert_file):
+        return None
+    if bool(cert_file) != bool(key_file):
+        problem = f"set both {CLIENT_CERT_VARIABLE} and {CLIENT_KEY_VARIABLE}, or neither"
+        raise InvalidArgument(
+            problem, field_violations={CLIENT_CERT_VARIABLE: problem}, reason="BAD_SETTING"
+        )
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(ca_file).read_bytes() if ca_file else None,
+        private_key=Path(key_file).read_bytes() if key_file else None,
+        certificate_chain=Path(cert_file).read_bytes() if cert_file else None,
+    )

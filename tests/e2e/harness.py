@@ -30,8 +30,17 @@ def free_port() -> int:
 class ServerProcess:
     """One embedded-mode server; `start()` waits until its health check says SERVING."""
 
-    def __init__(self, data_dir: Path, port: int, workers: int = 2, **env: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        workers: int = 2,
+        *,
+        health_credentials: grpc.ChannelCredentials | None = None,
+        **env: str,
+    ) -> None:
         self.data_dir = data_dir
+        self.health_credentials = health_credentials  # a server on TLS is checked over TLS
         self.port = port
         self.address = f"127.0.0.1:{port}"
         self.workers = workers
@@ -62,7 +71,13 @@ class ServerProcess:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen([CLI, "serve"], env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
-        with grpc.insecure_channel(self.address) as channel:
+        credentials = self.health_credentials
+        channel = (
+            grpc.secure_channel(self.address, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(self.address)
+        )
+        with channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
