@@ -15,6 +15,8 @@ from typing import NoReturn
 
 import pytest
 import redis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -22,6 +24,16 @@ from sqlalchemy.exc import OperationalError
 from editcore.adapters.sql import tables
 from editcore.adapters.sql.engine import create_engine_for, upgrade_database
 from editcore.adapters.sql.task_store import SqlTaskStore
+
+# -- Fuzzing: the budget of the property-based suite (tests/unit/test_fuzz.py) ------------------
+
+# `make test` runs "default"; `pytest --hypothesis-profile=long` a hundred times more examples.
+# No wall-clock deadline: the suite bounds each example's CPU time itself.
+for _name, _examples in (("default", 150), ("long", 15_000)):
+    hypothesis_settings.register_profile(
+        _name, max_examples=_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+
 
 # -- Databases: the task store on SQLite and on PostgreSQL --------------------------------------
 

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print protobuf JSON, one per line")
-    common.add_argument(
+    # Commands that call the server; the operator commands open the database instead.
+    client = argparse.ArgumentParser(add_help=False, parents=[common])
+    client.add_argument(
         "--tls",
         action="store_true",
         help="connect with TLS (the server checked against IMAGEEDITOR_TLS_CA_FILE, else the"
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     worker.set_defaults(run=admin.worker)
 
-    submit = sub.add_parser("submit", parents=[common], help="submit one image")
+    submit = sub.add_parser("submit", parents=[client], help="submit one image")
     submit.add_argument("image", metavar="IMAGE_PATH_OR_URL")
     _add_output_options(submit)
     submit.add_argument("--prompt", default="", help="a style prompt to apply")
@@ -73,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("-o", "--output", metavar="OUT", help="wait, then save the result here")
     submit.set_defaults(run=commands.submit)
 
-    batch_cmd = sub.add_parser("batch", parents=[common], help="submit many images at once")
+    batch_cmd = sub.add_parser("batch", parents=[client], help="submit many images at once")
     batch_cmd.add_argument("files", nargs="+", metavar="FILE")
     _add_output_options(batch_cmd)
     batch_cmd.set_defaults(run=batch.run)
@@ -83,18 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
         ("watch", commands.watch, "follow a task until it finishes"),
         ("cancel", commands.cancel, "cancel a task"),
     ):
-        command = sub.add_parser(name, parents=[common], help=text)
+        command = sub.add_parser(name, parents=[client], help=text)
         command.add_argument("task_id", metavar="ID")
         command.set_defaults(run=run)
 
-    listing = sub.add_parser("list", parents=[common], help="list your tasks, newest first")
+    listing = sub.add_parser("list", parents=[client], help="list your tasks, newest first")
     listing.add_argument("--state", choices=tuple(STATES), action="append", default=[])
     listing.add_argument("--batch", default="", metavar="ID", help="only tasks of this batch")
     listing.add_argument("--label", type=parse_label, action="append", default=[])
     listing.add_argument("--limit", type=_positive, default=50, metavar="N")
     listing.set_defaults(run=commands.list_tasks)
 
-    result = sub.add_parser("result", parents=[common], help="download a task's result")
+    result = sub.add_parser("result", parents=[client], help="download a task's result")
     result.add_argument("task_id", metavar="ID")
     result.add_argument("-o", "--output", metavar="OUT", required=True)
     result.set_defaults(run=commands.result)

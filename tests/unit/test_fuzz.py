@@ -28,17 +28,11 @@ from editcore.settings import Settings
 from server.rpc import UndecodableRequest, tolerant
 from server.validation import validate_batch, validate_list, validate_submit
 
-settings.register_profile(
-    "default", max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "long", max_examples=15_000, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile("default")
-
 SETTINGS = Settings()
 LIMITS = {"max_pixels": SETTINGS.max_image_pixels, "max_frames": SETTINGS.max_frames}
-TIME_BOUND = 1.0  # seconds for one probe or one validation, on inputs of up to 64 KB
+# CPU seconds of this thread for one probe or one validation, on inputs of up to 64 KB
+# (CPU time, not wall time: the bound is on the work done, whatever else the machine runs).
+TIME_BOUND = 1.0
 
 
 def sample(format: str, **options: object) -> bytes:
@@ -89,11 +83,11 @@ def test_the_probe_ends_in_a_header_or_a_domain_error(data: bytes) -> None:
 
 
 def _probe(data: bytes) -> object:
-    started = time.perf_counter()
+    started = time.thread_time()
     try:
         return probe(data, **LIMITS)
     finally:
-        assert time.perf_counter() - started < TIME_BOUND
+        assert time.thread_time() - started < TIME_BOUND
 
 
 texts = st.text(max_size=300)
@@ -177,7 +171,7 @@ def submit_requests(draw: st.DrawFn) -> pb.SubmitTaskRequest:
 def test_validation_ends_in_a_task_or_a_bounded_invalid_argument(
     request: pb.SubmitTaskRequest,
 ) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()
     try:
         new = validate_submit(request, SETTINGS)
     except InvalidArgument as error:
@@ -185,7 +179,7 @@ def test_validation_ends_in_a_task_or_a_bounded_invalid_argument(
         assert to_status(error).ByteSize() <= MAX_STATUS_BYTES
         return
     finally:
-        assert time.perf_counter() - started < TIME_BOUND
+        assert time.thread_time() - started < TIME_BOUND
     assert new.spec is not None
 
 
