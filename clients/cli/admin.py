@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from clients.cli.progress import ProgressLine
 from editcore.settings import Settings
 
 if TYPE_CHECKING:  # the SDK-only install has no SQLAlchemy: imported where used
@@ -232,8 +233,12 @@ def reencrypt_db(args: argparse.Namespace) -> int:
     """`imageeditor db reencrypt`: seal every stored URL, prompt and webhook secret again
     under the newest key (the first of IMAGEEDITOR_ENCRYPTION_KEYS); the older keys can go
     once it has run. Values in clear are sealed too. Safe to run again."""
-    with _stores() as stores:
-        changed = stores.tasks.reseal()
+    with _stores() as stores, ProgressLine() as line:
+        changed = stores.tasks.reseal(
+            lambda table, walked, total: line.show(
+                walked / total if total else 1.0, f"{table} {walked}/{total} rows"
+            )
+        )
     if args.json:
         print(json.dumps(changed))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -95,3 +96,29 @@ def test_a_revoked_key_stops_working_within_seconds(server: ServerProcess) -> No
     assert "UNAUTHENTICATED" in result.stderr
     table = server.cli("keys", "list", check=True).stdout
     assert "REVOKED" in table and "reporting" in table
+
+
+def test_rotating_the_encryption_key_with_db_reencrypt(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEEDITOR_")}
+    env["IMAGEEDITOR_DATA_DIR"] = str(tmp_path)
+
+    def cli(*args: str, keys: str = "") -> subprocess.CompletedProcess[str]:
+        run_env = {**env, "IMAGEEDITOR_ENCRYPTION_KEYS": keys} if keys else env
+        result = subprocess.run(
+            [CLI, *args], env=run_env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        return result
+
+    cli("keys", "create", "reporting")  # its webhook secret is sealed under the embedded key
+    old = (tmp_path / "encryption-key").read_text().strip()
+    new = cli("keys", "encryption-key").stdout.strip()
+    assert new != old and len(new) > 40
+
+    rotated = cli("db", "reencrypt", keys=f"{new},{old}")
+    assert "sealed 1 value(s) again under the newest key: 1 webhook_secrets" in rotated.stdout
+    assert "100% webhook_secrets 1/1 rows" in rotated.stderr  # the progress line
+    # The old key can go: with the new one alone everything opens, and nothing is left to do.
+    again = cli("db", "reencrypt", keys=new)
+    assert again.stdout.startswith("sealed 0 value(s)")
+    assert "whsec_" in cli("keys", "webhook-secret", "reporting", keys=new).stdout

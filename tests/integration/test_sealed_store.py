@@ -12,6 +12,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, create_engine, insert, select, text
 
+from editcore.adapters.sql import reseal as reseal_module
 from editcore.adapters.sql import tables
 from editcore.adapters.sql.callback_store import SqlCallbackStore
 from editcore.adapters.sql.engine import alembic_config, create_engine_for, upgrade_database
@@ -147,6 +148,32 @@ def test_reencrypt_moves_everything_to_the_newest_key(url: str, stores: Stores) 
         assert len(only_new.tasks.list_events(task.id, 0)) == 3
     finally:
         only_new.engine.dispose()
+
+
+def test_reencrypt_walks_pages_of_its_own_and_keeps_what_it_did_when_stopped(
+    url: str, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reseal_module, "PAGE", 2)
+    for _ in range(5):
+        stores.tasks.create_task(sensitive_task())
+    rotated = Stores(url, Sealer.from_texts([NEW, OLD]))
+    try:
+
+        def stop_after_one_page(table: str, walked: int, total: int) -> None:
+            raise KeyboardInterrupt  # the operator's ^C, after the first page's commit
+
+        with pytest.raises(KeyboardInterrupt):
+            rotated.tasks.reseal(stop_after_one_page)
+        seen: list[tuple[str, int, int]] = []
+        changed = rotated.tasks.reseal(lambda *report: seen.append(report))
+        assert changed["tasks"] == 3  # the first page of two stayed sealed under NEW
+        assert [r for r in seen if r[0] == "tasks"] == [
+            ("tasks", 2, 5),
+            ("tasks", 4, 5),
+            ("tasks", 5, 5),
+        ]
+    finally:
+        rotated.engine.dispose()
 
 
 def test_the_migration_seals_rows_stored_in_clear(empty_database_url: str) -> None:

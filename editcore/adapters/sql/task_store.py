@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from editcore.adapters.sql import tables
 from editcore.adapters.sql.outage import translate_outages
 from editcore.adapters.sql.outbox import record_empty_batch, record_terminal_transition
-from editcore.adapters.sql.reseal import reseal
+from editcore.adapters.sql.reseal import Progress, reseal
 from editcore.adapters.sql.rows import (
     api_key_from_row,
     api_key_to_row,
@@ -67,11 +67,10 @@ class SqlTaskStore:
         """Close the engine's pooled connections (at shutdown)."""
         self._engine.dispose()
 
-    def reseal(self) -> dict[str, int]:
+    def reseal(self, progress: Progress | None = None) -> dict[str, int]:
         """Seal every stored value again under the newest key (editcore/adapters/sql/reseal.py),
-        in one transaction; how many rows changed, by table."""
-        with self._engine.begin() as connection:
-            return reseal(connection, self._sealer)
+        a transaction per page of rows; how many rows changed, by table."""
+        return reseal(self._engine.begin, self._sealer, progress)
 
     # -- tasks -----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ db reencrypt` seals them.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 
 from alembic import context, op
 
@@ -32,7 +33,8 @@ def upgrade() -> None:
     if not isinstance(sealer, Sealer) or not sealer.enabled:
         log.warning("no encryption keys: stored values stay in clear until `db reencrypt`")
         return
-    changed = reseal(op.get_bind(), sealer)
+    connection = op.get_bind()
+    changed = reseal(lambda: nullcontext(connection), sealer)
     log.info("sealed existing values: %s", changed)
 
 
