@@ -15,6 +15,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
+from editcore.adapters.sql.engine import create_engine_for
+from editcore.adapters.sql.task_store import SqlTaskStore
+from editcore.sealing import Sealer, embedded_key
+
 CLI = str(Path(sys.executable).parent / "imageeditor")
 # Settings of the machine rather than of one test: where `make` put the rembg model files.
 PASSED_THROUGH = {"IMAGEEDITOR_MODELS_DIR"}
@@ -104,6 +108,12 @@ class ServerProcess:
     @property
     def api_key(self) -> str:
         return (self.data_dir / "dev-api-key").read_text().strip()
+
+    def task_store(self) -> SqlTaskStore:
+        """The server's own SQLite store, opened with the key it made (sealed values open)."""
+        sealer = Sealer.from_texts([embedded_key(self.data_dir / "encryption-key")])
+        engine = create_engine_for(f"sqlite:///{self.data_dir / 'imageeditor.db'}")
+        return SqlTaskStore(engine, sealer)
 
     def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

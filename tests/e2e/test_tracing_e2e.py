@@ -25,7 +25,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from clients.sdk import Client
 from clients.sdk.channel import channel_options
-from editcore.adapters.sql.engine import create_engine_for
 from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.task import Stage, TaskState
 from editcore.telemetry import ATTEMPT, STAGE, TASK_ID
@@ -221,7 +220,7 @@ def test_embedded_mode_carries_the_trace_into_its_worker_threads_and_the_callbac
     server = ServerProcess(tmp_path, free_port(), **otel_env(collector), **allowed).start()
     try:
         task_id, client_span = submit_traced(server.address, server.api_key, receiver.url)
-        store = SqlTaskStore(create_engine_for(f"sqlite:///{tmp_path / 'imageeditor.db'}"))
+        store = server.task_store()
         try:
             stages = recorded_stages(store, task_id)
         finally:
