@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
 from editcore.errors import ResourceExhausted
 
 STREAM_RETRY_SECONDS = 5.0
@@ -62,21 +63,12 @@ class FailureThrottle:
         peers: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._interval = 1.0 / rate if rate > 0 else 0.0
-        self._tolerance = self._interval * max(burst - 1, 0)
-        self._peers = peers
-        self._clock = clock
-        self._tat: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
+        self._rate, self._burst = rate, burst
+        self._failures = InProcessRateLimiter(clock, max_keys=peers)
 
     def check(self, peer: str) -> None:
         """RESOURCE_EXHAUSTED (reason AUTH_THROTTLED) while `peer` may fail no more."""
-        if not self._interval:
-            return
-        now = self._clock()
-        with self._lock:
-            tat = self._tat.get(peer, now)
-        wait = tat - self._tolerance - now
+        wait = self._failures.wait(peer, self._rate, self._burst)
         if wait > 0:
             raise ResourceExhausted(
                 "too many failed authentications from this address; try again later",
@@ -86,11 +78,4 @@ class FailureThrottle:
 
     def failed(self, peer: str) -> None:
         """Count one failure of `peer`."""
-        if not self._interval:
-            return
-        now = self._clock()
-        with self._lock:
-            self._tat[peer] = max(self._tat.get(peer, now), now) + self._interval
-            self._tat.move_to_end(peer)
-            while len(self._tat) > self._peers:
-                self._tat.popitem(last=False)
+        self._failures.acquire(peer, self._rate, self._burst)

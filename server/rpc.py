@@ -16,9 +16,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -27,8 +24,9 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
+from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
 from editcore.api.rpc_errors import to_status
-from editcore.errors import ImageEditorError, Internal, InvalidArgument
+from editcore.errors import ImageEditorError, Internal, InvalidArgument, clip
 
 log = logging.getLogger(__name__)
 
@@ -57,48 +55,26 @@ def tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return deserialize
 
 
-class PeerThrottle:
-    """Says yes once per `seconds` for each peer (the address, without its port)."""
-
-    def __init__(self, seconds: float, peers: int = 10_000) -> None:
-        self._seconds = seconds
-        self._peers = peers
-        self._last: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def allow(self, peer: str) -> bool:
-        host = peer_host(peer)
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(host)
-            if last is not None and now - last < self._seconds:
-                return False
-            self._last[host] = now
-            self._last.move_to_end(host)
-            while len(self._last) > self._peers:
-                self._last.popitem(last=False)
-            return True
-
-
 def peer_host(peer: str) -> str:
     """ "ipv4:10.1.2.3:5555" -> "ipv4:10.1.2.3"; "ipv6:[::1]:5555" -> "ipv6:[::1]"."""
     host, _, port = peer.rpartition(":")
     return host if host and port.isdigit() else peer
 
 
-_undecodable_log = PeerThrottle(UNDECODABLE_LOG_SECONDS)
+# One log line per peer per UNDECODABLE_LOG_SECONDS.
+_undecodable_log = InProcessRateLimiter(max_keys=10_000)
 
 
 def _undecodable(method: str, request: UndecodableRequest, context: Any) -> InvalidArgument:
-    peer = context.peer() or "unknown"
-    if _undecodable_log.allow(peer):
+    peer = peer_host(context.peer() or "unknown")
+    if not _undecodable_log.acquire(peer, 1 / UNDECODABLE_LOG_SECONDS, 1):
         log.warning(
             "%s: %d request bytes from %s do not parse (%s); more from this peer within %.0fs"
             " go unlogged",
             method,
             request.size,
-            peer_host(peer),
-            request.error[:200],
+            peer,
+            clip(request.error),
             UNDECODABLE_LOG_SECONDS,
         )
     return InvalidArgument(

@@ -41,3 +41,21 @@ def test_keys_are_independent_and_refusals_cost_nothing() -> None:
     assert limiter.acquire("b", 1.0, 1) == 0.0
     clock.now += 1.0
     assert limiter.acquire("a", 1.0, 1) == 0.0
+
+
+def test_wait_tells_without_counting() -> None:
+    limiter = InProcessRateLimiter(Clock())
+    for _ in range(3):
+        assert limiter.wait("a", 1.0, 1) == 0.0
+    assert limiter.acquire("a", 1.0, 1) == 0.0
+    assert limiter.wait("a", 1.0, 1) == pytest.approx(1.0)
+
+
+def test_only_so_many_keys_are_remembered_the_least_recent_forgotten() -> None:
+    limiter = InProcessRateLimiter(Clock(), max_keys=2)
+    for key in ("a", "b"):
+        limiter.acquire(key, 1.0, 1)
+    assert limiter.acquire("a", 1.0, 1) > 0  # both remembered
+    limiter.acquire("c", 1.0, 1)  # "a" was counted least recently: forgotten
+    assert limiter.acquire("a", 1.0, 1) == 0.0
+    assert limiter.acquire("c", 1.0, 1) > 0
