@@ -215,13 +215,13 @@ def _check_request_id(v: Violations, request_id: str) -> None:
         v.add("request_id", f"at most {MAX_REQUEST_ID} printable characters")
 
 
-def _check_labels(v: Violations, labels: dict[str, str], field: str = "labels") -> None:
+def _check_labels(v: Violations, labels: dict[str, str]) -> None:
     if len(labels) > MAX_LABELS:  # each one's own problems would only repeat the input
-        v.add(field, f"at most {MAX_LABELS} labels; got {len(labels)}", "TOO_MANY_LABELS")
+        v.add("labels", f"at most {MAX_LABELS} labels; got {len(labels)}", "TOO_MANY_LABELS")
         return
     for key, value in labels.items():
         if not LABEL_KEY.match(key):
             text = "keys are 1-63 of a-z, 0-9, _ and -, starting with a letter"
-            v.add(f"{field}[{clip_key(key)}]", text)
+            v.add(f"labels[{clip_key(key)}]", text)
         elif len(value) > 255:
-            v.add(f"{field}[{key}]", "values are at most 255 characters")
+            v.add(f"labels[{key}]", "values are at most 255 characters")

@@ -21,7 +21,7 @@ is a fresh interpreter itself, so nothing of the server's threads (gRPC's) is fo
 
 The protocol, one request and one reply at a time over a pipe:
 
-    ("open", task)    -> ("ok",)                  a Work for the task (its snapshot as JSON)
+    ("open", task)    -> ("ok",)                  a run of the task (its snapshot as JSON)
     ("stage", stage)  -> ("ok",) | ("error", s)   run one stage; s: a google.rpc.Status
     ("result",)       -> ("result", info)         the stored result (ResultInfo as JSON)
     ("exit",)         -> (none)                   finish up and exit
@@ -52,7 +52,7 @@ from editcore.settings import Settings
 from editcore.snapshot import result_from_dict, result_to_dict, task_from_dict, task_to_dict
 from editcore.task import ResultInfo, Stage, Task
 from workers.background import BackgroundRemover
-from workers.pipeline import Pipeline, RunInterrupted, Work, stages_of
+from workers.pipeline import InProcessRun, Pipeline, RunInterrupted, stages_of
 from workers.styles import create_style_generator
 
 log = logging.getLogger(__name__)
@@ -238,9 +238,6 @@ class ChildRun:
         assert info is not None
         return info
 
-    def close(self) -> None:
-        """Nothing to release: the child drops the Work when the next run opens."""
-
 
 def from_status_bytes(raw: bytes) -> ImageEditorError:
     return from_status(status_pb2.Status.FromString(raw))
@@ -287,8 +284,7 @@ def child_main(conn: Connection, settings: Settings, warm_up: bool) -> None:
 
 def _serve(conn: Connection, pipeline: Pipeline) -> None:
     global _in_stage
-    work: Work | None = None
-    steps: dict[Stage, Callable[[Work], None]] = {}
+    run: InProcessRun | None = None  # the task's run in this process, as a Celery worker's
     while True:
         try:
             message = conn.recv()
@@ -299,21 +295,19 @@ def _serve(conn: Connection, pipeline: Pipeline) -> None:
             return
         try:
             if kind == "open":
-                task = task_from_dict(message[1])
-                work = Work(task_id=task.id, spec=task.spec)
-                steps = dict(pipeline.stages(task.spec))
+                run = pipeline.open(task_from_dict(message[1]))
                 reply: tuple[Any, ...] = ("ok",)
             elif kind == "stage":
-                assert work is not None
+                assert run is not None
                 _in_stage = True
                 try:
-                    steps[Stage(message[1])](work)
+                    run.run_stage(Stage(message[1]))
                 finally:
                     _in_stage = False
                 reply = ("ok",)
             else:  # "result"
-                assert work is not None and work.result is not None
-                reply = ("result", result_to_dict(work.result))
+                assert run is not None
+                reply = ("result", result_to_dict(run.result()))
         except _SoftTimeLimit:
             reply = ("error", to_status(_Deadlines.error()).SerializeToString())
         except ImageEditorError as exc:
