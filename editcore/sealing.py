@@ -31,8 +31,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from editcore.errors import Internal, InvalidArgument
-from editcore.settings import Settings
+from editcore.errors import Internal
+from editcore.settings import Settings, bad_setting
 
 PREFIX = "enc1."
 KEY_BYTES = 64  # AES-256-SIV
@@ -48,15 +48,14 @@ def new_key() -> str:
 def parse_key(text: str) -> bytes:
     """A key's bytes; BAD_SETTING if it is not 64 bytes of urlsafe base64."""
     try:
-        key = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+        key = _unpadded_b64decode(text.strip())
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != KEY_BYTES:
-        raise InvalidArgument(
-            f"{KEY_VARIABLE}: each key is {KEY_BYTES} bytes of urlsafe base64 (make one with"
-            " `imageeditor keys encryption-key`)",
-            field_violations={KEY_VARIABLE: "not a key"},
-            reason="BAD_SETTING",
+        raise bad_setting(
+            KEY_VARIABLE,
+            f"each key is {KEY_BYTES} bytes of urlsafe base64 (make one with `imageeditor keys"
+            " encryption-key`)",
         )
     return key
 
@@ -89,19 +88,14 @@ class Sealer:
         """`text` sealed deterministically under the newest key: equal texts, equal seals."""
         if not self._keys or not text:
             return text
-        key_id, cipher = self._keys[0]
-        return _format(key_id, "d", cipher.encrypt(text.encode(), None))
+        return _deterministic(*self._keys[0], text)
 
     def lookups(self, text: str) -> list[str]:
         """Every value a row sealed with `seal_lookup` (under any of the keys, or before
         encryption) may hold for `text`."""
         if not text:
             return [text]
-        sealed = [
-            _format(key_id, "d", cipher.encrypt(text.encode(), None))
-            for key_id, cipher in self._keys
-        ]
-        return [*sealed, text]
+        return [*(_deterministic(key_id, cipher, text) for key_id, cipher in self._keys), text]
 
     def open(self, value: str) -> str:
         """The text `value` seals; `value` itself if it is not sealed."""
@@ -109,7 +103,7 @@ class Sealer:
             return value
         try:
             _, key_id, mode, body = value.split(".", 3)
-            data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            data = _unpadded_b64decode(body)
         except (ValueError, binascii.Error):
             raise Internal("a sealed value is damaged", reason="SEALED_VALUE_DAMAGED") from None
         cipher = self._by_id.get(key_id)
@@ -153,6 +147,14 @@ def _key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:8]
 
 
+def _deterministic(key_id: str, cipher: AESSIV, text: str) -> str:
+    return _format(key_id, "d", cipher.encrypt(text.encode(), None))
+
+
+def _unpadded_b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def _format(key_id: str, mode: str, data: bytes) -> str:
     return f"{PREFIX}{key_id}.{mode}.{base64.urlsafe_b64encode(data).decode().rstrip('=')}"
 
@@ -166,9 +168,8 @@ def sealer_from_settings(settings: Settings) -> Sealer:
     if settings.is_embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return Sealer.from_texts([embedded_key(settings.encryption_key_path)])
-    raise InvalidArgument(
-        f"production mode needs {KEY_VARIABLE}, the same on every server and worker (make"
-        " a key with `imageeditor keys encryption-key`)",
-        field_violations={KEY_VARIABLE: "required in production mode"},
-        reason="BAD_SETTING",
+    raise bad_setting(
+        KEY_VARIABLE,
+        "required in production mode, the same on every server and worker (make a key with"
+        " `imageeditor keys encryption-key`)",
     )

@@ -21,6 +21,13 @@ DEFAULT_DATA_DIR = Path("var")
 DEV_API_KEY_FILE = "dev-api-key"
 
 
+def bad_setting(variable: str, problem: str) -> InvalidArgument:
+    """The error that stops a process whose setting `variable` cannot work (BAD_SETTING)."""
+    return InvalidArgument(
+        f"{variable}: {problem}", field_violations={variable: problem}, reason="BAD_SETTING"
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the service. Environment variable: IMAGEEDITOR_<FIELD NAME UPPERCASED>."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from editcore.errors import InvalidArgument, clip
-from editcore.settings import Settings
+from editcore.settings import Settings, bad_setting
 from editcore.urls import validate_http_url
 
 PRESET_STYLES: tuple[str, ...] = (
@@ -53,7 +53,7 @@ class StyleCapability:
         if backend == "http":
             _check_http_settings(settings)
             return cls(backend, max_prompt_chars=MAX_HTTP_PROMPT_CHARS)
-        raise _bad_setting(
+        raise bad_setting(
             "IMAGEEDITOR_STYLE_BACKEND",
             f"unknown style backend {backend!r}; choose one of: {', '.join(STYLE_BACKENDS)}",
         )
@@ -93,21 +93,15 @@ def check_prompt(prompt: str, settings: Settings) -> str:
 def _check_http_settings(settings: Settings) -> None:
     variable = "IMAGEEDITOR_STYLE_HTTP_URL"
     if not settings.style_http_url:
-        raise _bad_setting(variable, "the http style backend needs the images/edits URL")
+        raise bad_setting(variable, "the http style backend needs the images/edits URL")
     try:
         validate_http_url(settings.style_http_url, variable)
     except InvalidArgument as exc:
-        raise _bad_setting(variable, exc.field_violations[variable]) from None
+        raise bad_setting(variable, exc.field_violations[variable]) from None
     if settings.style_http_timeout_seconds <= 0:
-        raise _bad_setting("IMAGEEDITOR_STYLE_HTTP_TIMEOUT_SECONDS", "must be more than 0")
+        raise bad_setting("IMAGEEDITOR_STYLE_HTTP_TIMEOUT_SECONDS", "must be more than 0")
     if settings.style_http_retries < 0:
-        raise _bad_setting("IMAGEEDITOR_STYLE_HTTP_RETRIES", "must be 0 or more")
-
-
-def _bad_setting(variable: str, problem: str) -> InvalidArgument:
-    return InvalidArgument(
-        f"{variable}: {problem}", field_violations={variable: problem}, reason="BAD_SETTING"
-    )
+        raise bad_setting("IMAGEEDITOR_STYLE_HTTP_RETRIES", "must be 0 or more")
 
 
 def _unsupported(message: str) -> InvalidArgument:

@@ -14,11 +14,10 @@ from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from editcore.errors import InvalidArgument
 from editcore.lifecycle import Lifecycle
 from editcore.ports import Dispatcher, ProcessAdapters
 from editcore.service import TaskService
-from editcore.settings import Settings
+from editcore.settings import Settings, bad_setting
 from server.auth import Authenticator
 from server.offload import Offload
 from server.quotas import FailureThrottle
@@ -88,10 +87,10 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     plain text. BAD_SETTING when only one of certificate and key is given, or one is unreadable."""
     if not settings.tls_cert_file and not settings.tls_key_file:
         if settings.tls_client_ca_file:
-            raise _bad_tls("IMAGEEDITOR_TLS_CLIENT_CA_FILE needs the server's own certificate")
+            raise bad_setting(_CLIENT_CA, "needs the server's own certificate and key")
         return None
     if not (settings.tls_cert_file and settings.tls_key_file):
-        raise _bad_tls("set both IMAGEEDITOR_TLS_CERT_FILE and IMAGEEDITOR_TLS_KEY_FILE")
+        raise bad_setting(_CERT, "set both IMAGEEDITOR_TLS_CERT_FILE and IMAGEEDITOR_TLS_KEY_FILE")
     try:
         chain = Path(settings.tls_cert_file).read_bytes()
         key = Path(settings.tls_key_file).read_bytes()
@@ -99,18 +98,13 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
             Path(settings.tls_client_ca_file).read_bytes() if settings.tls_client_ca_file else None
         )
     except OSError as exc:
-        raise _bad_tls(f"cannot read {exc.filename}: {exc.strerror}") from None
+        raise bad_setting(_CERT, f"cannot read {exc.filename}: {exc.strerror}") from None
     return grpc.ssl_server_credentials(
         [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
     )
 
 
-def _bad_tls(problem: str) -> InvalidArgument:
-    return InvalidArgument(
-        f"TLS settings: {problem}",
-        field_violations={"IMAGEEDITOR_TLS_CERT_FILE": problem},
-        reason="BAD_SETTING",
-    )
+_CERT, _CLIENT_CA = "IMAGEEDITOR_TLS_CERT_FILE", "IMAGEEDITOR_TLS_CLIENT_CA_FILE"
 
 
 @dataclass
