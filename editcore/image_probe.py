@@ -78,7 +78,7 @@ def probe(data: bytes, *, max_pixels: int, max_frames: int) -> ImageHeader:
                 width, height = image.size
                 check_pixels(width, height, max_pixels)
                 frames = _count_frames(image, max_frames) if gif_count is None else gif_count
-                turned = _turned(image)
+                turned = is_turned(image)
     except InvalidArgument:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -107,7 +107,8 @@ def image_error(reason: str, message: str) -> InvalidArgument:
     return InvalidArgument(message, reason=reason)
 
 
-def _turned(image: Image.Image) -> bool:
+def is_turned(image: Image.Image) -> bool:
+    """Whether the image's EXIF orientation puts it on its side (decoding swaps its sides)."""
     try:
         return image.getexif().get(EXIF_ORIENTATION) in TURNED_ORIENTATIONS
     except Exception:  # a damaged EXIF block: decode ignores it the same way

@@ -21,13 +21,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from editcore.errors import InvalidArgument
-from editcore.image_probe import (
-    EXIF_ORIENTATION,
-    PILLOW_FORMATS,
-    TURNED_ORIENTATIONS,
-    image_error,
-    probe,
-)
+from editcore.image_probe import PILLOW_FORMATS, image_error, is_turned, probe
 from editcore.settings import Settings
 from editcore.spec import ImageFormat, OutputOptions
 from workers.metadata import icc_fits, output_metadata
@@ -140,7 +134,7 @@ def _check_jpeg_exif(exif: bytes) -> None:
 
 def _draft(image: Image.Image, needed: Callable[[Box], Box]) -> None:
     # Sizes are upright; a JPEG with a turning EXIF orientation stores the image on its side.
-    turned = image.getexif().get(EXIF_ORIENTATION) in TURNED_ORIENTATIONS
+    turned = is_turned(image)
     stored_w, stored_h = image.size
     width, height = needed((stored_h, stored_w) if turned else (stored_w, stored_h))
     if turned:
