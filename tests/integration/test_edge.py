@@ -18,6 +18,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 
 from editcore.settings import Settings
 from embedded.main import build, ensure_dev_key
@@ -98,11 +99,7 @@ async def test_a_slow_submit_never_holds_the_health_check(
         grpc.aio.insecure_channel(edge.address) as submitter,
         grpc.aio.insecure_channel(edge.address) as checker,
     ):
-        submit = submitter.unary_unary(
-            SUBMIT,
-            request_serializer=pb.SubmitTaskRequest.SerializeToString,
-            response_deserializer=pb.SubmitTaskResponse.FromString,
-        )
+        submit = pb_grpc.ImageEditorServiceStub(submitter).SubmitTask
         call = asyncio.ensure_future(
             submit(pb.SubmitTaskRequest(image_data=jpeg_bytes(64, 48)), metadata=edge.metadata())
         )
@@ -142,11 +139,7 @@ async def test_a_huge_input_is_refused_as_itself_not_as_an_oversized_trailer(edg
     async with grpc.aio.insecure_channel(
         edge.address, options=[("grpc.max_send_message_length", 64 * 2**20)]
     ) as channel:
-        submit = channel.unary_unary(
-            SUBMIT,
-            request_serializer=pb.SubmitTaskRequest.SerializeToString,
-            response_deserializer=pb.SubmitTaskResponse.FromString,
-        )
+        submit = pb_grpc.ImageEditorServiceStub(channel).SubmitTask
         request = pb.SubmitTaskRequest(
             image_url="https://e.com/a.png", style_prompt="Q" * 20_000_000
         )
@@ -160,16 +153,8 @@ async def test_a_huge_input_is_refused_as_itself_not_as_an_oversized_trailer(edg
 
 async def test_a_user_may_hold_only_so_many_watch_streams(edge: Edge) -> None:
     async with grpc.aio.insecure_channel(edge.address) as channel:
-        submit = channel.unary_unary(
-            SUBMIT,
-            request_serializer=pb.SubmitTaskRequest.SerializeToString,
-            response_deserializer=pb.SubmitTaskResponse.FromString,
-        )
-        watch = channel.unary_stream(
-            "/imageeditor.v1.ImageEditorService/WatchTask",
-            request_serializer=pb.WatchTaskRequest.SerializeToString,
-            response_deserializer=pb.WatchTaskResponse.FromString,
-        )
+        stub = pb_grpc.ImageEditorServiceStub(channel)
+        submit, watch = stub.SubmitTask, stub.WatchTask
         task = (
             await submit(
                 pb.SubmitTaskRequest(image_url="https://e.com/a.png"), metadata=edge.metadata()
@@ -202,11 +187,7 @@ async def test_a_user_may_hold_only_so_many_watch_streams(edge: Edge) -> None:
 
 async def test_a_peer_guessing_keys_is_throttled(edge: Edge) -> None:
     async with grpc.aio.insecure_channel(edge.address) as channel:
-        status = channel.unary_unary(
-            "/imageeditor.v1.ImageEditorService/GetStatus",
-            request_serializer=pb.GetStatusRequest.SerializeToString,
-            response_deserializer=pb.GetStatusResponse.FromString,
-        )
+        status = pb_grpc.ImageEditorServiceStub(channel).GetStatus
         request = pb.GetStatusRequest(task_id="00000000-0000-4000-8000-000000000000")
         codes = []
         for n in range(8):
@@ -219,11 +200,7 @@ async def test_a_peer_guessing_keys_is_throttled(edge: Edge) -> None:
 
 async def test_a_request_id_reused_for_another_request_is_already_exists(edge: Edge) -> None:
     async with grpc.aio.insecure_channel(edge.address) as channel:
-        submit = channel.unary_unary(
-            SUBMIT,
-            request_serializer=pb.SubmitTaskRequest.SerializeToString,
-            response_deserializer=pb.SubmitTaskResponse.FromString,
-        )
+        submit = pb_grpc.ImageEditorServiceStub(channel).SubmitTask
         first = pb.SubmitTaskRequest(image_data=jpeg_bytes(64, 48), request_id="order-1")
         created = await submit(first, metadata=edge.metadata())
         assert (await submit(first, metadata=edge.metadata())).task.id == created.task.id
@@ -238,11 +215,7 @@ async def test_a_request_id_reused_for_another_request_is_already_exists(edge: E
 async def test_a_retried_batch_always_answers(edge: Edge) -> None:
     """Retried with the same request_id and more valid items, a batch never answered."""
     async with grpc.aio.insecure_channel(edge.address) as channel:
-        batch = channel.unary_unary(
-            "/imageeditor.v1.ImageEditorService/BatchSubmit",
-            request_serializer=pb.BatchSubmitRequest.SerializeToString,
-            response_deserializer=pb.BatchSubmitResponse.FromString,
-        )
+        batch = pb_grpc.ImageEditorServiceStub(channel).BatchSubmit
         good = pb.SubmitTaskRequest(image_url="https://e.com/a.png")
         first = pb.BatchSubmitRequest(requests=[pb.SubmitTaskRequest(), good], request_id="b-1")
         answered = await batch(first, metadata=edge.metadata(), timeout=10)
