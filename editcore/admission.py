@@ -37,14 +37,14 @@ class Admission:
         """A new task as it is stored: waiting for admission when there is a cap."""
         return replace(task, admitted=not self.cap)
 
-    def dispatch_new(self, user_id: str, created: list[Task]) -> list[Task]:
-        """Dispatch what `user_id` just created: all of it without a cap, else what fits
-        (their older waiting tasks first). Returns the tasks dispatched."""
+    def admit_new(self, created: list[Task]) -> list[Task]:
+        """What may be dispatched now that `created` exist: all of them without a cap, else
+        what fits for each of their users (older waiting tasks first), admitted in the store.
+        The caller dispatches them (in the context each was submitted in)."""
         if not self.cap:
-            for task in created:
-                self._dispatcher.dispatch(task)
             return created
-        return self._admit(user_id) if created else []
+        users = dict.fromkeys(task.user_id for task in created)
+        return [task for user in users for task in self._store.admit_waiting(user, self.cap)]
 
     def admit(self, user_id: str) -> int:
         """Admit and dispatch the user's waiting tasks that fit under the cap."""

@@ -99,6 +99,10 @@ class TaskStore(Protocol):
         """Insert `task` (and its first event); if the user already has a task with the same
         non-empty request_id, return that one instead. The bool says whether it was created."""
 
+    def create_tasks(self, tasks: Sequence[Task]) -> list[tuple[Task, bool]]:
+        """create_task for each of `tasks` in one transaction (a group commit), in order; a
+        request_id used twice in `tasks` creates the first and returns it for the second."""
+
     def get_task(self, task_id: str, user_id: str | None = None) -> Task | None:
         """The task, or None; with user_id, None also when it belongs to someone else."""
 
@@ -243,6 +247,9 @@ class EventBus(Protocol):
     def publish(self, task: Task) -> None:
         """Announce `task` at its current version. Safe to call from any thread."""
 
+    def publish_many(self, tasks: Sequence[Task]) -> None:
+        """publish each of `tasks`, in order, at the cost of about one."""
+
     def subscribe(self, task_id: str) -> Subscription:
         """Start receiving the task's transitions from now on."""
 
@@ -279,6 +286,9 @@ class StatusCache(Protocol):
 
     def put(self, task: Task) -> None: ...
 
+    def put_many(self, tasks: Sequence[Task]) -> None:
+        """put each of `tasks`, at the cost of about one."""
+
     def invalidate(self, task_id: str) -> None: ...
 
 
@@ -288,6 +298,10 @@ class RateLimiter(Protocol):
         retrying. A request is allowed when one token is free, and then takes all `cost`:
         a batch larger than the burst still passes once, and its items are paid for by
         the requests that have to wait after it."""
+
+    def acquire_each(self, keys: Sequence[str], rate: float, burst: int) -> list[float]:
+        """acquire one token for each of `keys` in turn (a key may come more than once), at
+        the cost of about one call; the wait of each, in order."""
 
 
 class DownloadLinks(Protocol):

@@ -6,10 +6,11 @@ knows about protobuf or gRPC. Synchronous on purpose: the servicer runs it in a 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -63,6 +64,9 @@ class NewTask:
     request_id: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     request_digest: str = ""  # of the request, to tell a retry from a reused request_id
+    # The context the submit was made in (its trace): the task is dispatched in it, so the
+    # run continues the submitter's trace even when its commit was shared with others.
+    context: contextvars.Context | None = field(default=None, compare=False)
 
 
 class TaskService:
@@ -95,14 +99,37 @@ class TaskService:
     def submit(self, user_id: str, new: NewTask) -> Task:
         """Commit a new task, then dispatch it. The same request_id returns the same task
         (AIP-155), unless the request differs: then ALREADY_EXISTS, REQUEST_ID_REUSED."""
+        outcome = self.submit_many([(user_id, new)])[0]
+        if isinstance(outcome, ImageEditorError):
+            raise outcome
+        return outcome
+
+    def submit_many(
+        self, submissions: Sequence[tuple[str, NewTask]]
+    ) -> list[Task | ImageEditorError]:
+        """`submit` for each (user, new task), as one group commit: one rate-limit round trip,
+        one transaction, one announcement round trip for them all. Each gets its own
+        outcome, in order (the task, or the error that refused it alone); a failure of the
+        store refuses them all (it raises)."""
         s = self._settings
-        self._check_rate(f"submit:{user_id}", s.submit_rate, s.submit_burst)
-        task = self._prepare(user_id, new)
-        stored, created = self._store.create_task(task)
-        dispatched = self._after_create([task], [stored] if created else [])
-        if not created:
-            _check_same_request(stored.request_digest, task.request_digest, task.request_id)
-        return dispatched.get(stored.id, stored)
+        keys = [f"submit:{user_id}" for user_id, _ in submissions]
+        waits = self._limiter.acquire_each(keys, s.submit_rate, s.submit_burst)
+        refusals = [_rate_limited(wait, "submit") for wait in waits]
+        chosen = [i for i, refused in enumerate(refusals) if refused is None]
+        prepared = [self._prepare(*submissions[i]) for i in chosen]
+        stored = self._store.create_tasks(prepared)
+        contexts = {t.id: submissions[i][1].context for i, t in zip(chosen, prepared, strict=True)}
+        created = [task for task, was_created in stored if was_created]
+        dispatched = self._after_create(prepared, created, contexts)
+        outcomes: dict[int, Task | ImageEditorError] = {}
+        for i, task, (kept, was_created) in zip(chosen, prepared, stored, strict=True):
+            outcomes[i] = dispatched.get(kept.id, kept)
+            if not was_created:
+                try:
+                    _check_same_request(kept.request_digest, task.request_digest, task.request_id)
+                except AlreadyExists as refused:
+                    outcomes[i] = refused
+        return [outcomes[i] if refusal is None else refusal for i, refusal in enumerate(refusals)]
 
     def batch_submit(
         self,
@@ -175,35 +202,38 @@ class TaskService:
             )
         )
 
-    def _after_create(self, prepared: Sequence[Task], created: Sequence[Task]) -> dict[str, Task]:
+    def _after_create(
+        self,
+        prepared: Sequence[Task],
+        created: Sequence[Task],
+        contexts: Mapping[str, contextvars.Context | None] | None = None,
+    ) -> dict[str, Task]:
         """Announce and dispatch what was created (as far as fairness lets it go now: see
-        editcore.admission); drop inline inputs written for what was not. Returns the
-        tasks dispatched, by id, as they are now (admitted)."""
+        editcore.admission), each task in its submitter's context when given; drop inline
+        inputs written for what was not. Returns the tasks dispatched, by id, as they are
+        now (admitted)."""
         created_ids = {t.id for t in created}
         for task in prepared:
             if task.id not in created_ids and task.spec.input_key:
                 self._blobs.delete(task.spec.input_key)
         if not created:
             return {}
-        dispatched = {
-            task.id: task
-            for task in self._admission.dispatch_new(created[0].user_id, list(created))
-        }
+        dispatched = {task.id: task for task in self._admission.admit_new(list(created))}
+        for task in dispatched.values():
+            context = (contexts or {}).get(task.id)
+            if context is None:
+                self._dispatcher.dispatch(task)
+            else:
+                context.run(self._dispatcher.dispatch, task)
         # After the dispatch: a worker may already have moved a task on, but the cache and
         # the watchers order by version, so this first version never hides a later one.
-        for task in created:
-            self._lifecycle.announce(dispatched.get(task.id, task))
+        self._lifecycle.announce_many([dispatched.get(task.id, task) for task in created])
         return dispatched
 
     def _check_rate(self, key: str, rate: float, burst: int, cost: int = 1) -> None:
-        wait = self._limiter.acquire(key, rate, burst, cost)
-        if wait > 0:
-            raise ResourceExhausted(
-                f"rate limit exceeded; retry in {wait:.2f}s",
-                retry_after=wait,
-                reason="RATE_LIMITED",
-                metadata={"limit": key.split(":", 1)[0]},
-            )
+        refused = _rate_limited(self._limiter.acquire(key, rate, burst, cost), key.split(":")[0])
+        if refused is not None:
+            raise refused
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -298,6 +328,18 @@ class TaskService:
             self._admission.after(self._lifecycle.update(task_id, decide))
         except ImageEditorError as exc:  # the store is away: the reconciler settles it later
             log.warning("task %s: cancel not settled (%s)", task_id, exc.message)
+
+
+def _rate_limited(wait: float, limit: str) -> ResourceExhausted | None:
+    """The refusal of a request that must wait `wait` seconds for the `limit` (None: 0)."""
+    if wait <= 0:
+        return None
+    return ResourceExhausted(
+        f"rate limit exceeded; retry in {wait:.2f}s",
+        retry_after=wait,
+        reason="RATE_LIMITED",
+        metadata={"limit": limit},
+    )
 
 
 def _check_same_request(stored: str, retried: str, request_id: str) -> None:

@@ -54,6 +54,20 @@ class Authenticator:
         self._touched: dict[str, float] = {}  # key id -> when its last use was written
         self._lock = threading.Lock()
 
+    def cached_user(self, metadata: Metadata | None) -> str | None:
+        """The user id of the request's API key when it was checked within CACHE_SECONDS,
+        else None (then `authenticate` must ask the store). Never blocks: for the event loop."""
+        try:
+            key_hash = hash_api_key(bearer_token(metadata))
+        except Unauthenticated:
+            return None
+        return self._cached(key_hash, self._clock())
+
+    def _cached(self, key_hash: str, now: float) -> str | None:
+        with self._lock:
+            cached = self._cache.get(key_hash)
+        return cached[1] if cached is not None and cached[0] > now else None
+
     def authenticate(self, metadata: Metadata | None, peer: str = "") -> str:
         """The user id the request's API key belongs to; Unauthenticated otherwise, and
         ResourceExhausted (AUTH_THROTTLED) for a `peer` that failed too often of late."""
@@ -63,10 +77,8 @@ class Authenticator:
             self._failures.failed(peer)
             raise
         now = self._clock()
-        with self._lock:
-            cached = self._cache.get(key_hash)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if (user := self._cached(key_hash, now)) is not None:
+            return user
         self._failures.check(peer)
         record = self._keys.find_api_key(key_hash)
         if record is None:

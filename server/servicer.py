@@ -8,7 +8,9 @@ calls run in threads, validation and large conversions in the bounded CPU pool
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -29,6 +31,7 @@ from editcore.service import TaskService
 from editcore.settings import Settings
 from editcore.task import Task
 from server.auth import Authenticator
+from server.group_commit import GroupCommit
 from server.offload import Offload
 from server.quotas import StreamQuota
 from server.rpc import peer_host, rpc_method
@@ -63,9 +66,16 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         self._links = links or ResultLinks()
         self._offload = offload or Offload()
         self._streams = streams or StreamQuota(settings.max_watch_streams_per_user)
+        # Concurrent submits share a transaction and round trips (server.group_commit).
+        self._submits = GroupCommit(service.submit_many)
 
     async def _user(self, context: Context) -> str:
-        metadata, peer = context.invocation_metadata(), peer_host(context.peer() or "")
+        """The caller's user id: from the key cache on the loop, else from the store."""
+        metadata = context.invocation_metadata()
+        user = self._auth.cached_user(metadata)
+        if user is not None:
+            return user
+        peer = peer_host(context.peer() or "")
         return await asyncio.to_thread(self._auth.authenticate, metadata, peer)
 
     def _task_proto(
@@ -79,8 +89,9 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         self, request: pb.SubmitTaskRequest, context: Context
     ) -> pb.SubmitTaskResponse:
         user = await self._user(context)
-        new = await self._offload.run(validate_submit, request, self._settings)
-        task = await asyncio.to_thread(self._service.submit, user, new)
+        size = request.ByteSize()
+        new = await self._offload.run_sized(size, validate_submit, request, self._settings)
+        task = await self._submits((user, replace(new, context=contextvars.copy_context())))
         return pb.SubmitTaskResponse(task=self._task_proto(task))
 
     @rpc_method

@@ -100,7 +100,8 @@ class WorkerProcess:
 
 
 def children_of(pid: int) -> list[int]:
-    """The pids whose parent is `pid`, read from /proc."""
+    """The live pids whose parent is `pid`, read from /proc (a killed child its parent has
+    not reaped yet is a zombie: dead, though /proc still lists it)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -111,7 +112,7 @@ def children_of(pid: int) -> list[int]:
             continue
         # The command name, in parentheses, may itself contain spaces and parentheses.
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
+        if int(fields[1]) == pid and fields[0] != "Z":
             found.append(int(entry.name))
     return found
 

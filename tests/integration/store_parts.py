@@ -6,7 +6,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.ports import Batch
@@ -57,10 +57,10 @@ def make_task(
 
 
 def make_batch(
-    user_id: str = "alice", request_id: str = "", size: int = 2
+    user_id: str = "alice", request_id: str = "", size: int = 2, **task_fields: Any
 ) -> tuple[Batch, list[Task]]:
     batch_id = str(uuid.uuid4())
-    tasks = [make_task(user_id, batch_id=batch_id) for _ in range(size)]
+    tasks = [make_task(user_id, batch_id=batch_id, **task_fields) for _ in range(size)]
     batch = Batch(
         id=batch_id,
         user_id=user_id,

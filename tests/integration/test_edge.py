@@ -24,6 +24,7 @@ from editcore.settings import Settings
 from embedded.main import build, ensure_dev_key
 from server import validation
 from server.app import start_server
+from server.offload import INLINE_BYTES
 from tests.e2e.harness import jpeg_bytes
 
 SUBMIT = "/imageeditor.v1.ImageEditorService/SubmitTask"
@@ -95,13 +96,15 @@ async def test_a_slow_submit_never_holds_the_health_check(
 ) -> None:
     probe = Slowed(validation.probe, 1.5, threading.Event(), [])
     monkeypatch.setattr(validation, "probe", probe)
+    image = jpeg_bytes(800, 600)
+    assert len(image) > INLINE_BYTES  # smaller ones are probed on the loop: see below
     async with (
         grpc.aio.insecure_channel(edge.address) as submitter,
         grpc.aio.insecure_channel(edge.address) as checker,
     ):
         submit = pb_grpc.ImageEditorServiceStub(submitter).SubmitTask
         call = asyncio.ensure_future(
-            submit(pb.SubmitTaskRequest(image_data=jpeg_bytes(64, 48)), metadata=edge.metadata())
+            submit(pb.SubmitTaskRequest(image_data=image), metadata=edge.metadata())
         )
         assert await asyncio.to_thread(probe.started.wait, 10)  # validating now
 
@@ -114,6 +117,20 @@ async def test_a_slow_submit_never_holds_the_health_check(
         response = await call
     assert response.task.id
     assert probe.threads[0].startswith("edge-cpu")
+
+
+async def test_a_small_submit_is_validated_on_the_loop_without_a_hop(
+    edge: Edge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = Slowed(validation.probe, 0.0, threading.Event(), [])
+    monkeypatch.setattr(validation, "probe", probe)
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        submit = pb_grpc.ImageEditorServiceStub(channel).SubmitTask
+        request = pb.SubmitTaskRequest(image_data=jpeg_bytes(64, 48))
+        response = await submit(request, metadata=edge.metadata())
+
+    assert response.task.id
+    assert probe.threads == [threading.main_thread().name]  # the edge's loop runs there
 
 
 async def test_undecodable_request_bytes_are_an_invalid_argument_logged_once(

@@ -71,6 +71,17 @@ def test_refusals_cost_nothing(limiter: RateLimiter) -> None:
     assert limiter.acquire(key, 5.0, 1) == 0.0
 
 
+def test_acquire_each_takes_a_token_per_key_in_turn(limiter: RateLimiter) -> None:
+    mine, other = new_key(), new_key()
+    waits = limiter.acquire_each([mine, other, mine, mine, other], rate=1.0, burst=2)
+
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3] == pytest.approx(1.0, abs=TOLERANCE)  # mine's third: refused, costs nothing
+    assert waits[4] == 0.0
+    assert limiter.acquire(mine, 1.0, 2) == pytest.approx(1.0, abs=TOLERANCE)
+    assert limiter.acquire_each([], 1.0, 2) == []
+
+
 def test_keys_are_independent(limiter: RateLimiter) -> None:
     first, second = new_key(), new_key()
     assert limiter.acquire(first, 1.0, 1) == 0.0

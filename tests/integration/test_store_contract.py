@@ -85,6 +85,35 @@ def test_create_is_idempotent_per_user_and_request_id(store: SqlTaskStore) -> No
     assert store.create_task(bobs) == (bobs, True)
 
 
+def test_a_group_commit_creates_each_task_once_and_answers_each_in_order(
+    store: SqlTaskStore,
+) -> None:
+    earlier = created(store, make_task(request_id="req-1"))
+    fresh = make_task(labels={"k": "v"})
+    retried = make_task(request_id="req-1")
+    twice = make_task(request_id="req-2")
+    again = make_task(request_id="req-2")  # the same request id later in the same group
+
+    outcomes = store.create_tasks([fresh, retried, twice, again])
+
+    assert outcomes == [(fresh, True), (earlier, False), (twice, True), (twice, False)]
+    assert store.get_task(fresh.id) == fresh
+    assert store.get_task(retried.id) is None and store.get_task(again.id) is None
+    assert [event.version for event in store.list_events(twice.id, 0)] == [1]
+
+
+def test_a_group_commit_with_a_clash_other_than_a_request_id_stores_nothing(
+    store: SqlTaskStore,
+) -> None:
+    existing = created(store, make_task())
+    fresh = make_task()
+
+    with pytest.raises(IntegrityError):
+        store.create_tasks([fresh, replace(make_task(), id=existing.id)])
+
+    assert store.get_task(fresh.id) is None
+
+
 def test_tasks_without_a_request_id_are_never_deduplicated(store: SqlTaskStore) -> None:
     one, two = make_task(), make_task()
 
@@ -289,18 +318,25 @@ def test_a_task_keeps_its_request_digest(store: SqlTaskStore) -> None:
 
 def test_a_batch_is_inserted_with_one_statement_per_table(database_url: str) -> None:
     engine = create_engine_for(database_url)
-    inserts: list[tuple[str, bool]] = []
+    inserts: list[tuple[str, int, bool]] = []
 
-    def record(_conn: object, _cursor: object, sql: str, *rest: object) -> None:
+    def record(_conn: object, _cursor: object, sql: str, params: object, *rest: object) -> None:
         if sql.startswith("INSERT"):
-            inserts.append((sql.split("(")[0].split()[-1], bool(rest[-1])))  # (table, many?)
+            table, rows = sql.split("(")[0].split()[-1], sql.count("), (") + 1
+            many = isinstance(params, list)  # a driver-level executemany
+            inserts.append((table, rows, many))
 
     event.listen(engine, "before_cursor_execute", record)
-    batch, batch_tasks = make_batch(size=100)
+    batch, batch_tasks = make_batch(size=100, labels={"a": "1"})
     SqlTaskStore(engine).create_batch(batch, batch_tasks)
     engine.dispose()
-    # One multi-row statement per table, not a driver-level executemany of 100 rows.
-    assert sorted(inserts) == [("batches", False), ("task_events", False), ("tasks", False)]
+    # One multi-row statement per table, not a statement (nor an executemany) per row.
+    assert sorted(inserts) == [
+        ("batches", 1, False),
+        ("task_events", 100, False),
+        ("task_labels", 100, False),
+        ("tasks", 100, False),
+    ]
 
 
 def test_batch_create_is_idempotent_per_user_and_request_id(store: SqlTaskStore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -27,8 +28,8 @@ class Store:
 
 
 class Quiet:
-    def put(self, task: Task) -> None: ...
-    def publish(self, task: Task) -> None: ...
+    def put_many(self, tasks: Sequence[Task]) -> None: ...
+    def publish_many(self, tasks: Sequence[Task]) -> None: ...
 
 
 @dataclass

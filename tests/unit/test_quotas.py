@@ -122,6 +122,20 @@ class RevocableKeys(CountingKeys):
         self.key = replace(self.key, revoked_at=utcnow())
 
 
+def test_the_event_loop_is_answered_from_the_cache_only() -> None:
+    clock = Clock()
+    keys = CountingKeys()
+    auth = Authenticator(keys, clock=clock)
+    assert auth.cached_user(bearer("iek_good")) is None  # never looked up: the store must say
+    assert auth.cached_user([]) is None
+
+    assert auth.authenticate(bearer("iek_good"), "peer") == "alice"
+    assert auth.cached_user(bearer("iek_good")) == "alice"
+    clock.now += CACHE_SECONDS
+    assert auth.cached_user(bearer("iek_good")) is None
+    assert keys.lookups == 1
+
+
 def test_a_revoked_key_is_refused_once_its_cache_entry_expires() -> None:
     clock = Clock()
     keys = RevocableKeys()

@@ -9,9 +9,10 @@ stops doing it.
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -77,10 +78,12 @@ class RecordingDispatcher:
         self.dispatched: list[Task] = []
         self.committed_first: list[bool] = []
         self.interrupted: list[str] = []
+        self.on_dispatch: Callable[[], None] = lambda: None
 
     def dispatch(self, task: Task) -> None:
         self.committed_first.append(self._store.get_task(task.id) == task)
         self.dispatched.append(task)
+        self.on_dispatch()
 
     def interrupt(self, task_id: str) -> None:
         self.interrupted.append(task_id)
@@ -107,6 +110,9 @@ class RecordingEventBus:
 
     def publish(self, task: Task) -> None:
         self.published.append(task)
+
+    def publish_many(self, tasks: Sequence[Task]) -> None:
+        self.published.extend(tasks)
 
     def subscribe(self, task_id: str) -> Subscription:
         raise AssertionError("the service layer never subscribes")
@@ -263,6 +269,44 @@ def test_a_duplicate_request_drops_the_inline_image_it_uploaded(parts: Parts) ->
 
     assert again.id == first.id
     assert parts.blobs.blobs == {first.spec.input_key: IMAGE}
+
+
+def test_a_group_of_submits_answers_each_with_its_own_outcome(limited: Parts) -> None:
+    first = limited.submit("bob", request_id="earlier", request_digest="d1")
+    group = [
+        ("alice", NewTask(SPEC, request_id="a", request_digest="da")),
+        ("bob", NewTask(SPEC, request_id="earlier", request_digest="d1")),  # a retry
+        ("bob", NewTask(SPEC, request_id="earlier", request_digest="other")),  # a reuse
+        *[("carol", NewTask(SPEC)) for _ in range(4)],  # burst 3: the fourth is refused
+    ]
+
+    outcomes = limited.service.submit_many(group)
+
+    alice, retry, reuse, *carols = outcomes
+    assert isinstance(alice, Task) and alice.user_id == "alice" and alice.request_id == "a"
+    assert retry == first
+    assert isinstance(reuse, AlreadyExists) and reuse.reason == "REQUEST_ID_REUSED"
+    assert [type(o).__name__ for o in carols] == ["Task"] * 3 + ["ResourceExhausted"]
+    new = [alice, *carols[:3]]
+    assert all(limited.store.get_task(t.id) == t for t in new if isinstance(t, Task))
+    assert limited.dispatcher.dispatched == [first, *new]
+    assert limited.dispatcher.committed_first == [True] * 5
+    assert limited.events.published == [first, *new]
+
+
+def test_a_group_dispatches_each_task_in_its_submitters_context(parts: Parts) -> None:
+    seen: list[str] = []
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="none")
+    parts.dispatcher.on_dispatch = lambda: seen.append(marker.get())
+    contexts = []
+    for name in ("one", "two"):
+        marker.set(name)
+        contexts.append(contextvars.copy_context())
+    marker.set("the committer's")
+
+    parts.service.submit_many([("alice", NewTask(SPEC, context=c)) for c in contexts])
+
+    assert seen == ["one", "two"]
 
 
 def test_request_ids_are_scoped_to_their_user(parts: Parts) -> None:

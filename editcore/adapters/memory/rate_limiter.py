@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 class InProcessRateLimiter:
@@ -28,6 +28,9 @@ class InProcessRateLimiter:
     def acquire(self, key: str, rate: float, burst: int, cost: int = 1) -> float:
         """0.0 when allowed (and `cost` counted); else how many seconds until it would be."""
         return self._take(key, rate, burst, max(cost, 1))
+
+    def acquire_each(self, keys: Sequence[str], rate: float, burst: int) -> list[float]:
+        return [self._take(key, rate, burst, 1) for key in keys]
 
     def wait(self, key: str, rate: float, burst: int) -> float:
         """How many seconds until `key` would be allowed (0.0: now); counts nothing."""

@@ -16,6 +16,7 @@ an unlimited window is the lesser harm.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import redis
 
@@ -54,21 +55,37 @@ class RedisRateLimiter:
 
     def __init__(self, client: redis.Redis) -> None:
         # register_script runs EVALSHA and loads the script on NOSCRIPT (a restarted or
-        # failed-over Redis has an empty script cache).
+        # failed-over Redis has an empty script cache; a pipeline loads it before it runs).
+        self._client = client
         self._script = client.register_script(_GCRA)
         self._outage = OutageGuard(logger)
 
     def acquire(self, key: str, rate: float, burst: int, cost: int = 1) -> float:
         """Take `cost` tokens for `key` (see editcore.ports.RateLimiter); 0.0 when allowed,
         else the seconds to wait."""
-        if rate <= 0 or self._outage.down:
-            return 0.0
+        return self._take([(key, max(cost, 1))], rate, burst)[0]
+
+    def acquire_each(self, keys: Sequence[str], rate: float, burst: int) -> list[float]:
+        """One token for each key in turn, in one round trip (a pipeline of the script: Redis
+        runs them one after the other, as separate calls would)."""
+        return self._take([(key, 1) for key in keys], rate, burst)
+
+    def _take(self, takes: Sequence[tuple[str, int]], rate: float, burst: int) -> list[float]:
+        if rate <= 0 or self._outage.down or not takes:
+            return [0.0] * len(takes)
         interval = round(MICROSECONDS / rate)
         tolerance = interval * max(burst - 1, 0)
         try:
-            args = [interval, tolerance, max(cost, 1)]
-            wait = self._script(keys=[KEY_PREFIX + key], args=args)
+            if len(takes) == 1:
+                key, cost = takes[0]
+                waits = [self._script(keys=[KEY_PREFIX + key], args=[interval, tolerance, cost])]
+            else:
+                pipeline = self._client.pipeline(transaction=False)
+                for key, cost in takes:
+                    args = [interval, tolerance, cost]
+                    self._script(keys=[KEY_PREFIX + key], args=args, client=pipeline)
+                waits = pipeline.execute()
         except redis.RedisError as exc:
             self._outage.failed("rate limiter unavailable; allowing requests", exc)
-            return 0.0
-        return int(wait) / MICROSECONDS
+            return [0.0] * len(takes)
+        return [int(wait) / MICROSECONDS for wait in waits]

@@ -8,15 +8,19 @@ compare-and-set on the task's version. A database outage leaves every public met
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Insert,
     Select,
+    Table,
     and_,
     exists,
     false,
@@ -26,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from editcore.adapters.sql import tables
@@ -76,16 +81,26 @@ class SqlTaskStore:
 
     def create_task(self, task: Task) -> tuple[Task, bool]:
         """Insert the task, or return the user's task with the same request id."""
-        try:
-            with self._engine.begin() as connection:
-                _insert_tasks(connection, [task], self._sealer)
-        except IntegrityError:
-            # Lost a race to (or retried after) a create with the same request id.
-            existing = self._task_by_request(task.user_id, task.request_id)
-            if existing is None:
-                raise
-            return existing, False
-        return task, True
+        return self.create_tasks([task])[0]
+
+    def create_tasks(self, tasks: Sequence[Task]) -> list[tuple[Task, bool]]:
+        """Insert the tasks in one transaction (a group commit); each comes back as stored
+        and whether it was created now: a task whose (user, request id) exists already,
+        stored before or earlier in `tasks`, is not inserted and comes back as the stored one."""
+        if not tasks:
+            return []
+        with self._engine.begin() as connection:
+            created = _insert_tasks(connection, tasks, self._sealer)
+            outcomes: list[tuple[Task, bool]] = []
+            for task in tasks:
+                if task.id in created:
+                    outcomes.append((task, True))
+                    continue
+                existing = self._task_by_request(task.user_id, task.request_id, connection)
+                if existing is None:  # only a duplicate request id is ever skipped
+                    raise RuntimeError(f"task {task.id} was neither inserted nor found")
+                outcomes.append((existing, False))
+        return outcomes
 
     def get_task(self, task_id: str, user_id: str | None = None) -> Task | None:
         """The task, or None when the id is unknown, malformed or someone else's."""
@@ -297,12 +312,14 @@ class SqlTaskStore:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _task_by_request(self, user_id: str, request_id: str) -> Task | None:
+    def _task_by_request(
+        self, user_id: str, request_id: str, connection: Connection | None = None
+    ) -> Task | None:
         if not request_id:
             return None
         t = tables.tasks
         found = self._load_tasks(
-            select(t).where(t.c.user_id == user_id, t.c.request_id == request_id)
+            select(t).where(t.c.user_id == user_id, t.c.request_id == request_id), connection
         )
         return found[0] if found else None
 
@@ -315,11 +332,14 @@ class SqlTaskStore:
             row = connection.execute(statement).mappings().first()
         return batch_from_row(row, self._sealer) if row is not None else None
 
-    def _load_tasks(self, statement: Select[tuple[object, ...]]) -> list[Task]:
-        """Run a `select(tasks)` and attach each task's labels, keeping the row order."""
-        with self._engine.connect() as connection:
-            rows = connection.execute(statement).mappings().all()
-            labels = _labels_of(connection, [row["id"] for row in rows])
+    def _load_tasks(
+        self, statement: Select[tuple[object, ...]], connection: Connection | None = None
+    ) -> list[Task]:
+        """Run a `select(tasks)` and attach each task's labels, keeping the row order (on
+        `connection`, inside its transaction, when given)."""
+        with contextlib.nullcontext(connection) if connection else self._engine.connect() as c:
+            rows = c.execute(statement).mappings().all()
+            labels = _labels_of(c, [row["id"] for row in rows])
         return [task_from_row(row, labels[row["id"]], self._sealer) for row in rows]
 
 
@@ -362,17 +382,40 @@ def _after(cursor: PageCursor) -> ColumnElement[bool]:
     )
 
 
-def _insert_tasks(connection: Connection, tasks: Sequence[Task], sealer: Sealer) -> None:
-    """Insert tasks with their labels and first events (in the caller's transaction)."""
+def _insert_tasks(connection: Connection, tasks: Sequence[Task], sealer: Sealer) -> set[str]:
+    """Insert tasks with their labels and first events (in the caller's transaction),
+    skipping any whose (user, request id) is taken; returns the ids inserted.
+
+    Each table takes multi-row INSERTs of up to 1,000 rows ("insertmanyvalues": a statement
+    compiled once and cached), not a round trip per row, nor a statement compiled anew for
+    every number of rows."""
     if not tasks:
-        return
-    # One multi-row INSERT per table (a batch of 100 is ~2,000 parameters: well inside
-    # SQLite's 32,766 and PostgreSQL's 65,535), not a statement per row.
-    connection.execute(insert(tables.tasks).values([task_to_row(t, sealer) for t in tasks]))
-    labels = [row for task in tasks for row in label_rows(task)]
+        return set()
+    statement = _insert_ignoring_conflicts(connection).returning(tables.tasks.c.id)
+    rows = [task_to_row(t, sealer) for t in tasks]
+    inserted = {str(key) for key in connection.scalars(statement, rows)}
+    new = [task for task in tasks if task.id in inserted]
+    labels = [row for task in new for row in label_rows(task)]
     if labels:
-        connection.execute(insert(tables.task_labels).values(labels))
-    connection.execute(insert(tables.task_events).values([event_row(t, sealer) for t in tasks]))
+        _insert_many(connection, tables.task_labels, labels)
+    if new:
+        _insert_many(connection, tables.task_events, [event_row(t, sealer) for t in new])
+    return inserted
+
+
+def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Rows as multi-row INSERTs: RETURNING makes SQLAlchemy use "insertmanyvalues" (the
+    driver's executemany would send a statement per row)."""
+    connection.execute(insert(table).returning(table.c.task_id), rows).close()
+
+
+def _insert_ignoring_conflicts(connection: Connection) -> Insert:
+    """INSERT INTO tasks … ON CONFLICT (user_id, request_id) DO NOTHING, in the connection's
+    dialect (any other conflict, such as a taken primary key, still raises)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    conflict = [tables.tasks.c.user_id, tables.tasks.c.request_id]
+    statement: Insert = dialect.insert(tables.tasks).on_conflict_do_nothing(index_elements=conflict)
+    return statement
 
 
 def _labels_of(

@@ -1,0 +1,316 @@
+"""`make bench` (third part): the service around the pipeline against its own parts.
+
+Every case starts what it needs on loopback (a throwaway PostgreSQL database, the local Redis,
+a private Redis broker, worker processes, the reference servers), runs ours and the reference
+alternately, ROUNDS times, and prints medians with the ratio and its target (issue 11):
+
+  submit    SubmitTask of a 1 KB inline PNG from a grpc.aio client at concurrency 50, in
+            production and embedded mode, against a bare grpc.aio unary echo server with the
+            same request and response sizes: ≥ 0.5x its calls/s, p99 ≤ 3x its p99.
+  batch     BatchSubmit of 100 and 1,000 items in production: ≥ 5,000 and ≥ 10,000 accepted
+            tasks/s; references: a PostgreSQL executemany of the same rows, Celery
+            apply_async of the same messages one by one.
+  roundtrip submit → terminal event of a 1 KB job, one worker, sequential: median ≤ 2x a raw
+            Celery no-op delay() → get() on the same Redis.
+  watch     WatchTask fan-out on one production server, 500 tasks x 10 watchers (5,000
+            streams), 2 workers: 100% of transitions in order, p99 ≤ 250 ms, RSS ≤ 400 MB.
+
+Every load generator runs in a process of its own. `python bench/service.py submit watch`
+runs some cases; BENCH_ROUNDS (3) and BENCH_SECONDS (5) change the effort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+CONCURRENCY = 50
+SUBMIT = "/imageeditor.v1.ImageEditorService/SubmitTask"
+POSTGRES_SERVER = os.environ.get(
+    "IMAGEEDITOR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("IMAGEEDITOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+# The bench measures the service, not its per-user limits.
+UNLIMITED = {
+    "IMAGEEDITOR_SUBMIT_RATE": "1000000",
+    "IMAGEEDITOR_SUBMIT_BURST": "1000000",
+    "IMAGEEDITOR_BATCH_RATE": "1000000",
+    "IMAGEEDITOR_BATCH_BURST": "1000000",
+    "IMAGEEDITOR_MAX_BATCH_SIZE": "1000",
+    "IMAGEEDITOR_MAX_WATCH_STREAMS_PER_USER": "100000",
+}
+
+
+# -- what the cases share ------------------------------------------------------------------------
+
+
+def png_1kb() -> bytes:
+    from PIL import Image
+
+    image = Image.effect_noise((24, 24), 40).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def submit_request(image: bytes, **fields: Any) -> bytes:
+    from imageeditor.v1 import image_editor_service_pb2 as pb
+
+    return pb.SubmitTaskRequest(image_data=image, **fields).SerializeToString()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_process(function: Callable[..., Any], *args: Any) -> Any:
+    """Run `function(*args)` in a fresh spawned process and return its result."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
+def row(*cells: object) -> str:
+    return "  ".join(f"{c:>11}" if i else f"{c:<44}" for i, c in enumerate(cells))
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A throwaway database on the local PostgreSQL server, migrated to head."""
+    import secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from editcore.adapters.sql.engine import upgrade_database
+
+    admin = create_engine(make_url(POSTGRES_SERVER), isolation_level="AUTOCOMMIT")
+    name = f"imageeditor_bench_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade_database(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass
+class Deployment:
+    address: str
+    api_key: str
+    server_pid: int
+    cluster: Any = None  # production: tests.e2e.production_harness.Cluster
+
+
+@contextlib.contextmanager
+def production(workers: int = 0, **settings: str) -> Iterator[Deployment]:
+    """One production server (PostgreSQL, Redis, a private Redis broker) and `workers`."""
+    from tests.e2e.production_harness import RedisBroker, cluster_env, start_cluster
+
+    root = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    broker = RedisBroker().start()
+    try:
+        with postgres_database() as database:
+            env = cluster_env(database, REDIS_URL, broker.url, root, **UNLIMITED, **settings)
+            cluster = start_cluster(root, env, servers=1, workers=workers)
+            try:
+                server = cluster.servers[0]
+                assert server.process is not None
+                yield Deployment(server.address, cluster.api_key, server.process.pid, cluster)
+            finally:
+                cluster.stop()
+    finally:
+        broker.stop()
+
+
+@contextlib.contextmanager
+def embedded(workers: int = 2, **settings: str) -> Iterator[Deployment]:
+    from tests.e2e.harness import ServerProcess, free_port
+
+    root = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    server = ServerProcess(root, free_port(), workers, **UNLIMITED, **settings).start()
+    try:
+        assert server.process is not None
+        yield Deployment(server.address, server.api_key, server.process.pid)
+    finally:
+        server.stop()
+
+
+# -- load generators (each in a process of its own) -----------------------------------------------
+
+
+def unary_load(
+    address: str, method: str, request: bytes, api_key: str, concurrency: int, seconds: float
+) -> tuple[int, list[float], float]:
+    """`concurrency` callers sending `request` back to back for `seconds`: calls made, their
+    latencies, and the wall time."""
+    import grpc
+
+    async def run() -> tuple[int, list[float], float]:
+        options = [("grpc.max_send_message_length", 64 * 2**20)]
+        async with grpc.aio.insecure_channel(address, options=options) as channel:
+            call = channel.unary_unary(method)
+            metadata = (("authorization", f"Bearer {api_key}"),)
+            await call(request, metadata=metadata, timeout=30)  # connected and warm
+            latencies: list[float] = []
+            deadline = time.perf_counter() + seconds
+
+            async def caller() -> None:
+                while time.perf_counter() < deadline:
+                    started = time.perf_counter()
+                    await call(request, metadata=metadata, timeout=30)
+                    latencies.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(concurrency)))
+            return len(latencies), latencies, time.perf_counter() - started
+
+    return asyncio.run(run())
+
+
+# -- the reference servers -------------------------------------------------------------------------
+
+
+def echo_server(port: int, response: bytes, ready: Any) -> None:
+    """A bare grpc.aio server of the generated SubmitTask: it parses the request as ours
+    does and answers a response message of the same size as ours, doing nothing else."""
+    import grpc
+    from imageeditor.v1 import image_editor_service_pb2 as pb
+    from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+
+    answer = pb.SubmitTaskResponse.FromString(response)
+
+    class Echo(pb_grpc.ImageEditorServiceServicer):
+        async def SubmitTask(self, request: Any, context: Any) -> Any:
+            return answer
+
+    async def serve() -> None:
+        server = grpc.aio.server()
+        pb_grpc.add_ImageEditorServiceServicer_to_server(Echo(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.set()
+        await server.wait_for_termination()
+
+    asyncio.run(serve())
+
+
+@contextlib.contextmanager
+def echo(response: bytes) -> Iterator[Deployment]:
+    from tests.e2e.harness import free_port
+
+    port = free_port()
+    spawn = mp.get_context("spawn")
+    ready = spawn.Event()
+    process = spawn.Process(target=echo_server, args=(port, response, ready), daemon=True)
+    process.start()
+    ready.wait(30)
+    try:
+        assert process.pid is not None
+        yield Deployment(f"127.0.0.1:{port}", "", process.pid)
+    finally:
+        process.terminate()
+        process.join()
+
+
+# -- case: SubmitTask ----------------------------------------------------------------------------
+
+
+def submit_case() -> None:
+    print(f"SubmitTask, 1 KB inline PNG, concurrency {CONCURRENCY}, {SECONDS:.0f} s a round")
+    print(row("", "calls/s", "p50 ms", "p99 ms", "x echo/s", "p99 x echo", "≥0.5, ≤3"))
+    request = submit_request(png_1kb())
+    modes: dict[str, Callable[[], contextlib.AbstractContextManager[Deployment]]] = {
+        "production": production,
+        "embedded": embedded,
+    }
+    for name, start in modes.items():
+        with start() as ours:
+            response = _one_response(ours, request)
+            with echo(response) as reference:
+                figures: dict[str, list[tuple[float, float, float]]] = {"ours": [], "echo": []}
+                for _ in range(ROUNDS):
+                    for side, target in (("echo", reference), ("ours", ours)):
+                        figures[side].append(_unary_round(target, request))
+        us, them = _medians(figures["ours"]), _medians(figures["echo"])
+        ratio, p99_ratio = us[0] / them[0], us[2] / them[2]
+        print(row(f"echo (reference for {name})", *(f"{v:.0f}" for v in them), "", "", ""))
+        print(
+            row(
+                f"ours, {name}",
+                *(f"{v:.0f}" if i == 0 else f"{v:.1f}" for i, v in enumerate(us)),
+                f"{ratio:.2f}",
+                f"{p99_ratio:.2f}",
+                verdict(ratio >= 0.5 and p99_ratio <= 3),
+            )
+        )
+
+
+def _one_response(target: Deployment, request: bytes) -> bytes:
+    """What our SubmitTask answers, serialized: the echo answers as many bytes."""
+    import grpc
+
+    with grpc.insecure_channel(target.address) as channel:
+        call = channel.unary_unary(SUBMIT)
+        answer: bytes = call(request, metadata=(("authorization", f"Bearer {target.api_key}"),))
+        return answer
+
+
+def _unary_round(target: Deployment, request: bytes) -> tuple[float, float, float]:
+    calls, latencies, wall = in_process(
+        unary_load, target.address, SUBMIT, request, target.api_key, CONCURRENCY, SECONDS
+    )
+    return calls / wall, statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
+
+
+def _medians(rounds: list[tuple[float, ...]]) -> tuple[float, ...]:
+    return tuple(statistics.median(column) for column in zip(*rounds, strict=True))
+
+
+CASES: dict[str, Callable[[], None]] = {"submit": submit_case}
+
+
+def main(names: list[str]) -> None:
+    for name in names or list(CASES):
+        CASES[name]()
+        print()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
