@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,7 +304,145 @@ def _medians(rounds: list[tuple[float, ...]]) -> tuple[float, ...]:
     return tuple(statistics.median(column) for column in zip(*rounds, strict=True))
 
 
-CASES: dict[str, Callable[[], None]] = {"submit": submit_case}
+# -- case: BatchSubmit ----------------------------------------------------------------------------
+
+BATCH = "/imageeditor.v1.ImageEditorService/BatchSubmit"
+BATCH_TARGETS = {100: 5_000, 1_000: 10_000}
+
+
+def batch_request(size: int) -> bytes:
+    from imageeditor.v1 import image_editor_service_pb2 as pb
+
+    item = pb.SubmitTaskRequest.FromString(submit_request(png_1kb()))
+    return pb.BatchSubmitRequest(requests=[item] * size).SerializeToString()
+
+
+def sequential_calls(
+    address: str, method: str, request: bytes, api_key: str, count: int
+) -> list[float]:
+    """`count` calls one after the other (after one to warm up): their latencies."""
+    import grpc
+
+    options = [("grpc.max_send_message_length", 64 * 2**20)]
+    with grpc.insecure_channel(address, options=options) as channel:
+        call = channel.unary_unary(method)
+        metadata = (("authorization", f"Bearer {api_key}"),)
+        call(request, metadata=metadata, timeout=60)
+        seconds = []
+        for _ in range(count):
+            started = time.perf_counter()
+            call(request, metadata=metadata, timeout=60)
+            seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def store_reference(database: str, size: int, count: int) -> list[float]:
+    """The same task rows, inserted by a PostgreSQL executemany (the driver's), a
+    transaction per call: seconds per call."""
+    from sqlalchemy import insert
+
+    from editcore.adapters.sql import tables
+    from editcore.adapters.sql.engine import create_engine_for
+    from editcore.adapters.sql.rows import task_to_row
+    from editcore.sealing import NO_SEALING
+    from editcore.spec import TaskSpec
+    from editcore.task import Task
+
+    engine = create_engine_for(database)
+    spec = TaskSpec(input_key="inputs/x", input_size=1024)
+    seconds = []
+    for _ in range(count + 1):
+        rows = [
+            task_to_row(Task(id=str(uuid.uuid4()), user_id="ref", spec=spec), NO_SEALING)
+            for _ in range(size)
+        ]
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            connection.execute(insert(tables.tasks), rows)  # the driver's executemany
+        seconds.append(time.perf_counter() - started)
+    engine.dispose()
+    return seconds[1:]
+
+
+def broker_reference(broker_url: str, size: int, count: int) -> list[float]:
+    """The same number of messages, published by Celery's apply_async one by one to the same
+    kind of broker (the task body: a task snapshot of the same size): seconds per batch."""
+    from celery import Celery
+
+    from editcore.adapters.celery.config import TASK_NAME, celery_config
+    from editcore.settings import Settings
+    from editcore.snapshot import task_to_dict
+    from editcore.spec import TaskSpec
+    from editcore.task import Task
+
+    settings = Settings(broker_url=broker_url, redis_url=broker_url)
+    app = Celery("bench")
+    app.conf.update(celery_config(settings))
+    body = task_to_dict(Task(id=str(uuid.uuid4()), user_id="ref", spec=TaskSpec()))
+    seconds = []
+    for _ in range(count + 1):
+        started = time.perf_counter()
+        for _ in range(size):
+            app.send_task(TASK_NAME, kwargs={"task": body}, queue="edits")
+        seconds.append(time.perf_counter() - started)
+    return seconds[1:]
+
+
+def batch_case() -> None:
+    print(f"BatchSubmit of 1 KB inline PNGs, production, one call at a time, {ROUNDS} rounds")
+    print(row("", "tasks/s", "ms/call", "target/s", "", "", "met"))
+    for variant, settings in (
+        ("default admission cap (16)", {}),
+        ("no cap: every item dispatched", {"IMAGEEDITOR_MAX_DISPATCHED_PER_USER": "0"}),
+    ):
+        with production(**settings) as ours:
+            for size, target in BATCH_TARGETS.items():
+                request = batch_request(size)
+                calls = max(3, 3000 // size)
+                figures = {"ours": [], "store": [], "broker": []}  # type: dict[str, list[float]]
+                database = ours.cluster.env["IMAGEEDITOR_DATABASE_URL"]
+                broker = ours.cluster.env["IMAGEEDITOR_BROKER_URL"]
+                for _ in range(ROUNDS):
+                    figures["ours"] += in_process(
+                        sequential_calls, ours.address, BATCH, request, ours.api_key, calls
+                    )
+                    if variant.startswith("default"):
+                        figures["store"] += in_process(store_reference, database, size, calls)
+                        figures["broker"] += in_process(broker_reference, broker, size, 2)
+                per_call = statistics.median(figures["ours"])
+                rate = size / per_call
+                label = f"ours, {size} items, {variant}"
+                print(
+                    row(
+                        label,
+                        f"{rate:.0f}",
+                        f"{per_call * 1000:.0f}",
+                        target,
+                        "",
+                        "",
+                        verdict(rate >= target),
+                    )
+                )
+                for name, title in (
+                    ("store", "PostgreSQL executemany"),
+                    ("broker", "Celery apply_async, one by one"),
+                ):
+                    if figures[name]:
+                        seconds = statistics.median(figures[name])
+                        print(
+                            row(
+                                f"  {title}, {size} rows",
+                                f"{size / seconds:.0f}",
+                                f"{seconds * 1000:.0f}",
+                                "",
+                                "",
+                                "",
+                                "",
+                            )
+                        )
+
+
+CASES: dict[str, Callable[[], None]] = {"submit": submit_case, "batch": batch_case}
 
 
 def main(names: list[str]) -> None:

@@ -10,7 +10,7 @@ same transaction (editcore.callbacks); the notifier only makes them go out witho
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from editcore.errors import ImageEditorError, Internal, NotFound
 from editcore.ports import CallbackNotifier, EventBus, StatusCache, TaskStore
@@ -36,12 +36,8 @@ class Lifecycle:
 
     def announce(self, task: Task) -> None:
         """Cache and publish a task the store has just accepted."""
-        self.announce_many([task])
-
-    def announce_many(self, tasks: Sequence[Task]) -> None:
-        """announce each of `tasks`: a round trip to the cache and one to the bus for all."""
-        self._cache.put_many(tasks)
-        self._events.publish_many(tasks)
+        self._cache.put(task)
+        self._events.publish(task)
 
     def commit(self, task: Task) -> bool:
         """Save `task` if its predecessor version is still current; False if someone else won."""

@@ -247,9 +247,6 @@ class EventBus(Protocol):
     def publish(self, task: Task) -> None:
         """Announce `task` at its current version. Safe to call from any thread."""
 
-    def publish_many(self, tasks: Sequence[Task]) -> None:
-        """publish each of `tasks`, in order, at the cost of about one."""
-
     def subscribe(self, task_id: str) -> Subscription:
         """Start receiving the task's transitions from now on."""
 

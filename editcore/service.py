@@ -225,9 +225,10 @@ class TaskService:
                 self._dispatcher.dispatch(task)
             else:
                 context.run(self._dispatcher.dispatch, task)
-        # After the dispatch: a worker may already have moved a task on, but the cache and
-        # the watchers order by version, so this first version never hides a later one.
-        self._lifecycle.announce_many([dispatched.get(task.id, task) for task in created])
+        # Cached, for the polls that follow; not published: no one can watch a task whose id
+        # has not been answered yet. After the dispatch: a worker may already have moved a
+        # task on, but the cache orders by version, so this first one never hides a later one.
+        self._cache.put_many([dispatched.get(task.id, task) for task in created])
         return dispatched
 
     def _check_rate(self, key: str, rate: float, burst: int, cost: int = 1) -> None:

@@ -8,7 +8,7 @@ dispatch messages.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -194,8 +194,11 @@ class TaskSpec:
     callback_url: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["operations"] = [asdict(op) for op in self.operations]
+        # Field by field, not asdict(), which deep-copies every value on the way: a snapshot
+        # is made for every row, message, cache entry and event (bench/service.py).
+        data = _fields_of(self)
+        data["operations"] = [_fields_of(op) for op in self.operations]
+        data["output"] = _fields_of(self.output)
         return data
 
     @classmethod
@@ -217,6 +220,11 @@ class TaskSpec:
             ),
             callback_url=data.get("callback_url", ""),
         )
+
+
+def _fields_of(value: Any) -> dict[str, Any]:
+    """A flat dataclass of immutable values as a dict (what asdict gives, without copying)."""
+    return {f.name: getattr(value, f.name) for f in fields(value)}
 
 
 def _operation_from_dict(data: dict[str, Any]) -> Operation:

@@ -109,24 +109,6 @@ async def test_transitions_arrive_in_order_from_another_thread(under_test: BusUn
     subscription.close()
 
 
-async def test_publish_many_delivers_each_task_to_its_own_watchers_in_order(
-    under_test: BusUnderTest,
-) -> None:
-    one, two = new_task(), new_task()
-    watching_one, watching_two = under_test.bus.subscribe(one.id), under_test.bus.subscribe(two.id)
-    for subscription in (watching_one, watching_two):
-        await under_test.ready(subscription)
-
-    under_test.bus.publish_many(
-        [replace(one, version=1), replace(two, version=1), replace(one, version=2)]
-    )
-
-    assert await receive(watching_one, 2) == [1, 2]
-    assert await receive(watching_two, 1) == [1]
-    for subscription in (watching_one, watching_two):
-        subscription.close()
-
-
 async def test_every_watcher_of_a_task_gets_every_transition(under_test: BusUnderTest) -> None:
     task = new_task()
     subscriptions = [under_test.bus.subscribe(task.id) for _ in range(3)]

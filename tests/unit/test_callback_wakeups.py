@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -28,8 +27,8 @@ class Store:
 
 
 class Quiet:
-    def put_many(self, tasks: Sequence[Task]) -> None: ...
-    def publish_many(self, tasks: Sequence[Task]) -> None: ...
+    def put(self, task: Task) -> None: ...
+    def publish(self, task: Task) -> None: ...
 
 
 @dataclass

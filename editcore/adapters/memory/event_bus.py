@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from editcore.task import Task
 
@@ -46,10 +46,6 @@ class InProcessEventBus:
             subscribers = list(self._subscribers.get(task.id, ()))
         for subscription in subscribers:
             subscription.deliver(task)
-
-    def publish_many(self, tasks: Sequence[Task]) -> None:
-        for task in tasks:
-            self.publish(task)
 
     def subscribe(self, task_id: str) -> InProcessSubscription:
         subscription = InProcessSubscription(self, task_id)

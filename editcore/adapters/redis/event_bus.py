@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis
@@ -123,28 +123,11 @@ class RedisEventBus:
     def publish(self, task: Task) -> None:
         """PUBLISH the task's snapshot. Failures are logged, not raised: the transition is
         committed, and watchers catch up from the store (see the idle resync)."""
-        self.publish_many([task])
-
-    def publish_many(self, tasks: Sequence[Task]) -> None:
-        """PUBLISH each task's snapshot, in one round trip (a pipeline)."""
-        if self._publish_outage.down or not tasks:
+        if self._publish_outage.down:
             return
-        messages = [
-            (
-                CHANNEL_PREFIX + task.id,
-                json.dumps(task_to_dict(task, self._sealer), separators=(",", ":")),
-            )
-            for task in tasks
-        ]
+        payload = json.dumps(task_to_dict(task, self._sealer), separators=(",", ":"))
         try:
-            client = self._publishing_client()
-            if len(messages) == 1:
-                client.publish(*messages[0])
-                return
-            pipeline = client.pipeline(transaction=False)
-            for channel, payload in messages:
-                pipeline.publish(channel, payload)
-            pipeline.execute()
+            self._publishing_client().publish(CHANNEL_PREFIX + task.id, payload)
         except redis.RedisError as exc:
             self._publish_outage.failed("event publish failed; watchers catch up later", exc)
 

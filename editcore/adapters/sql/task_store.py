@@ -12,7 +12,6 @@ import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -20,7 +19,6 @@ from sqlalchemy import (
     Engine,
     Insert,
     Select,
-    Table,
     and_,
     exists,
     false,
@@ -386,27 +384,28 @@ def _insert_tasks(connection: Connection, tasks: Sequence[Task], sealer: Sealer)
     """Insert tasks with their labels and first events (in the caller's transaction),
     skipping any whose (user, request id) is taken; returns the ids inserted.
 
-    Each table takes multi-row INSERTs of up to 1,000 rows ("insertmanyvalues": a statement
-    compiled once and cached), not a round trip per row, nor a statement compiled anew for
-    every number of rows."""
+    Each table takes one executemany: psycopg sends it in pipeline mode (one round trip, a
+    statement parsed once), SQLite runs it in-process. Tasks with a request id go through
+    INSERT … ON CONFLICT DO NOTHING RETURNING, to learn which were taken; the others cannot
+    conflict, and a batch's items never have one."""
     if not tasks:
         return set()
-    statement = _insert_ignoring_conflicts(connection).returning(tables.tasks.c.id)
-    rows = [task_to_row(t, sealer) for t in tasks]
-    inserted = {str(key) for key in connection.scalars(statement, rows)}
+    deduplicated = [task for task in tasks if task.request_id]
+    inserted = {task.id for task in tasks if not task.request_id}
+    if deduplicated:
+        statement = _insert_ignoring_conflicts(connection).returning(tables.tasks.c.id)
+        rows = [task_to_row(task, sealer) for task in deduplicated]
+        inserted |= {str(key) for key in connection.scalars(statement, rows)}
+    plain = [task_to_row(task, sealer) for task in tasks if not task.request_id]
+    if plain:
+        connection.execute(insert(tables.tasks), plain)
     new = [task for task in tasks if task.id in inserted]
     labels = [row for task in new for row in label_rows(task)]
     if labels:
-        _insert_many(connection, tables.task_labels, labels)
+        connection.execute(insert(tables.task_labels), labels)
     if new:
-        _insert_many(connection, tables.task_events, [event_row(t, sealer) for t in new])
+        connection.execute(insert(tables.task_events), [event_row(t, sealer) for t in new])
     return inserted
-
-
-def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Rows as multi-row INSERTs: RETURNING makes SQLAlchemy use "insertmanyvalues" (the
-    driver's executemany would send a statement per row)."""
-    connection.execute(insert(table).returning(table.c.task_id), rows).close()
 
 
 def _insert_ignoring_conflicts(connection: Connection) -> Insert:
