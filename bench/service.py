@@ -27,6 +27,7 @@ import io
 import multiprocessing as mp
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -442,7 +443,109 @@ def batch_case() -> None:
                         )
 
 
-CASES: dict[str, Callable[[], None]] = {"submit": submit_case, "batch": batch_case}
+# -- case: submit → terminal event ---------------------------------------------------------------
+
+ROUND_TRIPS = int(os.environ.get("BENCH_ROUND_TRIPS", "100"))
+
+
+def service_round_trips(address: str, api_key: str, count: int) -> list[float]:
+    """Submit a 1 KB job, then watch it to its terminal event; one job at a time. Seconds
+    from the submit's start to the terminal event's arrival, per job."""
+    import grpc
+    from imageeditor.v1 import image_editor_service_pb2 as pb
+    from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+    from imageeditor.v1 import task_pb2
+
+    succeeded = task_pb2.TASK_STATE_SUCCEEDED
+    terminal = (succeeded, task_pb2.TASK_STATE_FAILED, task_pb2.TASK_STATE_CANCELLED)
+    request = pb.SubmitTaskRequest.FromString(submit_request(png_1kb()))
+    metadata = (("authorization", f"Bearer {api_key}"),)
+    seconds = []
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.ImageEditorServiceStub(channel)
+        for _ in range(count + 3):  # the first ones warm up
+            started = time.perf_counter()
+            task = stub.SubmitTask(request, metadata=metadata, timeout=30).task
+            watch = pb.WatchTaskRequest(task_id=task.id, after_version=task.version)
+            for event in stub.WatchTask(watch, metadata=metadata, timeout=30):
+                if event.task.state in terminal:
+                    if event.task.state != succeeded:
+                        raise RuntimeError(f"a bench job ended {event.task.state}")
+                    break
+            seconds.append(time.perf_counter() - started)
+    return seconds[3:]
+
+
+def celery_round_trips(url: str, count: int) -> list[float]:
+    """A Celery no-op's delay() → get(), one at a time: seconds each."""
+    os.environ["BENCH_CELERY_URL"] = url
+    from bench.celery_noop import noop
+
+    seconds = []
+    for _ in range(count + 3):
+        started = time.perf_counter()
+        noop.delay().get(timeout=30)
+        seconds.append(time.perf_counter() - started)
+    return seconds[3:]
+
+
+@contextlib.contextmanager
+def celery_noop_worker(url: str) -> Iterator[None]:
+    env = {**os.environ, "BENCH_CELERY_URL": url, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "celery", "-A", "bench.celery_noop", "worker"]
+    command += ["--pool", "solo", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+    with tempfile.TemporaryFile() as log:
+        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                log.seek(0)
+                if b" ready." in log.read():
+                    break
+                time.sleep(0.1)
+            else:
+                raise RuntimeError("the reference Celery worker did not start")
+            yield
+        finally:
+            worker.terminate()
+            worker.wait(30)
+
+
+def roundtrip_case() -> None:
+    from tests.e2e.production_harness import RedisBroker
+
+    print(
+        f"submit → terminal event of a 1 KB job, one worker, one job at a time, {ROUND_TRIPS} jobs"
+    )
+    print(row("", "median ms", "p99 ms", "x Celery", "", "", "≤2"))
+    broker = RedisBroker().start()
+    try:
+        with celery_noop_worker(broker.url), production(workers=1) as ours:
+            figures: dict[str, list[float]] = {"ours": [], "celery": []}
+            for _ in range(ROUNDS):
+                figures["celery"] += in_process(celery_round_trips, broker.url, ROUND_TRIPS)
+                figures["ours"] += in_process(
+                    service_round_trips, ours.address, ours.api_key, ROUND_TRIPS
+                )
+    finally:
+        broker.stop()
+    reference = statistics.median(figures["celery"])
+    print(row("Celery no-op delay() → get() (reference)", *_ms(figures["celery"]), "", "", "", ""))
+    ratio = statistics.median(figures["ours"]) / reference
+    print(
+        row("ours, production", *_ms(figures["ours"]), f"{ratio:.1f}", "", "", verdict(ratio <= 2))
+    )
+
+
+def _ms(seconds: list[float]) -> list[str]:
+    return [f"{statistics.median(seconds) * 1000:.1f}", f"{percentile(seconds, 0.99) * 1000:.1f}"]
+
+
+CASES: dict[str, Callable[[], None]] = {
+    "submit": submit_case,
+    "batch": batch_case,
+    "roundtrip": roundtrip_case,
+}
 
 
 def main(names: list[str]) -> None:

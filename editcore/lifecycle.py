@@ -65,18 +65,26 @@ class Lifecycle:
             if batch is not None and batch.callback_url:
                 self._callbacks.notify(batch.user_id, batch.callback_url)
 
-    def update(self, task_id: str, change: Callable[[Task], Task | None]) -> Task:
+    def update(
+        self, task_id: str, change: Callable[[Task], Task | None], known: Task | None = None
+    ) -> Task:
         """Apply `change` to the latest stored version until it commits.
 
         `change` returns the next version, or None to leave the task as it is; on a
-        compare-and-set conflict the task is reloaded and `change` decides again.
+        compare-and-set conflict the task is reloaded and `change` decides again. `known`,
+        the version the caller committed or read last, is tried first without reading the
+        store (one round trip per transition when nobody else changed the task meanwhile);
+        a `known` version that `change` leaves alone is checked against the store.
         """
         for _ in range(MAX_CONFLICTS):
-            current = self.store.get_task(task_id)
+            guessed, current = known is not None, known or self.store.get_task(task_id)
+            known = None
             if current is None:
                 raise NotFound(f"task {task_id} not found", reason="TASK_NOT_FOUND")
             proposed = change(current)
             if proposed is None:
+                if guessed:
+                    continue
                 return current
             if self.commit(proposed):
                 return proposed

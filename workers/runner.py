@@ -60,34 +60,34 @@ class TaskRunner:
         try:
             run = self._pipeline.open(task)
             for stage in run.stages:
-                task = self._change(task.id, attempt, partial(Task.enter_stage, stage=stage))
+                task = self._change(task, attempt, partial(Task.enter_stage, stage=stage))
                 if task.state is not TaskState.RUNNING:
                     return self._finished(task)
                 with stage_span(stage, task.id, attempt):
                     run.run_stage(stage)
             result = run.result()
-            task = self._change(task.id, attempt, partial(Task.succeed, result=result))
+            task = self._change(task, attempt, partial(Task.succeed, result=result))
             if task.state is not TaskState.SUCCEEDED:  # cancelled after the result was stored
                 self._blobs.delete(result.key)
         except RunInterrupted as interrupted:
             if not interrupted.cancel:  # a shutdown: resumed, RUNNING, at the next start
                 return RunOutcome(task)
             # The task has a cancel pending: the next change of this run commits it.
-            task = self._change(task.id, attempt, Task.cancel)
+            task = self._change(task, attempt, Task.cancel)
         except RetryableError as exc:
             if attempt < self._max_attempts:
-                task = self._change(task.id, attempt, Task.requeue)
+                task = self._change(task, attempt, Task.requeue)
                 return RunOutcome(task, retry_after=_backoff(attempt, exc.retry_after))
-            task = self._change(task.id, attempt, partial(Task.fail, error=_task_error(exc)))
+            task = self._change(task, attempt, partial(Task.fail, error=_task_error(exc)))
         except ImageEditorError as exc:
-            task = self._change(task.id, attempt, partial(Task.fail, error=_task_error(exc)))
+            task = self._change(task, attempt, partial(Task.fail, error=_task_error(exc)))
         except self._time_limit_errors:
             error = TaskError("DEADLINE_EXCEEDED", "TIME_LIMIT", "the task ran out of time")
-            task = self._change(task.id, attempt, partial(Task.fail, error=error))
+            task = self._change(task, attempt, partial(Task.fail, error=error))
         except Exception:
             log.exception("task %s: unexpected error", task_id)
             error = TaskError("INTERNAL", "INTERNAL", "the worker failed unexpectedly")
-            task = self._change(task.id, attempt, partial(Task.fail, error=error))
+            task = self._change(task, attempt, partial(Task.fail, error=error))
         return self._finished(task)
 
     def _start(self, task_id: str, snapshot: Task | None) -> Task | None:
@@ -123,17 +123,18 @@ class TaskRunner:
             return None
         return self._finished(task).task if task.state.terminal else task
 
-    def _change(self, task_id: str, attempt: int, change: Callable[[Task], Task]) -> Task:
-        """Commit `change` if the task is still in this run; honour a pending cancel first."""
+    def _change(self, task: Task, attempt: int, change: Callable[[Task], Task]) -> Task:
+        """Commit `change` if the task is still in this run; honour a pending cancel first.
+        `task` is the version this run committed last: tried first, without a read."""
 
-        def decide(task: Task) -> Task | None:
-            if task.state is not TaskState.RUNNING or task.attempts != attempt:
+        def decide(current: Task) -> Task | None:
+            if current.state is not TaskState.RUNNING or current.attempts != attempt:
                 return None  # this run is over (cancelled, or taken over by another worker)
-            if task.cancel_requested:
-                return task.cancel()
-            return change(task)
+            if current.cancel_requested:
+                return current.cancel()
+            return change(current)
 
-        return self._lifecycle.update(task_id, decide)
+        return self._lifecycle.update(task.id, decide, known=task)
 
     def _finished(self, task: Task) -> RunOutcome:
         """Drop the inline source once the task can never run again."""

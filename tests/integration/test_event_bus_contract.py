@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -215,6 +216,24 @@ async def test_one_connection_serves_every_watcher(
     await eventually(lambda: [n for _, n in admin.pubsub_numsub(*channels)] == [0] * 9 + [1])
     await bus.aclose()
     await eventually(lambda: pubsub_connections(admin, client_name) == [])
+
+
+@pytest.mark.redis
+async def test_a_new_watcher_is_subscribed_at_once_not_after_the_readers_poll(
+    bus_url: str,
+) -> None:
+    bus = RedisEventBus(bus_url, poll_seconds=30.0)  # the reader waits 30 s for a message
+    await _confirmed(bus.subscribe(new_task().id))  # connected, and now waiting
+    task = new_task()
+    started = time.monotonic()
+    watcher = bus.subscribe(task.id)
+
+    await _confirmed(watcher)
+    bus.publish(replace(task, version=2))
+
+    assert await receive(watcher, 1) == [2]
+    assert time.monotonic() - started < 2.0
+    await bus.aclose()
 
 
 @pytest.mark.redis

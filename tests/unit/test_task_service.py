@@ -828,3 +828,65 @@ def test_without_a_delivery_store_no_callbacks_are_shown(parts: Parts) -> None:
     )
 
     assert service.callbacks_of([done]) == {}
+
+
+# -- the lifecycle's compare-and-set with a known version ----------------------------------------
+
+
+def test_a_known_current_version_is_changed_without_a_read(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = parts.submit()
+    reads = counting_reads(parts, monkeypatch)
+
+    started = parts.lifecycle.update(task.id, lambda t: t.start(), known=task)
+
+    assert started.state is TaskState.RUNNING and started.version == task.version + 1
+    assert reads == []
+    assert parts.store.get_task(task.id) == started
+
+
+def test_a_stale_known_version_is_decided_again_on_the_stored_one(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = parts.submit()
+    cancelled = parts.service.cancel("alice", task.id)
+    reads = counting_reads(parts, monkeypatch)
+    decided_on: list[int] = []
+
+    def change(current: Task) -> Task | None:
+        decided_on.append(current.version)
+        return current.start() if current.state is TaskState.QUEUED else None
+
+    final = parts.lifecycle.update(task.id, change, known=task)
+
+    assert final == cancelled and decided_on == [task.version, cancelled.version]
+    assert reads == [task.id]  # the guess lost its compare-and-set: then one read
+
+
+def test_a_known_version_left_alone_is_checked_against_the_store(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = parts.submit()
+    started = parts.lifecycle.update(task.id, lambda t: t.start())
+    reads = counting_reads(parts, monkeypatch)
+    stale_running = replace(started, state=TaskState.SUCCEEDED)  # what a confused caller holds
+
+    final = parts.lifecycle.update(
+        task.id, lambda t: t.cancel() if t.state is TaskState.RUNNING else None, stale_running
+    )
+
+    assert final.state is TaskState.CANCELLED and reads == [task.id]
+
+
+def counting_reads(parts: Parts, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids read from the store from now on."""
+    reads: list[str] = []
+    read = parts.store.get_task
+
+    def get_task(task_id: str, user_id: str | None = None) -> Task | None:
+        reads.append(task_id)
+        return read(task_id, user_id)
+
+    monkeypatch.setattr(parts.store, "get_task", get_task)
+    return reads

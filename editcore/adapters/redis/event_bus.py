@@ -118,6 +118,9 @@ class RedisEventBus:
         self._watchers: dict[str, set[RedisSubscription]] = {}
         self._changed: set[str] = set()  # task ids whose first watcher came or last one left
         self._state: _ConnectionState | None = None
+        self._pubsub: PubSub | None = None  # the reader's connection, once it is connected
+        self._syncing: asyncio.Task[None] | None = None
+        self._sync_lock = asyncio.Lock()  # one (UN)SUBSCRIBE exchange at a time
         self._closed = False
 
     def publish(self, task: Task) -> None:
@@ -146,9 +149,26 @@ class RedisEventBus:
         watchers.add(subscription)
         if len(watchers) == 1:
             self._changed.add(task_id)
+            self._sync_soon(loop)
         if self._reader is None:
             self._reader = loop.create_task(self._read_forever(), name="redis-event-bus")
         return subscription
+
+    def _sync_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """SUBSCRIBE now, not once the reader's poll (poll_seconds) is over: a new watcher
+        hears nothing until Redis confirms its channel. One pending sync serves every
+        subscribe made meanwhile."""
+        if self._syncing is None and self._pubsub is not None:
+            self._syncing = loop.create_task(self._sync_now(self._pubsub))
+
+    async def _sync_now(self, pubsub: PubSub) -> None:
+        try:
+            if self._state is not None and self._pubsub is pubsub:
+                await self._sync_channels(pubsub, self._state)
+        except redis.RedisError:
+            pass  # the reader meets the same loss, reconnects and subscribes everything again
+        finally:
+            self._syncing = None
 
     def unsubscribe(self, subscription: RedisSubscription) -> None:
         """Stop delivering to `subscription` (what RedisSubscription.close calls)."""
@@ -216,7 +236,7 @@ class RedisEventBus:
                 # A bug here must not leave every watcher of the process waiting forever.
                 logger.exception("event subscription failed; reconnecting")
             finally:
-                self._state = None
+                self._state, self._pubsub = None, None
                 await _close_quietly(pubsub, client)
             failures = 0 if state.connected else failures + 1
             self._connection_lost(loop.time())
@@ -227,6 +247,7 @@ class RedisEventBus:
         loop = asyncio.get_running_loop()
         await pubsub.connect()
         state.connected = True
+        self._pubsub = pubsub
         next_idle_check = loop.time() + self._idle_resync / 4
         while True:
             await self._sync_channels(pubsub, state)
@@ -249,6 +270,10 @@ class RedisEventBus:
     async def _sync_channels(self, pubsub: PubSub, state: _ConnectionState) -> None:
         if not self._changed:
             return
+        async with self._sync_lock:
+            await self._send_changes(pubsub, state)
+
+    async def _send_changes(self, pubsub: PubSub, state: _ConnectionState) -> None:
         changed, self._changed = self._changed, set()
         channels = {task_id: CHANNEL_PREFIX + task_id for task_id in changed}
         leave = [ch for t, ch in channels.items() if t not in self._watchers and ch in state.sent]
