@@ -541,10 +541,121 @@ def _ms(seconds: list[float]) -> list[str]:
     return [f"{statistics.median(seconds) * 1000:.1f}", f"{percentile(seconds, 0.99) * 1000:.1f}"]
 
 
+# -- case: WatchTask fan-out ----------------------------------------------------------------------
+
+FAN_TASKS = int(os.environ.get("BENCH_FAN_TASKS", "500"))
+FAN_WATCHERS = int(os.environ.get("BENCH_FAN_WATCHERS", "10"))
+FAN_CLIENTS = 2  # client processes, each with its share of the streams on one channel
+
+
+def watchers(
+    address: str, api_key: str, task_ids: list[str], per_task: int, ready: Any, out: Any
+) -> None:
+    """`per_task` WatchTask streams on each task, all on one channel, from version 0: for
+    each stream the versions it got, how it ended, and each message's delay (arrival minus
+    the transition's updated_at)."""
+    import grpc
+    from imageeditor.v1 import image_editor_service_pb2 as pb
+
+    async def run() -> dict[str, Any]:
+        metadata = (("authorization", f"Bearer {api_key}"),)
+        async with grpc.aio.insecure_channel(address) as channel:
+            watch = channel.unary_stream(
+                "/imageeditor.v1.ImageEditorService/WatchTask",
+                request_serializer=pb.WatchTaskRequest.SerializeToString,
+                response_deserializer=pb.WatchTaskResponse.FromString,
+            )
+            streams: list[tuple[list[int], list[str]]] = []
+            delays: list[float] = []
+            opened = 0
+
+            async def one(task_id: str) -> None:
+                nonlocal opened
+                versions: list[int] = []
+                ended = ["OK"]
+                streams.append((versions, ended))
+                call = watch(pb.WatchTaskRequest(task_id=task_id), metadata=metadata, timeout=600)
+                try:
+                    async for message in call:
+                        if not versions:
+                            opened += 1
+                            if opened == len(task_ids) * per_task:
+                                ready.set()
+                        elif message.task.state != 1:  # a transition after the first look
+                            delays.append(
+                                time.time() - message.task.update_time.ToDatetime().timestamp()
+                            )
+                        versions.append(message.task.version)
+                except grpc.aio.AioRpcError as error:
+                    ended[0] = error.code().name
+
+            await asyncio.gather(*(one(t) for t in task_ids for _ in range(per_task)))
+            return {"streams": streams, "delays": delays}
+
+    out.put(asyncio.run(run()))
+
+
+def fanout_case() -> None:
+    import grpc
+    from imageeditor.v1 import image_editor_service_pb2 as pb
+    from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+
+    streams = FAN_TASKS * FAN_WATCHERS
+    print(f"WatchTask fan-out: {FAN_TASKS} tasks x {FAN_WATCHERS} watchers = {streams} streams on")
+    print("one production server; 2 workers start once every stream has its first message")
+    print(row("", "delivered", "in order", "p50 ms", "p99 ms", "RSS MB", "100%, ≤250, ≤400"))
+    with production(workers=0) as ours:
+        request = pb.SubmitTaskRequest.FromString(submit_request(png_1kb()))
+        metadata = (("authorization", f"Bearer {ours.api_key}"),)
+        with grpc.insecure_channel(ours.address) as channel:
+            stub = pb_grpc.ImageEditorServiceStub(channel)
+            ids = [stub.SubmitTask(request, metadata=metadata).task.id for _ in range(FAN_TASKS)]
+        spawn = mp.get_context("spawn")
+        shares = [ids[i::FAN_CLIENTS] for i in range(FAN_CLIENTS)]
+        readies, out = [spawn.Event() for _ in shares], spawn.Queue()
+        clients = [
+            spawn.Process(
+                target=watchers, args=(ours.address, ours.api_key, share, FAN_WATCHERS, r, out)
+            )
+            for share, r in zip(shares, readies, strict=True)
+        ]
+        for client in clients:
+            client.start()
+        for ready in readies:
+            ready.wait(120)
+        workers = [ours.cluster.add_worker() for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        results = [out.get(timeout=900) for _ in clients]
+        for client in clients:
+            client.join()
+        finals = {t.id: t.version for t in ours.cluster.wait_until_finished(ids, 300)}
+        rss = rss_mb(ours.server_pid)
+    got = [s for r in results for s in r["streams"]]
+    delays = [d for r in results for d in r["delays"]]
+    expected = sum(finals.values()) * FAN_WATCHERS
+    delivered = sum(len(versions) for versions, _ in got)
+    in_order = all(v == list(range(v[0], v[0] + len(v))) for v, _ in got if v)
+    ends: dict[str, int] = {}
+    for _, (end,) in got:
+        ends[end] = ends.get(end, 0) + 1
+    share = delivered / expected
+    p99 = percentile(delays, 0.99) * 1000 if delays else float("nan")
+    ok = share == 1 and in_order and p99 <= 250 and rss <= 400
+    cells = [
+        f"{share:.1%}",
+        "yes" if in_order else "NO",
+        f"{statistics.median(delays) * 1000:.0f}" if delays else "-",
+    ]
+    print(row(f"ours, {streams} streams", *cells, f"{p99:.0f}", f"{rss:.0f}", verdict(ok)))
+    print(f"  streams ended: {ends}")
+
+
 CASES: dict[str, Callable[[], None]] = {
     "submit": submit_case,
     "batch": batch_case,
     "roundtrip": roundtrip_case,
+    "watch": fanout_case,
 }
 
 

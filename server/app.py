@@ -133,6 +133,10 @@ async def start_server(
             ("grpc.max_connection_age_ms", 30 * 60 * 1000),
             ("grpc.max_connection_age_grace_ms", 60 * 1000),
             ("grpc.keepalive_time_ms", 60 * 1000),
+            # A burst of calls waits for the loop to take each up; gRPC's own limits (1,000,
+            # hard 3,000) would end the rest CANCELLED, a status clients do not retry.
+            ("grpc.server.max_pending_requests", settings.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", 2 * settings.max_pending_calls),
         ],
     )
     add_service(servicer, server)

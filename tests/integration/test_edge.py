@@ -50,6 +50,24 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
         auth_failure_burst=5,
         batch_burst=5,
     )
+    async for running in serving(settings):
+        yield running
+
+
+@pytest.fixture
+async def roomy_edge(tmp_path: Path) -> AsyncIterator[Edge]:
+    """An edge whose quotas let one user hold thousands of streams."""
+    settings = Settings(
+        data_dir=tmp_path,
+        listen_address="127.0.0.1:0",
+        embedded_workers=0,
+        max_watch_streams_per_user=100_000,
+    )
+    async for running in serving(settings):
+        yield running
+
+
+async def serving(settings: Settings) -> AsyncIterator[Edge]:
     app = build(settings)
     ensure_dev_key(app.adapters.api_keys, app.adapters.webhook_secrets, settings)
     running = await start_server(app.servicer, settings)
@@ -166,6 +184,35 @@ async def test_a_huge_input_is_refused_as_itself_not_as_an_oversized_trailer(edg
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     reason, fields = details(caught.value)
     assert reason == "STYLE_UNSUPPORTED" and "style_prompt" in fields
+
+
+async def test_thousands_of_watches_opened_at_once_all_get_their_first_message(
+    roomy_edge: Edge,
+) -> None:
+    # gRPC core cancels calls beyond its pending-request limits (1,000, hard 3,000) while
+    # the loop takes each up; the server raises them (IMAGEEDITOR_MAX_PENDING_CALLS).
+    streams = 4000
+    async with grpc.aio.insecure_channel(roomy_edge.address) as channel:
+        stub = pb_grpc.ImageEditorServiceStub(channel)
+        request = pb.SubmitTaskRequest(image_data=jpeg_bytes(64, 48))
+        task = (await stub.SubmitTask(request, metadata=roomy_edge.metadata())).task
+
+        async def first_message() -> str:
+            watch = stub.WatchTask(
+                pb.WatchTaskRequest(task_id=task.id), metadata=roomy_edge.metadata(), timeout=60
+            )
+            try:
+                async for message in watch:
+                    return message.task.id
+            except grpc.aio.AioRpcError as error:
+                return error.code().name
+            finally:
+                watch.cancel()
+            return "ended"
+
+        answers = await asyncio.gather(*(first_message() for _ in range(streams)))
+
+    assert {answer: answers.count(answer) for answer in set(answers)} == {task.id: streams}
 
 
 async def test_a_user_may_hold_only_so_many_watch_streams(edge: Edge) -> None:
