@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 NUMBA_WARM := $(VENV)/.numba-warm
+THUMBOR_VENV := var/bench/thumbor-venv
+THUMBOR := $(THUMBOR_VENV)/bin/thumbor
 
 .PHONY: setup models run test lint gen clean bench
 
@@ -48,10 +50,16 @@ test: lint
 	$(BIN)/pytest
 
 # Speed and memory against reference implementations, side by side (not part of `make test`).
-bench: setup
+bench: setup $(THUMBOR)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/hostile.py
+	$(BIN)/python bench/service.py
+
+# thumbor, the reference of the service bench's resize case, needs Pillow < 13: its own venv.
+$(THUMBOR):
+	$(PYTHON) -m venv $(THUMBOR_VENV)
+	$(THUMBOR_VENV)/bin/pip install --quiet "thumbor==7.8.0" "Pillow<13"
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

@@ -651,11 +651,236 @@ def fanout_case() -> None:
     print(f"  streams ended: {ends}")
 
 
+# -- case: resize jobs through the whole service, against thumbor ---------------------------------
+
+RESIZE_CLIENTS = 4
+RESIZE_SECONDS = float(os.environ.get("BENCH_RESIZE_SECONDS", "20"))
+# thumbor 7.8 needs Pillow < 13, so it lives in a virtualenv of its own (`make bench` makes it).
+THUMBOR = Path(os.environ.get("BENCH_THUMBOR", ROOT / "var/bench/thumbor-venv/bin/thumbor"))
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds of these processes and all their descendants, reaped ones included."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0.0, list(pids)
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        todo += children.get(pid, [])
+    return total
+
+
+def service_resizes(address: str, api_key: str, photo: str, seconds: float) -> int:
+    """RESIZE_CLIENTS callers, each: submit the photo inline (fit 1024, JPEG q85), watch it
+    to its end, download the result; for `seconds`. Jobs done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+    from imageeditor.v1 import image_editor_service_pb2 as pb
+    from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+    from imageeditor.v1 import operations_pb2, task_pb2
+
+    request = pb.SubmitTaskRequest(
+        image_data=Path(photo).read_bytes(),
+        operations=[
+            operations_pb2.Operation(resize=operations_pb2.Resize(width=1024, height=1024))
+        ],
+        output=operations_pb2.OutputOptions(format=operations_pb2.IMAGE_FORMAT_JPEG, quality=85),
+    )
+    metadata = (("authorization", f"Bearer {api_key}"),)
+    options = [("grpc.max_send_message_length", 64 * 2**20)]
+
+    def caller(deadline: float) -> int:
+        done = 0
+        with grpc.insecure_channel(address, options=options) as channel:
+            stub = pb_grpc.ImageEditorServiceStub(channel)
+            while time.monotonic() < deadline:
+                task = stub.SubmitTask(request, metadata=metadata, timeout=60).task
+                watch = pb.WatchTaskRequest(task_id=task.id, after_version=task.version)
+                for event in stub.WatchTask(watch, metadata=metadata, timeout=60):
+                    if event.task.state == task_pb2.TASK_STATE_SUCCEEDED:
+                        break
+                    if event.task.state in (
+                        task_pb2.TASK_STATE_FAILED,
+                        task_pb2.TASK_STATE_CANCELLED,
+                    ):
+                        raise RuntimeError(f"a bench job ended {event.task.state}")
+                result = pb.GetResultRequest(task_id=task.id)
+                size = sum(len(m.chunk) for m in stub.GetResult(result, metadata=metadata))
+                assert size > 0
+                done += 1
+        return done
+
+    deadline = time.monotonic() + seconds
+    with ThreadPoolExecutor(RESIZE_CLIENTS) as pool:
+        return sum(pool.map(caller, [deadline] * RESIZE_CLIENTS))
+
+
+def thumbor_resizes(port: int, name: str, seconds: float) -> int:
+    """RESIZE_CLIENTS callers GETting the same resize from thumbor for `seconds`: jobs done."""
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"http://127.0.0.1:{port}/unsafe/fit-in/1024x1024/filters:quality(85):format(jpeg)/{name}"
+
+    def caller(deadline: float) -> int:
+        done = 0
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                assert response.status == 200 and response.read()
+            done += 1
+        return done
+
+    deadline = time.monotonic() + seconds
+    with ThreadPoolExecutor(RESIZE_CLIENTS) as pool:
+        return sum(pool.map(caller, [deadline] * RESIZE_CLIENTS))
+
+
+@contextlib.contextmanager
+def thumbor(folder: Path) -> Iterator[tuple[int, int]]:
+    """thumbor with 2 processes and its file loader on `folder`: (port, pid)."""
+    from tests.e2e.harness import free_port
+
+    port = free_port()
+    conf = folder / "thumbor.conf"
+    conf.write_text(
+        "LOADER = 'thumbor.loaders.file_loader'\n"
+        f"FILE_LOADER_ROOT_PATH = {str(folder)!r}\n"
+        "RESULT_STORAGE = None\nSTORAGE = 'thumbor.storages.no_storage'\n"
+        "MAX_WIDTH = 0\nMAX_HEIGHT = 0\nQUALITY = 85\nRESPECT_ORIENTATION = True\n"
+    )
+    command = [
+        str(THUMBOR),
+        "-p",
+        str(port),
+        "-i",
+        "127.0.0.1",
+        "-c",
+        str(conf),
+        "--processes",
+        "2",
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import urllib.request
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("thumbor did not start") from None
+                time.sleep(0.2)
+        yield port, server.pid
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def pipeline_seconds(photo: str) -> float:
+    """The pipeline's own CPU time for the job (validate, edit, encode), in-process: median."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from run import ours_resize
+
+    data = Path(photo).read_bytes()
+    ours_resize(data, "jpeg")
+    seconds = []
+    for _ in range(7):
+        started = time.process_time()
+        ours_resize(data, "jpeg")
+        seconds.append(time.process_time() - started)
+    return statistics.median(seconds)
+
+
+def resize_case() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from run import make_inputs
+
+    if not THUMBOR.exists():
+        print(f"resize case skipped: no thumbor at {THUMBOR} (`make bench` installs it)")
+        return
+    photo = make_inputs()["astronaut-12MP"]
+    print("resize jobs (12 MP JPEG inline → fit 1024 → JPEG q85, submit → watch → GetResult),")
+    print(f"{RESIZE_CLIENTS} concurrent clients, {RESIZE_SECONDS:.0f} s a round")
+    print(row("", "jobs/s", "CPU ms/job", "x thumbor", "CPU/pipeline", "", "≥1.25, ≤1.3"))
+    pipeline = in_process(pipeline_seconds, str(photo))
+    with thumbor(photo.parent) as (port, pid):
+        in_process(thumbor_resizes, port, photo.name, 2.0)  # warm
+        figures: list[tuple[float, float]] = []
+        for _ in range(ROUNDS):
+            before = tree_cpu_seconds([pid])
+            jobs = in_process(thumbor_resizes, port, photo.name, RESIZE_SECONDS)
+            figures.append((jobs / RESIZE_SECONDS, (tree_cpu_seconds([pid]) - before) / jobs))
+    reference = statistics.median(rate for rate, _ in figures)
+    cpu = statistics.median(c for _, c in figures)
+    print(
+        row(
+            "thumbor 7.8, 2 processes (reference)",
+            f"{reference:.1f}",
+            f"{cpu * 1000:.0f}",
+            "",
+            "",
+            "",
+            "",
+        )
+    )
+    modes: dict[str, Callable[[], contextlib.AbstractContextManager[Deployment]]] = {
+        "embedded (2 workers)": embedded,
+        "production (1 edit worker)": lambda: production(workers=1),
+        "production (2 edit workers)": lambda: production(workers=2),
+    }
+    rates: dict[str, float] = {}
+    for name, start in modes.items():
+        with start() as ours:
+            pids = [ours.server_pid]
+            if ours.cluster is not None:
+                pids += [worker.pid for worker in ours.cluster.workers]
+            in_process(service_resizes, ours.address, ours.api_key, str(photo), 2.0)
+            figures = []
+            for _ in range(ROUNDS):
+                before = tree_cpu_seconds(pids)
+                jobs = in_process(
+                    service_resizes, ours.address, ours.api_key, str(photo), RESIZE_SECONDS
+                )
+                figures.append((jobs / RESIZE_SECONDS, (tree_cpu_seconds(pids) - before) / jobs))
+        rate = rates[name] = statistics.median(r for r, _ in figures)
+        cpu = statistics.median(c for _, c in figures)
+        ok = rate >= 1.25 * reference and cpu <= 1.3 * pipeline
+        print(
+            row(
+                f"ours, {name}",
+                f"{rate:.1f}",
+                f"{cpu * 1000:.0f}",
+                f"{rate / reference:.2f}",
+                f"{cpu / pipeline:.2f}",
+                "",
+                verdict(ok),
+            )
+        )
+    print(f"  the pipeline's own CPU time for the job: {pipeline * 1000:.0f} ms")
+    scaling = rates["production (2 edit workers)"] / rates["production (1 edit worker)"]
+    print(f"  2 edit workers x 1: {scaling:.2f} (target ≥1.7: {verdict(scaling >= 1.7)})")
+
+
 CASES: dict[str, Callable[[], None]] = {
     "submit": submit_case,
     "batch": batch_case,
     "roundtrip": roundtrip_case,
     "watch": fanout_case,
+    "resize": resize_case,
 }
 
 

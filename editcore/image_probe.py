@@ -78,7 +78,7 @@ def probe(data: bytes, *, max_pixels: int, max_frames: int) -> ImageHeader:
                 width, height = image.size
                 check_pixels(width, height, max_pixels)
                 frames = _count_frames(image, max_frames) if gif_count is None else gif_count
-                turned = is_turned(image)
+                turned = is_turned(image, decode=False)
     except InvalidArgument:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -107,8 +107,14 @@ def image_error(reason: str, message: str) -> InvalidArgument:
     return InvalidArgument(message, reason=reason)
 
 
-def is_turned(image: Image.Image) -> bool:
-    """Whether the image's EXIF orientation puts it on its side (decoding swaps its sides)."""
+def is_turned(image: Image.Image, *, decode: bool = True) -> bool:
+    """Whether the image's EXIF orientation puts it on its side (decoding swaps its sides).
+
+    A PNG may keep its EXIF after its pixels, where Pillow reaches only by decoding them all;
+    `decode=False` (the probe, at the edge) does not, and takes such an image as upright.
+    The worker decodes anyway, and checks the output sizes again with what it finds."""
+    if not decode and image.format == "PNG" and "exif" not in image.info:
+        return False
     try:
         return image.getexif().get(EXIF_ORIENTATION) in TURNED_ORIENTATIONS
     except Exception:  # a damaged EXIF block: decode ignores it the same way

@@ -11,10 +11,11 @@ from io import BytesIO
 import pytest
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import operations_pb2
-from PIL import Image
+from PIL import Image, ImageFile
 
 from editcore.errors import InvalidArgument
 from editcore.geometry import check_output_sizes, output_size
+from editcore.image_probe import probe
 from editcore.settings import Settings
 from editcore.spec import (
     Blur,
@@ -117,6 +118,28 @@ def test_the_exif_orientation_is_applied_before_the_sizes_are_computed() -> None
     upscaled = [resize(10_000, upscale=True)]
     request = pb.SubmitTaskRequest(image_data=out.getvalue(), operations=upscaled)
     assert validate_submit(request, SETTINGS).spec.operations  # 10000 x 2500: allowed
+
+
+def test_a_png_is_probed_without_decoding_its_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow finds a PNG's EXIF by decoding the whole image unless it precedes the pixels:
+    the edge must not decode (a 50 MP PNG is 200 MB of pixels), and reads it only there."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    before, plain = BytesIO(), BytesIO()
+    Image.new("L", (1, 4)).save(before, "PNG", exif=exif.tobytes())  # eXIf before IDAT
+    Image.new("L", (4000, 3000)).save(plain, "PNG")
+
+    decoded: list[tuple[int, int]] = []
+    load = ImageFile.ImageFile.load
+
+    def counting_load(self: ImageFile.ImageFile) -> object:
+        decoded.append(self.size)
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting_load)
+    assert probe(plain.getvalue(), max_pixels=50_000_000, max_frames=1).turned is False
+    assert probe(before.getvalue(), max_pixels=50_000_000, max_frames=1).upright_size == (4, 1)
+    assert decoded == []
 
 
 def test_a_url_source_is_checked_from_the_first_step_whose_size_is_certain() -> None:
