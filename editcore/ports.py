@@ -283,9 +283,6 @@ class StatusCache(Protocol):
 
     def put(self, task: Task) -> None: ...
 
-    def put_many(self, tasks: Sequence[Task]) -> None:
-        """put each of `tasks`, at the cost of about one."""
-
     def invalidate(self, task_id: str) -> None: ...
 
 

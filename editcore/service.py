@@ -208,10 +208,14 @@ class TaskService:
         created: Sequence[Task],
         contexts: Mapping[str, contextvars.Context | None] | None = None,
     ) -> dict[str, Task]:
-        """Announce and dispatch what was created (as far as fairness lets it go now: see
+        """Dispatch what was created (as far as fairness lets it go now: see
         editcore.admission), each task in its submitter's context when given; drop inline
         inputs written for what was not. Returns the tasks dispatched, by id, as they are
-        now (admitted)."""
+        now (admitted).
+
+        New tasks are neither published (no one can watch a task whose id has not been
+        answered yet) nor cached: the first GetStatus reads the store and caches what it
+        finds (a round trip and a snapshot per task saved at submit: bench/service.py)."""
         created_ids = {t.id for t in created}
         for task in prepared:
             if task.id not in created_ids and task.spec.input_key:
@@ -225,10 +229,6 @@ class TaskService:
                 self._dispatcher.dispatch(task)
             else:
                 context.run(self._dispatcher.dispatch, task)
-        # Cached, for the polls that follow; not published: no one can watch a task whose id
-        # has not been answered yet. After the dispatch: a worker may already have moved a
-        # task on, but the cache orders by version, so this first one never hides a later one.
-        self._cache.put_many([dispatched.get(task.id, task) for task in created])
         return dispatched
 
     def _check_rate(self, key: str, rate: float, burst: int, cost: int = 1) -> None:

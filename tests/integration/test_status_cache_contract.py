@@ -111,19 +111,6 @@ def test_an_older_version_never_replaces_a_newer_one(under_test: CacheUnderTest)
     assert under_test.cache.get(task.id) == newer
 
 
-def test_put_many_caches_each_task_unless_a_newer_version_is_there(
-    under_test: CacheUnderTest,
-) -> None:
-    newer = new_task(version=5, state=TaskState.RUNNING)
-    under_test.cache.put(newer)
-    fresh = [new_task(), new_task(state=TaskState.SUCCEEDED)]
-
-    under_test.cache.put_many([*fresh, replace(newer, version=4, state=TaskState.QUEUED)])
-
-    assert [under_test.cache.get(task.id) for task in fresh] == fresh
-    assert under_test.cache.get(newer.id) == newer
-
-
 def test_concurrent_writers_leave_the_newest_version(under_test: CacheUnderTest) -> None:
     task = new_task()
     versions = list(range(1, 41))

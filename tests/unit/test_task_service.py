@@ -233,13 +233,13 @@ def test_submit_commits_the_task_queued_before_dispatching_it(parts: Parts) -> N
     assert parts.dispatcher.committed_first == [True]
 
 
-def test_submit_caches_the_new_task_and_publishes_nothing_no_one_can_watch(
-    parts: Parts,
-) -> None:
+def test_submit_neither_publishes_nor_caches_the_new_task(parts: Parts) -> None:
     task = parts.submit()
 
-    assert parts.cache.get(task.id) == task
     assert parts.events.published == []  # its id was not answered yet: no one watches it
+    assert parts.cache.get(task.id) is None  # the first read caches it
+    assert parts.service.get("alice", task.id) == task
+    assert parts.cache.get(task.id) == task
 
 
 def test_an_inline_image_is_stored_as_a_blob_and_named_by_the_spec(parts: Parts) -> None:
@@ -289,7 +289,6 @@ def test_a_group_of_submits_answers_each_with_its_own_outcome(limited: Parts) ->
     assert all(limited.store.get_task(t.id) == t for t in new if isinstance(t, Task))
     assert limited.dispatcher.dispatched == [first, *new]
     assert limited.dispatcher.committed_first == [True] * 5
-    assert all(limited.cache.get(t.id) == t for t in new if isinstance(t, Task))
 
 
 def test_a_group_dispatches_each_task_in_its_submitters_context(parts: Parts) -> None:

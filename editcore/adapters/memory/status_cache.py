@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from editcore.ports import STATUS_TTL_SECONDS
 from editcore.task import Task
@@ -42,10 +42,6 @@ class InProcessStatusCache:
             self._entries.move_to_end(task.id)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
-
-    def put_many(self, tasks: Sequence[Task]) -> None:
-        for task in tasks:
-            self.put(task)
 
     def invalidate(self, task_id: str) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import redis
 
@@ -99,49 +99,24 @@ class RedisStatusCache:
 
     def put(self, task: Task) -> None:
         """Cache `task` unless a newer version is cached already."""
-        self.put_many([task])
-
-    def put_many(self, tasks: Sequence[Task]) -> None:
-        """put each task, in one round trip (a pipeline of the script)."""
-        if not tasks:
-            return
-        written: list[int] = [0] * len(tasks)
+        snapshot = json.dumps(task_to_dict(task, self._sealer), separators=(",", ":"))
+        ttl_ms = int(STATUS_TTL_SECONDS[task.state] * 1000)
+        written = 0
         if self._redis_usable():
             try:
-                written = self._put_scripts(tasks)
+                written = self._put_script(
+                    keys=[KEY_PREFIX + task.id], args=[task.version, snapshot, ttl_ms]
+                )
             except redis.RedisError as exc:
                 self._outage.failed("status cache unavailable; not caching", exc)
-                for task in tasks:
-                    self._mark_unsynced(task.id)
-        else:
-            for task in tasks:
                 self._mark_unsynced(task.id)
-        for task, was_written in zip(tasks, written, strict=True):
-            if was_written:
-                self._hot_put(task)
-            else:
-                # Redis has a newer version (or is unreachable): don't serve ours from memory.
-                self._hot_drop(task.id)
-
-    def _put_scripts(self, tasks: Sequence[Task]) -> list[int]:
-        calls: list[tuple[list[str], list[int | str]]] = [
-            (
-                [KEY_PREFIX + task.id],
-                [
-                    task.version,
-                    json.dumps(task_to_dict(task, self._sealer), separators=(",", ":")),
-                    int(STATUS_TTL_SECONDS[task.state] * 1000),
-                ],
-            )
-            for task in tasks
-        ]
-        if len(calls) == 1:
-            keys, args = calls[0]
-            return [self._put_script(keys=keys, args=args)]
-        pipeline = self._client.pipeline(transaction=False)
-        for keys, args in calls:
-            self._put_script(keys=keys, args=args, client=pipeline)
-        return list(pipeline.execute())
+        else:
+            self._mark_unsynced(task.id)
+        if written:
+            self._hot_put(task)
+        else:
+            # Redis has a newer version (or is unreachable): don't serve ours from memory.
+            self._hot_drop(task.id)
 
     def invalidate(self, task_id: str) -> None:
         """Forget the task here and in Redis."""
