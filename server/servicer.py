@@ -128,8 +128,12 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
     ) -> pb.GetStatusResponse:
         user = await self._user(context)
         task_id = validate_task_id(request.task_id)
-        task = await asyncio.to_thread(self._service.get, user, task_id)
-        callbacks = await asyncio.to_thread(self._service.callbacks_of, [task])
+
+        def status() -> tuple[Task, dict[str, Delivery]]:  # one hop to a thread, not two
+            task = self._service.get(user, task_id)
+            return task, self._service.callbacks_of([task])
+
+        task, callbacks = await asyncio.to_thread(status)
         return pb.GetStatusResponse(task=self._task_proto(task, callbacks))
 
     @rpc_method
@@ -157,10 +161,12 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
     ) -> pb.ListTasksResponse:
         user = await self._user(context)
         query = await self._offload.run(validate_list, request, user)
-        tasks, token = await asyncio.to_thread(
-            self._service.list_tasks, query, request.page_size, request.page_token
-        )
-        callbacks = await asyncio.to_thread(self._service.callbacks_of, tasks)
+
+        def page() -> tuple[list[Task], str, dict[str, Delivery]]:  # one hop, not two
+            tasks, token = self._service.list_tasks(query, request.page_size, request.page_token)
+            return tasks, token, self._service.callbacks_of(tasks)
+
+        tasks, token, callbacks = await asyncio.to_thread(page)
         return pb.ListTasksResponse(
             tasks=[self._task_proto(t, callbacks) for t in tasks], next_page_token=token
         )
