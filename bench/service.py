@@ -31,6 +31,7 @@ import contextlib
 import io
 import multiprocessing as mp
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -778,7 +779,10 @@ def thumbor(folder: Path) -> Iterator[tuple[int, int]]:
         "--processes",
         "2",
     ]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own process group: thumbor forks its processes, and they outlive a parent's SIGTERM.
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         import urllib.request
 
@@ -793,7 +797,7 @@ def thumbor(folder: Path) -> Iterator[tuple[int, int]]:
                 time.sleep(0.2)
         yield port, server.pid
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Insert,
+    RowMapping,
     Select,
     and_,
     exists,
@@ -212,16 +213,10 @@ class SqlTaskStore:
         )
         chosen = select(waiting.c.id).where(waiting.c.place <= cap - active)
         statement = (
-            update(t)
-            .where(t.c.id.in_(chosen), ~t.c.admitted)
-            .values(admitted=True)
-            .returning(t.c.id)
+            update(t).where(t.c.id.in_(chosen), ~t.c.admitted).values(admitted=True).returning(*t.c)
         )
-        with self._engine.begin() as connection:
-            admitted = list(connection.scalars(statement))
-        if not admitted:
-            return []
-        found = self._load_tasks(select(t).where(t.c.id.in_(admitted)))
+        with self._engine.begin() as connection:  # the rows come back with the UPDATE
+            found = self._with_labels(connection, connection.execute(statement).mappings().all())
         return sorted(found, key=lambda task: (task.created_at, task.id))
 
     def users_waiting(self, limit: int) -> list[str]:
@@ -336,8 +331,11 @@ class SqlTaskStore:
         """Run a `select(tasks)` and attach each task's labels, keeping the row order (on
         `connection`, inside its transaction, when given)."""
         with contextlib.nullcontext(connection) if connection else self._engine.connect() as c:
-            rows = c.execute(statement).mappings().all()
-            labels = _labels_of(c, [row["id"] for row in rows])
+            return self._with_labels(c, c.execute(statement).mappings().all())
+
+    def _with_labels(self, connection: Connection, rows: Sequence[RowMapping]) -> list[Task]:
+        """The tasks of these rows of `tasks`, their labels read (a query, if there are any)."""
+        labels = _labels_of(connection, [row["id"] for row in rows]) if rows else {}
         return [task_from_row(row, labels[row["id"]], self._sealer) for row in rows]
 
 
