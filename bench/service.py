@@ -149,13 +149,21 @@ class Deployment:
 @contextlib.contextmanager
 def production(workers: int = 0, **settings: str) -> Iterator[Deployment]:
     """One production server (PostgreSQL, Redis, a private Redis broker) and `workers`."""
-    from tests.e2e.production_harness import RedisBroker, cluster_env, start_cluster
+    from tests.e2e.production_harness import (
+        SHORT_TIMINGS,
+        RedisBroker,
+        cluster_env,
+        start_cluster,
+    )
 
-    root = Path(tempfile.mkdtemp(prefix="bench-service-"))
     broker = RedisBroker().start()
     try:
-        with postgres_database() as database:
-            env = cluster_env(database, REDIS_URL, broker.url, root, **UNLIMITED, **settings)
+        with postgres_database() as database, tempfile.TemporaryDirectory() as folder:
+            root = Path(folder)
+            env = cluster_env(database, REDIS_URL, broker.url, root)
+            for name in SHORT_TIMINGS:  # the tests' quick recoveries: production's own here
+                env.pop(name)
+            env.update(UNLIMITED, **settings)
             cluster = start_cluster(root, env, servers=1, workers=workers)
             try:
                 server = cluster.servers[0]
@@ -171,13 +179,14 @@ def production(workers: int = 0, **settings: str) -> Iterator[Deployment]:
 def embedded(workers: int = 2, **settings: str) -> Iterator[Deployment]:
     from tests.e2e.harness import ServerProcess, free_port
 
-    root = Path(tempfile.mkdtemp(prefix="bench-service-"))
-    server = ServerProcess(root, free_port(), workers, **UNLIMITED, **settings).start()
-    try:
-        assert server.process is not None
-        yield Deployment(server.address, server.api_key, server.process.pid)
-    finally:
-        server.stop()
+    with tempfile.TemporaryDirectory() as folder:
+        server = ServerProcess(Path(folder), free_port(), workers, **UNLIMITED, **settings)
+        server.start()
+        try:
+            assert server.process is not None
+            yield Deployment(server.address, server.api_key, server.process.pid)
+        finally:
+            server.stop()
 
 
 # -- load generators (each in a process of its own) -----------------------------------------------
