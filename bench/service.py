@@ -95,11 +95,6 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def in_process(function: Callable[..., Any], *args: Any) -> Any:
     """Run `function(*args)` in a fresh spawned process and return its result."""
     with mp.get_context("spawn").Pool(1) as pool:

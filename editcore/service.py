@@ -107,10 +107,10 @@ class TaskService:
     def submit_many(
         self, submissions: Sequence[tuple[str, NewTask]]
     ) -> list[Task | ImageEditorError]:
-        """`submit` for each (user, new task), as one group commit: one rate-limit round trip,
-        one transaction, one announcement round trip for them all. Each gets its own
-        outcome, in order (the task, or the error that refused it alone); a failure of the
-        store refuses them all (it raises)."""
+        """`submit` for each (user, new task), as one group commit: one rate-limit exchange
+        and one transaction for them all. Each gets its own outcome, in order (the task, or
+        the error that refused it alone); a failure of the store refuses them all (it
+        raises)."""
         s = self._settings
         keys = [f"submit:{user_id}" for user_id, _ in submissions]
         waits = self._limiter.acquire_each(keys, s.submit_rate, s.submit_burst)
@@ -224,7 +224,7 @@ class TaskService:
             return {}
         dispatched = {task.id: task for task in self._admission.admit_new(list(created))}
         for task in dispatched.values():
-            context = (contexts or {}).get(task.id)
+            context = contexts.get(task.id) if contexts else None
             if context is None:
                 self._dispatcher.dispatch(task)
             else:

@@ -32,7 +32,7 @@ from editcore.settings import Settings
 from editcore.task import Task
 from server.auth import Authenticator
 from server.group_commit import GroupCommit
-from server.offload import Offload
+from server.offload import INLINE_BYTES, Offload
 from server.quotas import StreamQuota
 from server.rpc import peer_host, rpc_method
 from server.validation import (
@@ -89,7 +89,7 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         self, request: pb.SubmitTaskRequest, context: Context
     ) -> pb.SubmitTaskResponse:
         user = await self._user(context)
-        size = request.ByteSize()
+        size = _request_size(request)
         new = await self._offload.run_sized(size, validate_submit, request, self._settings)
         task = await self._submits((user, replace(new, context=contextvars.copy_context())))
         return pb.SubmitTaskResponse(task=self._task_proto(task))
@@ -185,3 +185,11 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
                 message.info.CopyFrom(result_to_proto(info, self._links.download_url(info)))
                 first = False
             yield message
+
+
+def _request_size(request: pb.SubmitTaskRequest) -> int:
+    """The request's size, to tell whether it is small enough to validate on the loop.
+    ByteSize() serialises the whole message (12 ms for a 24 MB image, on the loop): an
+    inline image too large on its own is told by its length first (1 ms at 24 MB)."""
+    image = len(request.image_data)
+    return image if image > INLINE_BYTES else request.ByteSize()

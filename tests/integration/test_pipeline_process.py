@@ -63,6 +63,12 @@ class Slotted:
             time.sleep(0.05)
         raise AssertionError(f"the task never reached {stage}")
 
+    def runs_a_small_task(self) -> bool:
+        """Whether a small resize, run now, succeeds."""
+        small = self.queue(jpeg_bytes(64, 48), operations=(Resize(32, 32),))
+        outcome = self.runner.run(small.id)
+        return outcome.task is not None and outcome.task.state is TaskState.SUCCEEDED
+
     def child_pid(self) -> int:
         pid = self.slot.pid
         assert pid is not None
@@ -141,8 +147,7 @@ def test_the_soft_time_limit_raises_into_the_stage(tmp_path: Path, large_png: by
             "TIME_LIMIT",
         )
         # The child lived through it and runs the next task.
-        small = slotted.queue(jpeg_bytes(64, 48), operations=(Resize(32, 32),))
-        assert slotted.runner.run(small.id).task.state is TaskState.SUCCEEDED  # type: ignore[union-attr]
+        assert slotted.runs_a_small_task()
         assert slotted.child_pid() == child
     finally:
         slotted.close()
@@ -159,8 +164,7 @@ def test_the_hard_time_limit_kills_the_child(tmp_path: Path, large_png: bytes) -
         assert time.monotonic() - started < 5
         assert outcome.task is not None and outcome.task.state is TaskState.FAILED
         assert outcome.task.error is not None and outcome.task.error.reason == "TIME_LIMIT"
-        small = slotted.queue(jpeg_bytes(64, 48), operations=(Resize(32, 32),))
-        assert slotted.runner.run(small.id).task.state is TaskState.SUCCEEDED  # type: ignore[union-attr]
+        assert slotted.runs_a_small_task()
         assert slotted.child_pid() != child  # replaced
     finally:
         slotted.close()
@@ -181,8 +185,7 @@ def test_a_crashed_child_sends_the_task_back_to_the_queue(
     assert outcome.task is not None and outcome.task.state is TaskState.QUEUED
     assert outcome.task.attempts == 1
     # The server lived; the next task gets a new child.
-    small = slotted.queue(jpeg_bytes(64, 48), operations=(Resize(32, 32),))
-    assert slotted.runner.run(small.id).task.state is TaskState.SUCCEEDED  # type: ignore[union-attr]
+    assert slotted.runs_a_small_task()
     assert slotted.child_pid() != crashed
 
 

@@ -55,7 +55,7 @@ class RedisRateLimiter:
 
     def __init__(self, client: redis.Redis) -> None:
         # register_script runs EVALSHA and loads the script on NOSCRIPT (a restarted or
-        # failed-over Redis has an empty script cache; a pipeline loads it before it runs).
+        # failed-over Redis has an empty script cache; a pipeline checks for it first).
         self._client = client
         self._script = client.register_script(_GCRA)
         self._outage = OutageGuard(logger)
@@ -66,8 +66,10 @@ class RedisRateLimiter:
         return self._take([(key, max(cost, 1))], rate, burst)[0]
 
     def acquire_each(self, keys: Sequence[str], rate: float, burst: int) -> list[float]:
-        """One token for each key in turn, in one round trip (a pipeline of the script: Redis
-        runs them one after the other, as separate calls would)."""
+        """One token for each key in turn, in two round trips whatever the number of keys (a
+        pipeline of the script, which Redis runs one after the other as separate calls would;
+        redis-py asks SCRIPT EXISTS before a pipeline that runs scripts, hence a lone key
+        goes alone)."""
         return self._take([(key, 1) for key in keys], rate, burst)
 
     def _take(self, takes: Sequence[tuple[str, int]], rate: float, burst: int) -> list[float]:
