@@ -8,7 +8,7 @@ NUMBA_WARM := $(VENV)/.numba-warm
 THUMBOR_VENV := var/bench/thumbor-venv
 THUMBOR := $(THUMBOR_VENV)/bin/thumbor
 
-.PHONY: setup models run test lint gen clean bench
+.PHONY: setup models run test lint gen clean bench tools
 
 setup: $(STAMP) $(BUF) models
 
@@ -46,7 +46,16 @@ lint: setup
 	$(BIN)/mypy
 	$(BUF) lint
 
-test: lint
+# What the tests run beside the service, from Debian's packages: Prometheus and promtool (the
+# metrics end-to-end test, the alert rules). Sentinel is redis-server's own --sentinel mode.
+PROMETHEUS := /usr/bin/prometheus
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+tools: $(PROMETHEUS)
+$(PROMETHEUS):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+
+test: lint tools
 	$(BIN)/pytest
 
 # Speed and memory against reference implementations, side by side (not part of `make test`).

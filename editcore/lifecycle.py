@@ -13,8 +13,10 @@ import logging
 from collections.abc import Callable
 
 from editcore.errors import ImageEditorError, Internal, NotFound
+from editcore.metrics import TASK_DURATION, TASKS_FINISHED, TASKS_REQUEUED
 from editcore.ports import CallbackNotifier, EventBus, StatusCache, TaskStore
-from editcore.task import Task
+from editcore.queues import queue_for
+from editcore.task import Task, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class Lifecycle:
         """Save `task` if its predecessor version is still current; False if someone else won."""
         if self.store.save_transition(task):
             self.announce(task)
+            count_transition(task)
             if task.state.terminal:
                 self._wake_callbacks(task)
             return True
@@ -89,3 +92,16 @@ class Lifecycle:
             if self.commit(proposed):
                 return proposed
         raise Internal(f"task {task_id}: gave up after {MAX_CONFLICTS} conflicting updates")
+
+
+def count_transition(task: Task) -> None:
+    """The task metrics of a committed transition: a final state (with the time since
+    submit), or a run that put its task back in the queue."""
+    if task.state.terminal:
+        queue, outcome = queue_for(task.spec), task.state.value
+        TASKS_FINISHED.labels(queue, outcome).inc()
+        if task.finished_at is not None:
+            elapsed = (task.finished_at - task.created_at).total_seconds()
+            TASK_DURATION.labels(queue, outcome).observe(max(elapsed, 0.0))
+    elif task.state is TaskState.QUEUED and task.attempts:
+        TASKS_REQUEUED.labels(queue_for(task.spec)).inc()

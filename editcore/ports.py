@@ -128,6 +128,9 @@ class TaskStore(Protocol):
         """Up to `limit` admitted tasks in `state` whose last transition was before
         `updated_before`, the longest-waiting first (what the reconciler dispatches again)."""
 
+    def count_unfinished(self) -> dict[TaskState, int]:
+        """How many tasks are QUEUED and RUNNING now (what the metrics sampler exports)."""
+
     def admit_waiting(self, user_id: str, cap: int) -> list[Task]:
         """Mark the user's oldest tasks that wait for admission admitted, while fewer than
         `cap` of the user's unfinished tasks are; returns those admitted now, oldest first."""
@@ -198,6 +201,9 @@ class DeliveryStore(Protocol):
 
     def due_targets(self, due_by: datetime, limit: int) -> list[tuple[str, str]]:
         """Distinct (user_id, url) with an unleased PENDING delivery due by `due_by`."""
+
+    def count_pending(self) -> int:
+        """How many deliveries are PENDING (the callback backlog the metrics sampler exports)."""
 
     def release_claims(self) -> int:
         """Drop every lease (a single-process deployment at start: no sender is alive)."""

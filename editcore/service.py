@@ -25,6 +25,7 @@ from editcore.errors import (
     clip,
 )
 from editcore.lifecycle import Lifecycle
+from editcore.metrics import REFUSALS, TASKS_SUBMITTED
 from editcore.paging import decode_page_token, encode_page_token
 from editcore.ports import (
     Batch,
@@ -38,6 +39,7 @@ from editcore.ports import (
     TaskQuery,
     TaskStore,
 )
+from editcore.queues import queue_for
 from editcore.settings import Settings
 from editcore.spec import TaskSpec
 from editcore.task import ResultInfo, Task, TaskState, utcnow
@@ -217,6 +219,8 @@ class TaskService:
         answered yet) nor cached: the first GetStatus reads the store and caches what it
         finds (a round trip and a snapshot per task saved at submit: bench/service.py)."""
         created_ids = {t.id for t in created}
+        for task in created:
+            TASKS_SUBMITTED.labels(queue_for(task.spec)).inc()
         for task in prepared:
             if task.id not in created_ids and task.spec.input_key:
                 self._blobs.delete(task.spec.input_key)
@@ -335,6 +339,7 @@ def _rate_limited(wait: float, limit: str) -> ResourceExhausted | None:
     """The refusal of a request that must wait `wait` seconds for the `limit` (None: 0)."""
     if wait <= 0:
         return None
+    REFUSALS.labels(limit).inc()
     return ResourceExhausted(
         f"rate limit exceeded; retry in {wait:.2f}s",
         retry_after=wait,

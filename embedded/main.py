@@ -16,6 +16,7 @@ from pathlib import Path
 from editcore.adapters.embedded import EmbeddedAdapters
 from editcore.apikeys import create_api_key, hash_api_key
 from editcore.lifecycle import Lifecycle
+from editcore.metrics import serve_metrics
 from editcore.ports import ApiKeyStore, BlobStore, WebhookSecretStore
 from editcore.settings import Settings
 from editcore.telemetry import setup_tracing
@@ -112,6 +113,7 @@ async def serve(settings: Settings) -> None:
     ensure_dev_key(app.adapters.api_keys, app.adapters.webhook_secrets, settings)
     app.worker.start()
     app.callbacks.start()
+    metrics = serve_metrics(settings.metrics_host, settings.metrics_port, "embedded")
     stop = stop_on_signals()  # before serving: a SIGTERM right after start still drains
     running = await start_server(app.servicer, settings, traced=tracing.enabled)
     host = settings.listen_address.rsplit(":", 1)[0]
@@ -126,10 +128,12 @@ async def serve(settings: Settings) -> None:
     await asyncio.to_thread(app.worker.stop, settings.shutdown_grace_seconds)
     await asyncio.to_thread(app.callbacks.stop, settings.shutdown_grace_seconds)
     app.adapters.close()
+    if metrics is not None:
+        metrics.close()
     await asyncio.to_thread(tracing.shutdown)
 
 
 def run(settings: Settings) -> None:
     """`imageeditor serve` in embedded mode: serve until SIGINT or SIGTERM."""
-    configure_logging()
+    configure_logging(settings.log_format, settings.log_level)
     asyncio.run(serve(settings))

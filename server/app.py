@@ -22,6 +22,7 @@ from server.auth import Authenticator
 from server.offload import Offload
 from server.quotas import FailureThrottle
 from server.rpc import tolerant
+from server.rpc_metrics import MetricsInterceptor
 from server.servicer import ImageEditorServicer
 from server.watch import TaskWatcher
 
@@ -122,10 +123,16 @@ class RunningServer:
 async def start_server(
     servicer: ImageEditorServicer, settings: Settings, *, traced: bool = False
 ) -> RunningServer:
-    """Start serving; with `traced`, every call gets a server span (editcore.telemetry)."""
+    """Start serving; with `traced`, every call gets a server span (editcore.telemetry); with
+    metrics on, every call is counted and timed (server.rpc_metrics)."""
     limit = settings.max_message_bytes
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if settings.metrics_port:
+        interceptors.append(MetricsInterceptor())
+    if traced:
+        interceptors.append(aio_server_interceptor())
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor()] if traced else [],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),

@@ -25,7 +25,9 @@ from editcore.adapters.production import ProductionAdapters
 from editcore.adapters.sql.leader_lock import LeaderLock
 from editcore.callback_sweep import CallbackSweep
 from editcore.errors import Unavailable
+from editcore.metrics import serve_metrics
 from editcore.reconciler import Reconciler
+from editcore.sampling import GaugeSampler
 from editcore.settings import Settings
 from editcore.task import utcnow
 from editcore.telemetry import instrument_celery, setup_tracing
@@ -44,15 +46,20 @@ class ProductionServer:
     reconciler: Reconciler
     sweep: CallbackSweep
     leader: LeaderLock
+    gauges: GaugeSampler
 
     async def reconcile_until(self, stop: asyncio.Event) -> None:
-        """A reconciler pass every reconcile_interval_seconds where the leader lock is held,
-        until `stop` is set (a pass under way is finished, not abandoned in its thread)."""
+        """A reconciler pass and a sample of the gauges (editcore.sampling) every
+        reconcile_interval_seconds where the leader lock is held, until `stop` is set (a pass
+        under way is finished, not abandoned in its thread)."""
         while not stop.is_set():
             try:
                 if await asyncio.to_thread(self.leader.held):
                     await asyncio.to_thread(self.reconciler.run_once, utcnow())
                     await asyncio.to_thread(self.sweep.run_once, utcnow())
+                    await asyncio.to_thread(self.gauges.sample)
+                else:
+                    self.gauges.clear()
             except Unavailable as exc:  # the store is away: one line, try again next time
                 log.warning("reconciler pass skipped: %s", exc.message)
             except Exception:
@@ -80,7 +87,8 @@ def build(settings: Settings) -> ProductionServer:
     grace = timedelta(seconds=settings.reconcile_interval_seconds)
     sweep = CallbackSweep(adapters.deliveries, adapters.callbacks, grace)
     leader = LeaderLock(settings.effective_database_url)
-    return ProductionServer(settings, adapters, servicer, reconciler, sweep, leader)
+    gauges = GaugeSampler(adapters.tasks, adapters.deliveries, adapters.publisher.queue_depths)
+    return ProductionServer(settings, adapters, servicer, reconciler, sweep, leader, gauges)
 
 
 async def serve(settings: Settings) -> None:
@@ -95,6 +103,7 @@ async def serve(settings: Settings) -> None:
     if tracing.enabled:
         instrument_celery()  # the producer side: its span's context goes into each message
     app = build(settings)
+    metrics = serve_metrics(settings.metrics_host, settings.metrics_port, "server")
     stop = stop_on_signals()  # before serving: a SIGTERM right after start still drains
     running = await start_server(app.servicer, settings, traced=tracing.enabled)
     reconciling = asyncio.create_task(app.reconcile_until(stop), name="reconciler")
@@ -106,10 +115,12 @@ async def serve(settings: Settings) -> None:
     await reconciling
     await app.adapters.events.aclose()
     await asyncio.to_thread(app.close)
+    if metrics is not None:
+        metrics.close()
     await asyncio.to_thread(tracing.shutdown)
 
 
 def run(settings: Settings) -> None:
     """`imageeditor serve` in production mode: serve until SIGINT or SIGTERM."""
-    configure_logging()
+    configure_logging(settings.log_format, settings.log_level)
     asyncio.run(serve(settings))

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
 from editcore.errors import ResourceExhausted
+from editcore.metrics import REFUSALS, WATCH_STREAMS
 
 STREAM_RETRY_SECONDS = 5.0
 
@@ -34,6 +35,7 @@ class StreamQuota:
         TOO_MANY_STREAMS) when the user already holds `limit`."""
         with self._lock:
             if self._open[user_id] >= self._limit:
+                REFUSALS.labels("watch_streams").inc()
                 raise ResourceExhausted(
                     f"at most {self._limit} WatchTask streams open at once per caller;"
                     " close one, or watch a batch's tasks one after another",
@@ -42,9 +44,11 @@ class StreamQuota:
                     metadata={"limit": str(self._limit)},
                 )
             self._open[user_id] += 1
+        WATCH_STREAMS.inc()
         try:
             yield
         finally:
+            WATCH_STREAMS.dec()
             with self._lock:
                 self._open[user_id] -= 1
                 if not self._open[user_id]:
@@ -70,6 +74,7 @@ class FailureThrottle:
         """RESOURCE_EXHAUSTED (reason AUTH_THROTTLED) while `peer` may fail no more."""
         wait = self._failures.wait(peer, self._rate, self._burst)
         if wait > 0:
+            REFUSALS.labels("auth_failures").inc()
             raise ResourceExhausted(
                 "too many failed authentications from this address; try again later",
                 retry_after=wait,

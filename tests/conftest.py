@@ -40,7 +40,7 @@ for _name, _examples in (("default", 150), ("long", 15_000)):
 DEFAULT_POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-def _service_unavailable(reason: str) -> NoReturn:
+def service_unavailable(reason: str) -> NoReturn:
     # CI must prove the production adapters; a developer without the servers can run the rest.
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
@@ -64,7 +64,7 @@ def postgres_server() -> Iterator[Engine]:
             pass
     except OperationalError as exc:
         admin.dispose()
-        _service_unavailable(f"PostgreSQL unreachable at {server_url!r}: {exc.orig}")
+        service_unavailable(f"PostgreSQL unreachable at {server_url!r}: {exc.orig}")
     yield admin
     admin.dispose()
 
@@ -161,7 +161,7 @@ def redis_url() -> str:
     try:
         client.ping()
     except redis.RedisError as exc:
-        _service_unavailable(f"Redis unreachable at {url!r}: {exc}")
+        service_unavailable(f"Redis unreachable at {url!r}: {exc}")
     finally:
         client.close()
     return url
@@ -183,7 +183,7 @@ def rabbitmq_url() -> str:
         with Connection(url, connect_timeout=3) as connection:
             connection.ensure_connection(max_retries=1)
     except Exception as exc:
-        _service_unavailable(f"RabbitMQ unreachable at {url!r}: {exc!r}")
+        service_unavailable(f"RabbitMQ unreachable at {url!r}: {exc!r}")
     return url
 
 

@@ -51,6 +51,8 @@ from editcore.callbacks import (
     Verdict,
     verdict,
 )
+from editcore.logs import task_context
+from editcore.metrics import CALLBACK_DURATION, CALLBACK_EVENTS, CALLBACK_REQUESTS
 from editcore.ports import (
     DeliveryStore,
     DownloadLinks,
@@ -159,14 +161,17 @@ class CallbackSender:
                 timeout=self._settings.callback_timeout_seconds,
                 allowed_hosts=self._settings.callback_allowed_hosts,
             )
-        attempt = Attempt(
-            at=now,
-            http_status=result.http_status,
-            error=result.error,
-            duration_ms=result.duration_ms,
-        )
-        outcome = self._judge(user_id, url, sendable, result, attempt)
-        _log_outcome(url, msg_id, result, outcome)
+            attempt = Attempt(
+                at=now,
+                http_status=result.http_status,
+                error=result.error,
+                duration_ms=result.duration_ms,
+            )
+            outcome = self._judge(user_id, url, sendable, result, attempt)
+            tasks = {task.id for found in subjects.values() for task in found}
+            with task_context(next(iter(tasks)) if len(tasks) == 1 else ""):
+                _log_outcome(url, msg_id, result, outcome)
+        _count(result, outcome)
         return finished + outcome
 
     def _judge(
@@ -263,6 +268,13 @@ def _add(report: SendReport, finished: Sequence[Delivery], requests: int) -> Sen
         failed=report.failed + sum(d.state is DeliveryState.FAILED for d in finished),
         next_due=min(due) if due else None,
     )
+
+
+def _count(result: PostResult, outcome: list[Delivery]) -> None:
+    CALLBACK_REQUESTS.labels(verdict(result).value).inc()
+    CALLBACK_DURATION.observe(result.duration_ms / 1000)
+    for delivery in outcome:
+        CALLBACK_EVENTS.labels(delivery.state.value).inc()
 
 
 def _log_outcome(url: str, msg_id: str, result: PostResult, outcome: list[Delivery]) -> None:

@@ -13,13 +13,17 @@ environment; `imageeditor worker` (workers.main) builds it from its own Settings
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
 from celery import Celery, signals
 
-from editcore.adapters.celery.config import MODELS_QUEUE, create_celery
+from editcore.adapters.celery.config import create_celery
 from editcore.errors import FailedPrecondition
+from editcore.logs import configure_logging
+from editcore.metrics import MetricsEndpoint, process_exited, serve_worker_metrics
+from editcore.queues import MODELS_QUEUE
 from editcore.settings import Settings
 from editcore.telemetry import Tracing, instrument_celery, setup_tracing
 from workers.celery_tasks import (
@@ -45,6 +49,7 @@ class WorkerProcess:
         self._context: WorkerContext | None = None
         self._warm_up: threading.Thread | None = None
         self._tracing: Tracing | None = None
+        self._metrics: MetricsEndpoint | None = None
         self.serves_models = True  # until the worker says which queues it consumes
 
     def context(self) -> WorkerContext:
@@ -70,6 +75,20 @@ class WorkerProcess:
         return CallbackHandler(context.sender, adapters.callbacks, adapters.sealer)
 
     # -- Celery signal receivers -------------------------------------------------------------
+
+    def setup_logging(self, loglevel: Any = None, **_: Any) -> None:
+        """Our log format in place of Celery's (`setup_logging`: Celery then sets up none)."""
+        configure_logging(self._settings.log_format, loglevel or self._settings.log_level)
+
+    def worker_init(self, **_: Any) -> None:
+        """In the main process, before the pool forks (`worker_init`): the metrics endpoint,
+        which serves what every pool process counts."""
+        s = self._settings
+        self._metrics = serve_worker_metrics(s.metrics_host, s.worker_metrics_port, "worker")
+
+    def worker_shutdown(self, **_: Any) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
 
     def after_setup(self, sender: Any = None, instance: Any = None, **_: Any) -> None:
         """In the main process, once the queues are known (`celeryd_after_setup`)."""
@@ -101,6 +120,7 @@ class WorkerProcess:
             context.close()
         if self._tracing is not None:
             self._tracing.shutdown()  # flushes: the spans of the last tasks would die with us
+        process_exited(os.getpid())
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -119,4 +139,7 @@ def create_celery_app(settings: Settings) -> Celery:
     signals.celeryd_after_setup.connect(process.after_setup, weak=False)
     signals.worker_process_init.connect(process.process_init, weak=False)
     signals.worker_process_shutdown.connect(process.process_shutdown, weak=False)
+    signals.setup_logging.connect(process.setup_logging, weak=False)
+    signals.worker_init.connect(process.worker_init, weak=False)
+    signals.worker_shutdown.connect(process.worker_shutdown, weak=False)
     return app

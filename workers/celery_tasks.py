@@ -41,6 +41,7 @@ from editcore.adapters.celery.config import DELIVER_CALLBACKS_NAME, MAX_COUNTDOW
 from editcore.admission import Admission
 from editcore.errors import NotFound, Unavailable
 from editcore.lifecycle import Lifecycle
+from editcore.logs import task_context
 from editcore.sealing import NO_SEALING, Sealer
 from editcore.snapshot import task_from_dict
 from editcore.task import Task, TaskState, utcnow
@@ -82,7 +83,8 @@ class TaskHandler:
     def handle(self, data: dict[str, Any], redelivered: bool) -> None:
         snapshot = task_from_dict(data, self._sealer)
         if redelivered:
-            self._take_over(snapshot)
+            with task_context(snapshot.id):
+                self._take_over(snapshot)
         outcome = self._runner.run(snapshot.id, snapshot)
         if outcome.retry_after is not None and outcome.task is not None:
             # Jitter spreads the retries of tasks that failed together (an upstream outage).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from editcore.adapters.celery.config import EDITS_QUEUE, MODELS_QUEUE
+from editcore.queues import EDITS_QUEUE, MODELS_QUEUE
 from editcore.settings import Settings
 from workers.celery_app import create_celery_app
 

@@ -262,7 +262,7 @@ def _soft_limit(signum: int, frame: Any) -> None:
 
 def child_main(conn: Connection, settings: Settings, warm_up: bool) -> None:
     """The child's loop: build a Pipeline, then answer the parent until told to exit."""
-    configure_logging()
+    configure_logging(settings.log_format, settings.log_level)
     signal.signal(signal.SIGUSR1, _soft_limit)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C at the terminal is the server's
     remover = BackgroundRemover(settings)

@@ -14,7 +14,10 @@ from functools import partial
 
 from editcore.errors import ImageEditorError, RetryableError, Unavailable
 from editcore.lifecycle import Lifecycle
+from editcore.logs import task_context
+from editcore.metrics import STAGE_DURATION, TASKS_STARTED, timed
 from editcore.ports import BlobStore
+from editcore.queues import queue_for
 from editcore.settings import Settings
 from editcore.task import Task, TaskError, TaskState
 from editcore.telemetry import stage_span
@@ -53,9 +56,18 @@ class TaskRunner:
     def run(self, task_id: str, snapshot: Task | None = None) -> RunOutcome:
         """Run the task once. `snapshot` is the task as its dispatch message carried it: when
         it is still current, the task starts without a read from the store."""
+        with task_context(task_id):
+            outcome = self._run(task_id, snapshot)
+            task = outcome.task
+            if task is not None and task.state.terminal:
+                log.info("task %s %s (attempt %d)", task_id, task.state.value, task.attempts)
+            return outcome
+
+    def _run(self, task_id: str, snapshot: Task | None) -> RunOutcome:
         task = self._start(task_id, snapshot)
         if task is None or task.state is not TaskState.RUNNING:
             return RunOutcome(task)
+        TASKS_STARTED.labels(queue_for(task.spec)).inc()
         attempt = task.attempts
         try:
             run = self._pipeline.open(task)
@@ -63,7 +75,7 @@ class TaskRunner:
                 task = self._change(task, attempt, partial(Task.enter_stage, stage=stage))
                 if task.state is not TaskState.RUNNING:
                     return self._finished(task)
-                with stage_span(stage, task.id, attempt):
+                with stage_span(stage, task.id, attempt), timed(STAGE_DURATION.labels(stage)):
                     run.run_stage(stage)
             result = run.result()
             task = self._change(task, attempt, partial(Task.succeed, result=result))

@@ -32,12 +32,14 @@ from editcore.settings import Settings
 @dataclass
 class ProductionAdapters(StorageAdapters):
     """The ports of a production process (editcore.ports.ProcessAdapters), plus the Redis
-    client, the Celery dispatcher and callback notifier, and the lifecycle over them."""
+    client, the broker publisher, the Celery dispatcher and callback notifier, and the
+    lifecycle over them."""
 
     redis: redis.Redis
     events: RedisEventBus
     cache: RedisStatusCache
     limiter: RedisRateLimiter
+    publisher: BrokerPublisher
     dispatcher: CeleryDispatcher
     callbacks: CeleryCallbackNotifier
     lifecycle: Lifecycle
@@ -68,6 +70,7 @@ class ProductionAdapters(StorageAdapters):
             events=events,
             cache=cache,
             limiter=RedisRateLimiter(client),
+            publisher=publisher,
             dispatcher=CeleryDispatcher(publisher, sealer),
             callbacks=callbacks,
             lifecycle=Lifecycle(storage.tasks, cache, events, callbacks),

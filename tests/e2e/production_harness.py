@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import redis
 
 from clients.sdk import Client
@@ -28,6 +27,7 @@ from editcore.adapters.sql.engine import create_engine_for
 from editcore.adapters.sql.task_store import SqlTaskStore
 from editcore.sealing import Sealer, new_key
 from editcore.task import Task
+from tests.conftest import service_unavailable
 from tests.e2e.harness import CLI, PASSED_THROUGH, ServerProcess, free_port
 
 
@@ -124,8 +124,7 @@ class RedisBroker:
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            reason = "redis-server is not installed"
-            pytest.fail(reason) if os.environ.get("CI") == "true" else pytest.skip(reason)
+            service_unavailable("redis-server is not installed")
         self.binary = str(binary)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"

@@ -566,3 +566,14 @@ def test_the_migration_counts_each_batchs_unfinished_tasks(empty_database_url: s
         command.upgrade(config, "head")
     finally:
         engine.dispose()
+
+
+def test_the_backlog_counts_pending_deliveries_only(stores: Stores) -> None:
+    assert stores.callbacks.count_pending() == 0
+    owed(stores)
+    owed(stores, url=HOOK + "/other")
+    assert stores.callbacks.count_pending() == 2
+    token, claimed = claim(stores)
+    delivered = [d.delivered(attempt(204)) for d in claimed]
+    stores.callbacks.finish_deliveries(token, delivered)
+    assert stores.callbacks.count_pending() == 1

@@ -492,3 +492,13 @@ def test_concurrent_admissions_never_admit_past_the_cap(store: SqlTaskStore) -> 
     assert sum(len(batch) for batch in admitted) == 3
     ids = [t.id for batch in admitted for t in batch]
     assert len(set(ids)) == len(ids)
+
+
+def test_the_unfinished_counts_are_per_state(store: SqlTaskStore) -> None:
+    assert store.count_unfinished() == {TaskState.QUEUED: 0, TaskState.RUNNING: 0}
+    for _ in range(3):
+        created(store, make_task())
+    running = advanced(store, created(store, make_task()), lambda t: t.start(BASE_TIME))
+    advanced(store, running, lambda t: t.succeed(RESULT, BASE_TIME))
+    advanced(store, created(store, make_task()), lambda t: t.start(BASE_TIME))
+    assert store.count_unfinished() == {TaskState.QUEUED: 3, TaskState.RUNNING: 1}

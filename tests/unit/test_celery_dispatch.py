@@ -10,11 +10,8 @@ import pytest
 from clients.cli import admin
 from clients.cli.parser import build_parser
 from editcore.adapters.celery.config import (
-    CALLBACKS_QUEUE,
     DELIVER_CALLBACKS_NAME,
-    EDITS_QUEUE,
     MAX_COUNTDOWN_SECONDS,
-    MODELS_QUEUE,
     TASK_NAME,
     celery_config,
 )
@@ -23,6 +20,7 @@ from editcore.adapters.celery.dispatch import (
     CeleryCallbackNotifier,
     CeleryDispatcher,
 )
+from editcore.queues import CALLBACKS_QUEUE, EDITS_QUEUE, MODELS_QUEUE
 from editcore.settings import Settings
 from editcore.snapshot import task_from_dict
 from editcore.spec import Grayscale, RemoveBackground, TaskSpec

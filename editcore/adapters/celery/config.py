@@ -17,15 +17,11 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from editcore.queues import EDITS_QUEUE, QUEUES
 from editcore.settings import Settings
-from editcore.spec import RemoveBackground, TaskSpec
 
 TASK_NAME = "imageeditor.run_task"
 DELIVER_CALLBACKS_NAME = "imageeditor.deliver_callbacks"  # kwargs: user_id, url
-EDITS_QUEUE = "edits"  # Pillow work: cheap per task, scales with cores
-MODELS_QUEUE = "models"  # rembg: ~600 MB per process, warmed up at start
-CALLBACKS_QUEUE = "callbacks"  # HTTP callbacks: I/O bound, never behind image work
-QUEUES = (EDITS_QUEUE, MODELS_QUEUE, CALLBACKS_QUEUE)
 
 # Publishing gives up after ~1.5 s of retries (plus the connect timeouts): a broker outage
 # costs an RPC a bounded delay, never a hang. The task is committed and stays QUEUED; the
@@ -40,13 +36,6 @@ BROKER_CONNECT_TIMEOUT_SECONDS = 2.0
 BROKER_SOCKET_TIMEOUT_SECONDS = 10.0
 # The longest delay a retry is published with (workers.celery_tasks caps its countdowns).
 MAX_COUNTDOWN_SECONDS = 120.0
-
-
-def queue_for(spec: TaskSpec) -> str:
-    """Routing by operation: background removal needs the model workers."""
-    if any(isinstance(op, RemoveBackground) for op in spec.operations):
-        return MODELS_QUEUE
-    return EDITS_QUEUE
 
 
 def visibility_timeout(settings: Settings) -> float:

@@ -15,15 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from editcore.adapters.celery.config import (
-    CALLBACKS_QUEUE,
     DELIVER_CALLBACKS_NAME,
     MAX_COUNTDOWN_SECONDS,
     PUBLISH_RETRY_POLICY,
     TASK_NAME,
-    queue_for,
 )
+from editcore.metrics import BROKER_ERRORS
+from editcore.queues import CALLBACKS_QUEUE, QUEUES, queue_for
 from editcore.sealing import NO_SEALING, Sealer
 from editcore.snapshot import task_to_dict
 from editcore.task import Task
@@ -85,9 +86,26 @@ class BrokerPublisher:
                 retry_policy=PUBLISH_RETRY_POLICY,
             )
         except Exception as exc:  # kombu raises library-specific errors for each transport
-            self._broker_failed(what, exc)
+            self._broker_failed("publish", what, exc)
             return False
         return True
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages waiting in each of our queues, by a passive declare (RabbitMQ's count; on
+        Redis, the lengths of the queue's lists, every priority included); a queue the broker
+        does not know (Redis drops an empty list; no worker declared it yet) holds 0; {} when
+        the broker cannot be asked. Delayed retries held by workers are not counted."""
+        depths: dict[str, int] = {}
+        if self._clock() < self._broker_down_until:
+            return depths
+        try:
+            with self._app.connection_for_read() as connection:
+                for queue in QUEUES:
+                    depths[queue] = _depth(connection, queue)
+        except Exception as exc:  # kombu raises library-specific errors for each transport
+            BROKER_ERRORS.labels("queue_depth").inc()
+            log.debug("broker: queue depths not read (%r)", exc)
+        return depths
 
     def revoke(self, task_id: str) -> None:
         """Kill the pool process running Celery task `task_id` on any worker (SIGKILL: a
@@ -97,9 +115,10 @@ class BrokerPublisher:
         try:
             self._app.control.revoke(task_id, terminate=True, signal="SIGKILL")
         except Exception as exc:  # kombu raises library-specific errors for each transport
-            self._broker_failed(f"the revoke of task {task_id}", exc)
+            self._broker_failed("revoke", f"the revoke of task {task_id}", exc)
 
-    def _broker_failed(self, what: str, exc: Exception) -> None:
+    def _broker_failed(self, operation: str, what: str, exc: Exception) -> None:
+        BROKER_ERRORS.labels(operation).inc()
         now = self._clock()
         with self._lock:
             self._broker_down_until = now + self._cooldown
@@ -109,8 +128,20 @@ class BrokerPublisher:
         # Throttled: an outage that every submit runs into must show in the log, not flood it.
         if warn:
             log.warning(
-                "could not publish %s (%r); the reconciler publishes it again later", what, exc
+                "broker: %s failed for %s (%r); the reconciler publishes what is lost again",
+                operation,
+                what,
+                exc,
             )
+
+
+def _depth(connection: Any, queue: str) -> int:
+    # A channel each: RabbitMQ closes the channel of a failed passive declare.
+    with connection.channel() as channel:
+        try:
+            return int(channel.queue_declare(queue, passive=True).message_count)
+        except ChannelError:  # NOT_FOUND
+            return 0
 
 
 class CeleryDispatcher:

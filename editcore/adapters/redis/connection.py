@@ -24,6 +24,7 @@ import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
 from editcore.errors import InvalidArgument
+from editcore.metrics import REDIS_ERRORS
 
 SENTINEL_SCHEME = "redis+sentinel"
 DEFAULT_SENTINEL_PORT = 26379
@@ -153,6 +154,7 @@ class OutageGuard:
 
     def failed(self, message: str, error: BaseException) -> None:
         """Record a failure: `message` says what the caller does without Redis."""
+        REDIS_ERRORS.labels(self._logger.name.rpartition(".")[2]).inc()
         now = self._clock()
         self._down_until = now + self._cooldown
         if now - self._logged_at >= self._log_interval:

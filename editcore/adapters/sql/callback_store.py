@@ -141,6 +141,11 @@ class SqlCallbackStore:
         # One URL sealed under an older key and under the newest groups twice: once is enough.
         return list(dict.fromkeys(found))
 
+    def count_pending(self) -> int:
+        statement = select(func.count()).where(_d.c.state == DeliveryState.PENDING.value)
+        with self._engine.connect() as connection:
+            return int(connection.execute(statement).scalar_one())
+
     def release_claims(self) -> int:
         """Drop every lease; how many deliveries were held."""
         with self._engine.begin() as connection:

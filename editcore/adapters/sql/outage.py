@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from editcore.errors import Unavailable
+from editcore.metrics import STORE_ERRORS
 
 STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
 RETRY_AFTER_SECONDS = 1.0
@@ -74,6 +75,7 @@ def _translated(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(*args, **kwargs)
         except (DBAPIError, PoolTimeoutError) as exc:
             if is_outage(exc):
+                STORE_ERRORS.labels(method.__name__).inc()
                 raise store_unavailable(exc) from exc
             raise
 

@@ -189,6 +189,18 @@ class SqlTaskStore:
         )
         return self._load_tasks(statement)
 
+    def count_unfinished(self) -> dict[TaskState, int]:
+        """QUEUED and RUNNING counts, one indexed GROUP BY (ix_tasks_state_updated_at)."""
+        t = tables.tasks
+        statement = (
+            select(t.c.state, func.count())
+            .where(t.c.state.in_(sorted(s.value for s in UNFINISHED_STATES)))
+            .group_by(t.c.state)
+        )
+        with self._engine.connect() as connection:
+            counts: dict[str, int] = {state: n for state, n in connection.execute(statement)}
+        return {state: counts.get(state.value, 0) for state in sorted(UNFINISHED_STATES)}
+
     # -- admission -------------------------------------------------------------------------
 
     def admit_waiting(self, user_id: str, cap: int) -> list[Task]:

@@ -1,0 +1,45 @@
+"""The gauges that cost a query: queue depth per broker queue, tasks QUEUED and RUNNING, and
+the callback backlog. The reconciler leader samples them after each pass (not per scrape, so
+a scraper cannot load the store); the other servers export none of them, so a sum or a max
+over the servers is the leader's sample."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from editcore.errors import ImageEditorError
+from editcore.metrics import CALLBACKS_PENDING, QUEUE_DEPTH, TASKS_UNFINISHED
+from editcore.ports import DeliveryStore, TaskStore
+
+log = logging.getLogger(__name__)
+
+
+class GaugeSampler:
+    def __init__(
+        self,
+        tasks: TaskStore,
+        deliveries: DeliveryStore,
+        queue_depths: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
+        self._tasks = tasks
+        self._deliveries = deliveries
+        self._queue_depths = queue_depths
+
+    def sample(self) -> None:
+        """Set every gauge from a fresh reading; a part that cannot be read keeps its last."""
+        try:
+            for state, count in self._tasks.count_unfinished().items():
+                TASKS_UNFINISHED.labels(state.value).set(count)
+            CALLBACKS_PENDING.set(self._deliveries.count_pending())
+        except ImageEditorError as exc:
+            log.warning("metrics: store counts not sampled (%s)", exc.message)
+        if self._queue_depths is not None:
+            for queue, depth in self._queue_depths().items():
+                QUEUE_DEPTH.labels(queue).set(depth)
+
+    def clear(self) -> None:
+        """This process is not the leader (any more): export none of the sampled gauges."""
+        TASKS_UNFINISHED.clear()
+        QUEUE_DEPTH.clear()
+        CALLBACKS_PENDING.set(0)

@@ -1,0 +1,135 @@
+"""Prometheus scraping a production server and a Celery worker (prefork: the tasks run in a
+pool process, the parent serves what every process counted), queried through its HTTP API."""
+
+from __future__ import annotations
+
+import math
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients.sdk.operations import grayscale_operation
+from editcore.errors import InvalidArgument
+from tests.e2e.harness import free_port, jpeg_bytes
+from tests.e2e.production_harness import Cluster, RedisBroker, cluster_env, start_cluster
+from tests.e2e.prometheus import Prometheus
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+
+JOBS = 6
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> Iterator[Cluster]:
+    broker = RedisBroker().start()
+    env = cluster_env(
+        fresh_postgres_url,
+        redis_url,
+        broker.url,
+        tmp_path,
+        IMAGEEDITOR_METRICS_PORT=str(free_port()),
+        IMAGEEDITOR_WORKER_METRICS_PORT=str(free_port()),
+    )
+    started = start_cluster(tmp_path, env, servers=1, workers=1)
+    try:
+        yield started
+    finally:
+        started.stop()
+        broker.stop()
+
+
+def value(result: list[dict[str, Any]]) -> float:
+    (only,) = result
+    return float(only["value"][1])
+
+
+def test_prometheus_scrapes_the_server_and_the_worker_and_answers_rates_and_quantiles(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    server_target = f"127.0.0.1:{cluster.env['IMAGEEDITOR_METRICS_PORT']}"
+    worker_target = f"127.0.0.1:{cluster.env['IMAGEEDITOR_WORKER_METRICS_PORT']}"
+    prometheus = Prometheus(
+        tmp_path / "prometheus",
+        {"imageeditor-server": [server_target], "imageeditor-worker": [worker_target]},
+    ).start()
+    try:
+        prometheus.wait_for("up == 1", lambda r: len(r) == 2, timeout=30)
+        with cluster.client() as client:
+            # A first job makes the series; a rate counts what they gain once scraped.
+            first = client.submit(jpeg_bytes(64, 48), operations=[grayscale_operation()]).id
+            cluster.wait_until_finished([first], timeout=60)
+            for made in (
+                'imageeditor_rpcs_total{method="SubmitTask"}',
+                "imageeditor_stage_duration_seconds_count",
+            ):
+                prometheus.wait_for(made, lambda r: len(r) >= 1, timeout=30)
+            ids = [
+                client.submit(jpeg_bytes(64, 48), operations=[grayscale_operation()]).id
+                for _ in range(JOBS)
+            ]
+            with pytest.raises(InvalidArgument):
+                client.get_status("not-a-task-id")
+        cluster.wait_until_finished(ids, timeout=60)
+
+        finished = prometheus.wait_for(
+            'sum(imageeditor_tasks_finished_total{job="imageeditor-worker",outcome="succeeded"})',
+            lambda r: bool(r) and value(r) == JOBS + 1,
+        )
+        submits = prometheus.wait_for(
+            'sum(rate(imageeditor_rpcs_total{method="SubmitTask",code="OK"}[1m]))',
+            lambda r: bool(r) and value(r) > 0,
+        )
+        refused = prometheus.query(
+            'sum(imageeditor_rpcs_total{method="GetStatus",code="INVALID_ARGUMENT"})'
+        )
+        edit_p90 = prometheus.wait_for(
+            "histogram_quantile(0.9, sum by (le) "
+            '(rate(imageeditor_stage_duration_seconds_bucket{stage="edit"}[1m])))',
+            lambda r: bool(r) and math.isfinite(value(r)),
+        )
+        latency_p50 = prometheus.query(
+            "histogram_quantile(0.5, sum by (le) "
+            '(rate(imageeditor_task_duration_seconds_bucket{outcome="succeeded"}[1m])))'
+        )
+        depth = prometheus.wait_for('imageeditor_queue_depth{queue="edits"}', lambda r: len(r) == 1)
+        queued = prometheus.wait_for('imageeditor_tasks{state="queued"}', lambda r: len(r) == 1)
+        builds = prometheus.query("imageeditor_build_info")
+        rules = prometheus.api("rules")
+    finally:
+        prometheus.stop()
+
+    print(f"\nPrometheus after {JOBS} jobs:")
+    for name, result in [
+        ("tasks succeeded (worker)", finished),
+        ("SubmitTask OK /s", submits),
+        ("edit stage p90 s", edit_p90),
+        ("submit→done p50 s", latency_p50),
+        ("edits queue depth", depth),
+        ("tasks queued", queued),
+    ]:
+        print(f"  {name}: {value(result):.4g}")
+    assert value(submits) > 0
+    assert value(refused) == 1
+    assert 0 < value(edit_p90) < 10
+    assert 0 < value(latency_p50) < 60
+    assert (value(depth), value(queued)) == (0, 0)
+    assert {b["metric"]["role"] for b in builds} == {"server", "worker"}
+    alerts = {r["name"] for g in rules["groups"] for r in g["rules"] if r["type"] == "alerting"}
+    assert {"ImageeditorQueueGrowing", "ImageeditorCallbackBacklog"} <= alerts
+
+
+def test_the_worker_endpoint_sums_its_pool_processes(cluster: Cluster) -> None:
+    """The samples come from the pool process that ran the tasks, not the parent serving."""
+    with cluster.client() as client:
+        ids = [client.submit(jpeg_bytes(32, 32)).id for _ in range(2)]
+    cluster.wait_until_finished(ids, timeout=60)
+    (worker,) = cluster.workers
+    (pool,) = worker.pool_processes()
+    port = cluster.env["IMAGEEDITOR_WORKER_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    assert 'imageeditor_tasks_started_total{queue="edits"} 2.0' in text
+    assert pool != worker.pid
