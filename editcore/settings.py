@@ -123,17 +123,20 @@ class Settings:
     callback_max_events: int = 50
     callback_workers: int = 4
     callback_allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
-    # Operating it. Prometheus /metrics (editcore.metrics) of a server (the embedded one
-    # includes its workers) and of a Celery worker (all its pool processes), on metrics_host;
-    # 0: off. Logs: "text" (one line a record) or "json" (one object a line, with trace and
-    # task ids: editcore.logs). Flower (`imageeditor flower`): its port and "user:password".
-    metrics_host: str = "127.0.0.1"
+    # Operating it. The host the operator endpoints listen on (metrics, Flower; 0.0.0.0 in a
+    # container). Prometheus /metrics (editcore.metrics) of a server (the embedded one
+    # includes its workers) and of a Celery worker (all its pool processes); 0: off. Logs:
+    # "text" (one line a record) or "json" (one object a line, with trace and task ids:
+    # editcore.logs). Flower (`imageeditor flower`): its port and "user:password"; Celery
+    # task events (what Flower shows) are sent while task_events is on.
+    ops_host: str = "127.0.0.1"
     metrics_port: int = 0
     worker_metrics_port: int = 0
     log_format: str = "text"
     log_level: str = "INFO"
     flower_port: int = 5555
     flower_basic_auth: str = ""
+    task_events: bool = True
     # Encryption at rest (editcore.sealing): AES-SIV keys, newest first; a new value is sealed
     # with the first, any of them opens one. Embedded mode makes one in the data folder when
     # none is given; production requires them.

@@ -113,7 +113,7 @@ async def serve(settings: Settings) -> None:
     ensure_dev_key(app.adapters.api_keys, app.adapters.webhook_secrets, settings)
     app.worker.start()
     app.callbacks.start()
-    metrics = serve_metrics(settings.metrics_host, settings.metrics_port, "embedded")
+    metrics = serve_metrics(settings.ops_host, settings.metrics_port, "embedded")
     stop = stop_on_signals()  # before serving: a SIGTERM right after start still drains
     running = await start_server(app.servicer, settings, traced=tracing.enabled)
     host = settings.listen_address.rsplit(":", 1)[0]

@@ -103,7 +103,7 @@ async def serve(settings: Settings) -> None:
     if tracing.enabled:
         instrument_celery()  # the producer side: its span's context goes into each message
     app = build(settings)
-    metrics = serve_metrics(settings.metrics_host, settings.metrics_port, "server")
+    metrics = serve_metrics(settings.ops_host, settings.metrics_port, "server")
     stop = stop_on_signals()  # before serving: a SIGTERM right after start still drains
     running = await start_server(app.servicer, settings, traced=tracing.enabled)
     reconciling = asyncio.create_task(app.reconcile_until(stop), name="reconciler")

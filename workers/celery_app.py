@@ -84,7 +84,7 @@ class WorkerProcess:
         """In the main process, before the pool forks (`worker_init`): the metrics endpoint,
         which serves what every pool process counts."""
         s = self._settings
-        self._metrics = serve_worker_metrics(s.metrics_host, s.worker_metrics_port, "worker")
+        self._metrics = serve_worker_metrics(s.ops_host, s.worker_metrics_port, "worker")
 
     def worker_shutdown(self, **_: Any) -> None:
         if self._metrics is not None:

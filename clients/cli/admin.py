@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clients.cli.progress import ProgressLine
 from editcore.settings import Settings
@@ -54,6 +54,47 @@ def worker(args: argparse.Namespace) -> int:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
     run(Settings.from_env(), args.queues, args.concurrency, args.loglevel)
     return 0
+
+
+def flower(args: argparse.Namespace) -> int:
+    """`imageeditor flower`: Flower over the workers (production mode), with basic auth."""
+    try:
+        from workers.flower import run
+    except ImportError as error:
+        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    run(Settings.from_env())
+    return 0
+
+
+def health(args: argparse.Namespace) -> int:
+    """`imageeditor health [SERVICE]`: print the server's gRPC health status; exit 0 only when
+    SERVING (a container's health check; a draining server answers NOT_SERVING)."""
+    import grpc
+
+    try:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+    except ImportError as error:
+        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    from clients.sdk.credentials import resolve_address, resolve_tls
+
+    address = resolve_address(None)
+    credentials = resolve_tls(args.tls or None)
+    channel = (
+        grpc.secure_channel(address, credentials)
+        if credentials is not None
+        else grpc.insecure_channel(address)
+    )
+    request = health_pb2.HealthCheckRequest(service=args.service)
+    stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs type the methods loosely
+    try:
+        with channel:
+            reply = stub.Check(request, timeout=args.timeout)
+    except grpc.RpcError as error:
+        print(f"{address}: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{address}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def create_key(args: argparse.Namespace) -> int:

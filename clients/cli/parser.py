@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     worker.set_defaults(run=admin.worker)
 
+    flower = sub.add_parser(
+        "flower", help="run Flower over the workers (production mode; basic auth from settings)"
+    )
+    flower.set_defaults(run=admin.flower)
+
+    health = sub.add_parser(
+        "health", parents=[client], help="check the server's gRPC health (exit 0 when SERVING)"
+    )
+    health.add_argument("service", nargs="?", default="", help="a service name (default: all)")
+    health.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS")
+    health.set_defaults(run=admin.health)
+
     submit = sub.add_parser("submit", parents=[client], help="submit one image")
     submit.add_argument("image", metavar="IMAGE_PATH_OR_URL")
     _add_output_options(submit)

@@ -122,3 +122,14 @@ def test_rotating_the_encryption_key_with_db_reencrypt(tmp_path: Path) -> None:
     again = cli("db", "reencrypt", keys=new)
     assert again.stdout.startswith("sealed 0 value(s)")
     assert "whsec_" in cli("keys", "webhook-secret", "reporting", keys=new).stdout
+
+
+def test_health_exits_zero_only_while_the_server_is_serving(server: ServerProcess) -> None:
+    serving = server.cli("health")
+    assert (serving.returncode, serving.stdout.strip()) == (0, f"{server.address}: SERVING")
+    assert server.cli("health", "imageeditor.v1.ImageEditorService").returncode == 0
+    unknown = server.cli("health", "no.such.Service")
+    assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+    server.stop()
+    gone = server.cli("health", "--timeout", "1")
+    assert gone.returncode == 1 and "UNAVAILABLE" in gone.stderr

@@ -80,6 +80,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
         ),
         "task_default_queue": EDITS_QUEUE,
+        # Task events (received, started, succeeded, …) for Flower: the Celery task id is our
+        # task id (editcore.adapters.celery.dispatch), so a Flower row names the task.
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "task_create_missing_queues": False,
     }
 
