@@ -155,3 +155,20 @@ def test_imageeditor_worker_takes_known_queues_only() -> None:
     assert parser.parse_args(["worker"]).queues == ("edits", "models")
     with pytest.raises(SystemExit):
         parser.parse_args(["worker", "--queues", "edits,gpu"])
+
+
+def test_a_sentinel_url_becomes_kombus_sentinel_transport() -> None:
+    settings = Settings(
+        redis_url="redis+sentinel://:p%40ss@10.0.0.1:26379,[::1]:26380/mymaster/2"
+        "?sentinel_password=s3cret"
+    )
+    config = celery_config(settings)
+    assert config["broker_url"] == (
+        "sentinel://:p%40ss@10.0.0.1:26379/2;sentinel://:p%40ss@[::1]:26380/2"
+    )
+    options = config["broker_transport_options"]
+    assert options["master_name"] == "mymaster"
+    assert options["sentinel_kwargs"] == {"password": "s3cret"}
+    plain = celery_config(Settings(redis_url="redis://r:6379/0"))
+    assert plain["broker_url"] == "redis://r:6379/0"
+    assert "master_name" not in plain["broker_transport_options"]

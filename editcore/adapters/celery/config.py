@@ -13,10 +13,12 @@ store to keep consistent, and one more thing that must be up for a worker to fin
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from editcore.adapters.redis.connection import SENTINEL_SCHEME, parse_sentinel_url
 from editcore.queues import EDITS_QUEUE, QUEUES
 from editcore.settings import Settings
 
@@ -47,8 +49,9 @@ def visibility_timeout(settings: Settings) -> float:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The `app.conf` of both processes."""
+    broker_url, sentinel_options = kombu_broker(settings.effective_broker_url)
     return {
-        "broker_url": settings.effective_broker_url,
+        "broker_url": broker_url,
         "result_backend": None,
         "task_ignore_result": True,
         "task_serializer": "json",
@@ -67,6 +70,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "visibility_timeout": visibility_timeout(settings),
             "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
             "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+            **sentinel_options,
         },
         # On a broker reconnect the unacked messages are redelivered: cancel what runs under
         # them rather than let two workers run the same task side by side.
@@ -86,6 +90,25 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": settings.task_events,
         "task_create_missing_queues": False,
     }
+
+
+def kombu_broker(url: str) -> tuple[str, dict[str, Any]]:
+    """The broker URL as kombu spells it, and the transport options it needs: our
+    redis+sentinel:// URL (editcore.adapters.redis.connection) becomes kombu's Sentinel
+    transport, `sentinel://[:password@]host:port/db;…` with the primary's name, so the broker
+    follows a failover as the cache, limits and events do. Other URLs pass unchanged."""
+    if not url.lower().startswith(f"{SENTINEL_SCHEME}://"):
+        return url, {}
+    target = parse_sentinel_url(url)
+    secret = f":{quote(target.password, safe='')}@" if target.password else ""
+    hosts = ";".join(
+        f"sentinel://{secret}{f'[{host}]' if ':' in host else host}:{port}/{target.db}"
+        for host, port in target.hosts
+    )
+    options: dict[str, Any] = {"master_name": target.service_name}
+    if target.sentinel_password:
+        options["sentinel_kwargs"] = {"password": target.sentinel_password}
+    return hosts, options
 
 
 def create_celery(settings: Settings, main: str = "imageeditor") -> Celery:
