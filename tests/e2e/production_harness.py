@@ -199,6 +199,7 @@ class Cluster:
     root: Path
     api_key: str
     store: SqlTaskStore
+    webhook_secret: str = ""
     servers: list[ServerProcess] = field(default_factory=list)
     workers: list[WorkerProcess] = field(default_factory=list)
 
@@ -250,8 +251,9 @@ def start_cluster(root: Path, env: dict[str, str], servers: int, workers: int) -
     )
     sealer = Sealer.from_texts(env["IMAGEEDITOR_ENCRYPTION_KEYS"].split(","))
     store = SqlTaskStore(create_engine_for(env["IMAGEEDITOR_DATABASE_URL"]), sealer)
-    api_key = created.stdout.splitlines()[0].strip()  # the next line is the webhook secret
-    cluster = Cluster(env, root, api_key, store)
+    key_line, secret_line = created.stdout.splitlines()[:2]
+    api_key, webhook_secret = key_line.strip(), secret_line.split(":", 1)[1].strip()
+    cluster = Cluster(env, root, api_key, store, webhook_secret)
     starting: list[WorkerProcess | ServerProcess] = [cluster.add_server() for _ in range(servers)]
     starting += [cluster.add_worker() for _ in range(workers)]
     with ThreadPoolExecutor(len(starting)) as pool:

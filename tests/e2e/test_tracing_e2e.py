@@ -7,6 +7,8 @@ made here, by the gRPC client instrumentation, and kept in memory.
 from __future__ import annotations
 
 import gzip
+import json
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +32,13 @@ from editcore.task import Stage, TaskState
 from editcore.telemetry import ATTEMPT, STAGE, TASK_ID
 from tests.e2e.callback_receiver import Receiver
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
-from tests.e2e.production_harness import RedisBroker, cluster_env, start_cluster
+from tests.e2e.production_harness import (
+    CLUSTER_KEY,
+    RedisBroker,
+    WorkerProcess,
+    cluster_env,
+    start_cluster,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -245,3 +253,64 @@ def test_embedded_mode_carries_the_trace_into_its_worker_threads_and_the_callbac
     assert post.attributes["url.full"] == receiver.url
     _, sent_trace, sent_span, _ = callback.headers["traceparent"].split("-")
     assert (sent_trace, sent_span) == (trace_id, post.span_id)
+
+
+def json_records(paths: list[Path]) -> list[dict[str, object]]:
+    """Every JSON log record in the files (Celery's start-up banner is not a record)."""
+    records = []
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if line.startswith("{"):
+                records.append(json.loads(line))
+    return records
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_json_logs_join_traces_and_tasks_and_never_show_a_secret(
+    tmp_path: Path,
+    fresh_postgres_url: str,
+    redis_url: str,
+    collector: OtlpReceiver,
+    receiver: Receiver,
+) -> None:
+    broker = RedisBroker().start()
+    env = cluster_env(
+        fresh_postgres_url,
+        redis_url,
+        broker.url,
+        tmp_path,
+        IMAGEEDITOR_LOG_FORMAT="json",
+        IMAGEEDITOR_CALLBACK_ALLOWED_HOSTS=receiver.allowlist_entry,
+        **otel_env(collector),
+    )
+    token = "cb-token-" + secrets.token_hex(8)
+    try:
+        cluster = start_cluster(tmp_path, env, servers=1, workers=1)
+        try:
+            callbacks = WorkerProcess(tmp_path / "callbacks.log", cluster.env, "callbacks")
+            cluster.workers.append(callbacks.start())
+            task_id, client_span = submit_traced(
+                cluster.servers[0].address, cluster.api_key, f"{receiver.url}?token={token}"
+            )
+            recorded_stages(cluster.store, task_id)
+            receiver.wait_for(1, timeout=60)
+            webhook_secret = cluster.webhook_secret
+        finally:
+            cluster.stop()
+    finally:
+        broker.stop()
+
+    logs = sorted(tmp_path.rglob("*.log"))
+    whole = "\n".join(path.read_text() for path in logs)
+    for secret in (cluster.api_key, webhook_secret, token, CLUSTER_KEY):
+        assert secret not in whole
+    records = json_records(logs)
+    assert {"time", "level", "logger", "message", "trace_id", "span_id", "task_id"} <= set(
+        records[0]
+    )
+    trace_id = format(client_span.context.trace_id, "032x")
+    about_task = [r for r in records if r["task_id"] == task_id]
+    loggers = {str(r["logger"]) for r in about_task if r["trace_id"] == trace_id}
+    # The worker's run and the callback sender's delivery, both in the job's trace.
+    assert "workers.runner" in loggers and "workers.callback_sender" in loggers
