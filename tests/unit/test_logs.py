@@ -45,7 +45,7 @@ def test_a_json_line_carries_the_trace_span_and_task_ids(logged: tuple) -> None:
     assert inside["trace_id"] == format(context.trace_id, "032x")
     assert inside["span_id"] == format(context.span_id, "016x")
     assert inside["task_id"] == "task-1"
-    assert "time" in inside
+    assert inside["time"].endswith("+00:00") and "T" in inside["time"]
     assert (outside["trace_id"], outside["task_id"]) == ("", "")
 
 
