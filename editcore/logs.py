@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace

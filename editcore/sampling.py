@@ -1,10 +1,13 @@
 """The gauges that cost a query: queue depth per broker queue, tasks QUEUED and RUNNING, and
 the callback backlog. The reconciler leader samples them after each pass (not per scrape, so
 a scraper cannot load the store); the other servers export none of them, so a sum or a max
-over the servers is the leader's sample."""
+over the servers is the leader's sample. Embedded mode samples the store's counts on the
+same interval (its queue is in the process: `imageeditor_tasks{state="queued"}` is its depth)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 
@@ -37,6 +40,14 @@ class GaugeSampler:
         if self._queue_depths is not None:
             for queue, depth in self._queue_depths().items():
                 QUEUE_DEPTH.labels(queue).set(depth)
+
+    async def sample_until(self, stop: asyncio.Event, interval: float) -> None:
+        """Sample every `interval` seconds until `stop` is set (embedded mode: one process, no
+        leader to elect)."""
+        while not stop.is_set():
+            await asyncio.to_thread(self.sample)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
 
     def clear(self) -> None:
         """This process is not the leader (any more): export none of the sampled gauges."""

@@ -18,6 +18,7 @@ from editcore.apikeys import create_api_key, hash_api_key
 from editcore.lifecycle import Lifecycle
 from editcore.metrics import serve_metrics
 from editcore.ports import ApiKeyStore, BlobStore, WebhookSecretStore
+from editcore.sampling import GaugeSampler
 from editcore.settings import Settings
 from editcore.telemetry import setup_tracing
 from editcore.webhook_secrets import ensure_webhook_secret
@@ -115,6 +116,11 @@ async def serve(settings: Settings) -> None:
     app.callbacks.start()
     metrics = serve_metrics(settings.ops_host, settings.metrics_port, "embedded")
     stop = stop_on_signals()  # before serving: a SIGTERM right after start still drains
+    if metrics is not None:
+        gauges = GaugeSampler(app.adapters.tasks, app.adapters.deliveries)
+        sampling = asyncio.create_task(
+            gauges.sample_until(stop, settings.reconcile_interval_seconds), name="gauges"
+        )
     running = await start_server(app.servicer, settings, traced=tracing.enabled)
     host = settings.listen_address.rsplit(":", 1)[0]
     print(
@@ -127,9 +133,10 @@ async def serve(settings: Settings) -> None:
     await running.stop(settings.shutdown_grace_seconds)
     await asyncio.to_thread(app.worker.stop, settings.shutdown_grace_seconds)
     await asyncio.to_thread(app.callbacks.stop, settings.shutdown_grace_seconds)
-    app.adapters.close()
     if metrics is not None:
+        await sampling  # its last pass done before the store closes
         metrics.close()
+    app.adapters.close()
     await asyncio.to_thread(tracing.shutdown)
 
 

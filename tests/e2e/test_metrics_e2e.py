@@ -4,20 +4,23 @@ pool process, the parent serves what every process counted), queried through its
 from __future__ import annotations
 
 import math
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from imageeditor.v1 import task_pb2
 
+from clients.sdk import Client
 from clients.sdk.operations import grayscale_operation
 from editcore.errors import InvalidArgument
-from tests.e2e.harness import free_port, jpeg_bytes
+from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 from tests.e2e.production_harness import Cluster, RedisBroker, cluster_env, start_cluster
 from tests.e2e.prometheus import Prometheus
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.e2e]
 
 JOBS = 6
 
@@ -46,6 +49,8 @@ def value(result: list[dict[str, Any]]) -> float:
     return float(only["value"][1])
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_prometheus_scrapes_the_server_and_the_worker_and_answers_rates_and_quantiles(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -121,6 +126,8 @@ def test_prometheus_scrapes_the_server_and_the_worker_and_answers_rates_and_quan
     assert {"ImageeditorQueueGrowing", "ImageeditorCallbackBacklog"} <= alerts
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_the_worker_endpoint_sums_its_pool_processes(cluster: Cluster) -> None:
     """The samples come from the pool process that ran the tasks, not the parent serving."""
     with cluster.client() as client:
@@ -128,8 +135,42 @@ def test_the_worker_endpoint_sums_its_pool_processes(cluster: Cluster) -> None:
     cluster.wait_until_finished(ids, timeout=60)
     (worker,) = cluster.workers
     (pool,) = worker.pool_processes()
-    port = cluster.env["IMAGEEDITOR_WORKER_METRICS_PORT"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+    text = scrape(cluster.env["IMAGEEDITOR_WORKER_METRICS_PORT"])
     assert 'imageeditor_tasks_started_total{queue="edits"} 2.0' in text
     assert pool != worker.pid
+
+
+def scrape(port: int | str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
+def test_the_embedded_server_serves_its_workers_metrics_on_its_own_endpoint(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    server = ServerProcess(
+        tmp_path / "data",
+        free_port(),
+        IMAGEEDITOR_METRICS_PORT=str(port),
+        IMAGEEDITOR_RECONCILE_INTERVAL_SECONDS="0.5",
+    ).start()
+    try:
+        with Client(server.address, server.api_key) as client:
+            task = client.submit(jpeg_bytes(64, 48), operations=[grayscale_operation()])
+            states = [t.state for t in client.watch(task.id)]
+        deadline = time.monotonic() + 10
+        while 'imageeditor_tasks{state="queued"} 0.0' not in (text := scrape(port)):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    assert states[-1] == task_pb2.TASK_STATE_SUCCEEDED
+    for sample in (
+        'imageeditor_rpcs_total{code="OK",method="SubmitTask"',
+        'imageeditor_tasks_finished_total{outcome="succeeded",queue="edits"} 1.0',
+        'imageeditor_stage_duration_seconds_count{stage="edit"} 1.0',
+        "imageeditor_build_info{python=",
+        'role="embedded"',
+    ):
+        assert sample in text
