@@ -54,6 +54,8 @@ POSTGRES_SERVER = os.environ.get(
     "IMAGEEDITOR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("IMAGEEDITOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+# Production runs with /metrics on, as deployed; BENCH_METRICS=0 measures without.
+METRICS = os.environ.get("BENCH_METRICS", "1") != "0"
 # The bench measures the service, not its per-user limits.
 UNLIMITED = {
     "IMAGEEDITOR_SUBMIT_RATE": "1000000",
@@ -159,6 +161,12 @@ def production(workers: int = 0, **settings: str) -> Iterator[Deployment]:
             for name in SHORT_TIMINGS:  # the tests' quick recoveries: production's own here
                 env.pop(name)
             env.update(UNLIMITED, **settings)
+            if METRICS:  # as deployed (deploy/kubernetes): every RPC counted, scraped or not
+                from tests.e2e.harness import free_port
+
+                env["IMAGEEDITOR_METRICS_PORT"] = str(free_port())
+                if workers == 1:  # workers on one host would share the port
+                    env["IMAGEEDITOR_WORKER_METRICS_PORT"] = str(free_port())
             cluster = start_cluster(root, env, servers=1, workers=workers)
             try:
                 server = cluster.servers[0]

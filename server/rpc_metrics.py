@@ -23,13 +23,28 @@ if TYPE_CHECKING:  # generic for the type checker only
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self) -> None:
+        # The wrapped handler of each handler seen: a server hands out the same handler for
+        # a method on every call, so the wrapping is done once (bounded: an interceptor
+        # after this one may make a handler per call).
+        self._wrapped: dict[Handler, Handler] = {}
+
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
+        wrapped = self._wrapped.get(handler)
+        if wrapped is None:
+            wrapped = self._wrap(handler, handler_call_details.method)
+            if len(self._wrapped) >= MAX_WRAPPED:
+                self._wrapped.clear()
+            self._wrapped[handler] = wrapped
+        return wrapped
+
+    def _wrap(self, handler: Handler, path: str) -> Handler:
+        service, _, method = path.lstrip("/").rpartition("/")
         record = _Recorder(service, method)
         if handler.unary_unary is not None:
             return handler._replace(unary_unary=record.unary(handler.unary_unary))  # type: ignore[attr-defined, no-any-return]
@@ -42,10 +57,14 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         return handler  # pragma: no cover - a handler has one of the four
 
 
+MAX_WRAPPED = 256
+
+
 class _Recorder:
     def __init__(self, service: str, method: str) -> None:
         self._labels = (service, method)
         self._duration = RPC_DURATION.labels(service, method)
+        self._counted: dict[str, Any] = {}  # the counter of each code, looked up once
 
     def unary(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -84,7 +103,11 @@ class _Recorder:
         started: float,
     ) -> None:
         self._duration.observe(perf_counter() - started)
-        RPCS.labels(*self._labels, _code(context, error)).inc()
+        code = _code(context, error)
+        counter = self._counted.get(code)
+        if counter is None:
+            counter = self._counted[code] = RPCS.labels(*self._labels, code)
+        counter.inc()
 
 
 def _code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | None) -> str:
