@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,3 +259,20 @@ def start_cluster(root: Path, env: dict[str, str], servers: int, workers: int) -
     with ThreadPoolExecutor(len(starting)) as pool:
         list(pool.map(lambda process: process.start(), starting))
     return cluster
+
+
+@contextlib.contextmanager
+def running_cluster(
+    root: Path, database_url: str, redis_url: str, servers: int = 1, workers: int = 1, **more: str
+) -> Iterator[Cluster]:
+    """A cluster (cluster_env with `more`) on a private Redis broker, both stopped at the end."""
+    broker = RedisBroker().start()
+    try:
+        env = cluster_env(database_url, redis_url, broker.url, root, **more)
+        cluster = start_cluster(root, env, servers=servers, workers=workers)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+    finally:
+        broker.stop()

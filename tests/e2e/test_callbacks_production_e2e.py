@@ -20,13 +20,7 @@ from clients.sdk import Client
 from clients.sdk.operations import grayscale_operation
 from tests.e2e.callback_receiver import Answer, Receiver
 from tests.e2e.harness import jpeg_bytes
-from tests.e2e.production_harness import (
-    Cluster,
-    RedisBroker,
-    WorkerProcess,
-    cluster_env,
-    start_cluster,
-)
+from tests.e2e.production_harness import Cluster, WorkerProcess, running_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -37,22 +31,15 @@ DELIVERED = task_pb2.CALLBACK_STATE_DELIVERED
 def cluster(
     tmp_path: Path, fresh_postgres_url: str, redis_url: str, receiver: Receiver
 ) -> Iterator[Cluster]:
-    broker = RedisBroker().start()
-    env = cluster_env(
+    with running_cluster(
+        tmp_path,
         fresh_postgres_url,
         redis_url,
-        broker.url,
-        tmp_path,
         IMAGEEDITOR_CALLBACK_ALLOWED_HOSTS=receiver.allowlist_entry,
         IMAGEEDITOR_CALLBACK_TIMEOUT_SECONDS="3",
         IMAGEEDITOR_CALLBACK_RETRY_SCHEDULE="0.5,1,1,2",
-    )
-    started = start_cluster(tmp_path, env, servers=1, workers=1)
-    try:
-        yield started
-    finally:
-        started.stop()
-        broker.stop()
+    ) as cluster:
+        yield cluster
 
 
 def test_a_callbacks_worker_killed_mid_delivery_still_delivers_the_event(

@@ -17,13 +17,7 @@ import pytest
 
 from clients.sdk.operations import grayscale_operation
 from tests.e2e.harness import CLI, free_port, jpeg_bytes
-from tests.e2e.production_harness import (
-    Cluster,
-    RedisBroker,
-    cluster_env,
-    production_env,
-    start_cluster,
-)
+from tests.e2e.production_harness import Cluster, production_env, running_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -32,21 +26,14 @@ AUTH = "operator:flower-e2e-password"
 
 @pytest.fixture
 def cluster(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> Iterator[Cluster]:
-    broker = RedisBroker().start()
-    env = cluster_env(
+    with running_cluster(
+        tmp_path,
         fresh_postgres_url,
         redis_url,
-        broker.url,
-        tmp_path,
         IMAGEEDITOR_FLOWER_PORT=str(free_port()),
         IMAGEEDITOR_FLOWER_BASIC_AUTH=AUTH,
-    )
-    started = start_cluster(tmp_path, env, servers=1, workers=1)
-    try:
-        yield started
-    finally:
-        started.stop()
-        broker.stop()
+    ) as cluster:
+        yield cluster
 
 
 def get(url: str, auth: str | None = AUTH) -> Any:

@@ -17,7 +17,7 @@ from clients.sdk import Client
 from clients.sdk.operations import grayscale_operation
 from editcore.errors import InvalidArgument
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
-from tests.e2e.production_harness import Cluster, RedisBroker, cluster_env, start_cluster
+from tests.e2e.production_harness import Cluster, running_cluster
 from tests.e2e.prometheus import Prometheus
 
 pytestmark = [pytest.mark.e2e]
@@ -27,21 +27,14 @@ JOBS = 6
 
 @pytest.fixture
 def cluster(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> Iterator[Cluster]:
-    broker = RedisBroker().start()
-    env = cluster_env(
+    with running_cluster(
+        tmp_path,
         fresh_postgres_url,
         redis_url,
-        broker.url,
-        tmp_path,
         IMAGEEDITOR_METRICS_PORT=str(free_port()),
         IMAGEEDITOR_WORKER_METRICS_PORT=str(free_port()),
-    )
-    started = start_cluster(tmp_path, env, servers=1, workers=1)
-    try:
-        yield started
-    finally:
-        started.stop()
-        broker.stop()
+    ) as cluster:
+        yield cluster
 
 
 def value(result: list[dict[str, Any]]) -> float:

@@ -32,13 +32,7 @@ from editcore.task import Stage, TaskState
 from editcore.telemetry import ATTEMPT, STAGE, TASK_ID
 from tests.e2e.callback_receiver import Receiver
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
-from tests.e2e.production_harness import (
-    CLUSTER_KEY,
-    RedisBroker,
-    WorkerProcess,
-    cluster_env,
-    start_cluster,
-)
+from tests.e2e.production_harness import CLUSTER_KEY, WorkerProcess, running_cluster
 
 pytestmark = [pytest.mark.e2e]
 
@@ -194,17 +188,9 @@ def check_stages(spans: list[ReceivedSpan], task_id: str, stages: set[str]) -> N
 def test_one_trace_spans_the_sdk_call_the_server_the_broker_and_every_stage(
     tmp_path: Path, fresh_postgres_url: str, redis_url: str, collector: OtlpReceiver
 ) -> None:
-    broker = RedisBroker().start()
-    env = cluster_env(fresh_postgres_url, redis_url, broker.url, tmp_path, **otel_env(collector))
-    try:
-        cluster = start_cluster(tmp_path, env, servers=1, workers=1)
-        try:
-            task_id, client_span = submit_traced(cluster.servers[0].address, cluster.api_key)
-            stages = recorded_stages(cluster.store, task_id)
-        finally:
-            cluster.stop()
-    finally:
-        broker.stop()
+    with running_cluster(tmp_path, fresh_postgres_url, redis_url, **otel_env(collector)) as cluster:
+        task_id, client_span = submit_traced(cluster.servers[0].address, cluster.api_key)
+        stages = recorded_stages(cluster.store, task_id)
 
     trace_id = format(client_span.context.trace_id, "032x")
     spans = collector.wait_for(trace_id, lambda got: len(stage_spans(got)) >= len(stages))
@@ -274,36 +260,26 @@ def test_json_logs_join_traces_and_tasks_and_never_show_a_secret(
     collector: OtlpReceiver,
     receiver: Receiver,
 ) -> None:
-    broker = RedisBroker().start()
-    env = cluster_env(
+    token = "cb-token-" + secrets.token_hex(8)
+    with running_cluster(
+        tmp_path,
         fresh_postgres_url,
         redis_url,
-        broker.url,
-        tmp_path,
         IMAGEEDITOR_LOG_FORMAT="json",
         IMAGEEDITOR_CALLBACK_ALLOWED_HOSTS=receiver.allowlist_entry,
         **otel_env(collector),
-    )
-    token = "cb-token-" + secrets.token_hex(8)
-    try:
-        cluster = start_cluster(tmp_path, env, servers=1, workers=1)
-        try:
-            callbacks = WorkerProcess(tmp_path / "callbacks.log", cluster.env, "callbacks")
-            cluster.workers.append(callbacks.start())
-            task_id, client_span = submit_traced(
-                cluster.servers[0].address, cluster.api_key, f"{receiver.url}?token={token}"
-            )
-            recorded_stages(cluster.store, task_id)
-            receiver.wait_for(1, timeout=60)
-            webhook_secret = cluster.webhook_secret
-        finally:
-            cluster.stop()
-    finally:
-        broker.stop()
+    ) as cluster:
+        callbacks = WorkerProcess(tmp_path / "callbacks.log", cluster.env, "callbacks")
+        cluster.workers.append(callbacks.start())
+        task_id, client_span = submit_traced(
+            cluster.servers[0].address, cluster.api_key, f"{receiver.url}?token={token}"
+        )
+        recorded_stages(cluster.store, task_id)
+        receiver.wait_for(1, timeout=60)
 
     logs = sorted(tmp_path.rglob("*.log"))
     whole = "\n".join(path.read_text() for path in logs)
-    for secret in (cluster.api_key, webhook_secret, token, CLUSTER_KEY):
+    for secret in (cluster.api_key, cluster.webhook_secret, token, CLUSTER_KEY):
         assert secret not in whole
     records = json_records(logs)
     assert {"time", "level", "logger", "message", "trace_id", "span_id", "task_id"} <= set(

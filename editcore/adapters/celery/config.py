@@ -18,8 +18,8 @@ from urllib.parse import quote
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from editcore.adapters.redis.connection import SENTINEL_SCHEME, parse_sentinel_url
 from editcore.queues import EDITS_QUEUE, QUEUES
+from editcore.sentinel_url import SENTINEL_SCHEME, parse_sentinel_url
 from editcore.settings import Settings
 
 TASK_NAME = "imageeditor.run_task"
