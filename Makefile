@@ -55,8 +55,17 @@ $(PROMETHEUS):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 
-test: lint tools
+# The TypeScript client (clients/typescript): its pinned packages, then its node tests against a
+# real `imageeditor serve` and the check that its generated code is current.
+TS := clients/typescript
+TS_MODULES := $(TS)/node_modules/.installed
+$(TS_MODULES): $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-fund --no-audit --silent
+	touch $@
+
+test: lint tools $(TS_MODULES)
 	$(BIN)/pytest
+	cd $(TS) && npm test
 
 # Speed and memory against reference implementations, side by side (not part of `make test`).
 bench: setup $(THUMBOR)
@@ -72,3 +81,4 @@ $(THUMBOR):
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(TS)/node_modules $(TS)/dist

@@ -1,0 +1,198 @@
+// The hand-written layer over the generated service: one client with the bearer key, unary
+// calls retried on UNAVAILABLE (SubmitTask and BatchSubmit carry a request id, so a retry
+// cannot create a second task), a resumable watch, and errors as ImageEditorError.
+import { randomUUID } from "node:crypto";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { type Client, Code, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  type BatchSubmitRequestSchema,
+  type BatchSubmitResponse,
+  ImageEditorService,
+  type ListTasksRequestSchema,
+  type ListTasksResponse,
+  type SubmitTaskRequestSchema,
+} from "./gen/imageeditor/v1/image_editor_service_pb.js";
+import { type ResultInfo, type Task, TaskState } from "./gen/imageeditor/v1/task_pb.js";
+import { ImageEditorError } from "./errors.js";
+
+export interface ClientOptions {
+  /** host:port of the server (default: IMAGEEDITOR_ADDRESS, else 127.0.0.1:50051). */
+  address?: string;
+  /** The API key (default: IMAGEEDITOR_API_KEY). */
+  apiKey?: string;
+  /** Connect with TLS; `ca` is a PEM bundle to check the server against (default roots). */
+  tls?: boolean | { ca?: string | Buffer };
+  /** Attempts of a unary call that meets UNAVAILABLE (default 4). */
+  maxAttempts?: number;
+  /** Per-call deadline of unary calls, in ms (default 30 s). */
+  timeoutMs?: number;
+}
+
+export type SubmitRequest = MessageInitShape<typeof SubmitTaskRequestSchema>;
+export type BatchRequest = MessageInitShape<typeof BatchSubmitRequestSchema>;
+export type ListRequest = MessageInitShape<typeof ListTasksRequestSchema>;
+
+const TERMINAL = new Set([TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED]);
+
+/** Whether a task can change no more (SUCCEEDED, FAILED or CANCELLED). */
+export function isTerminal(task: Task): boolean {
+  return TERMINAL.has(task.state);
+}
+
+export class ImageEditorClient {
+  readonly address: string;
+  readonly raw: Client<typeof ImageEditorService>;
+  private readonly maxAttempts: number;
+  private readonly timeoutMs: number;
+
+  constructor(options: ClientOptions = {}) {
+    this.address = options.address ?? process.env.IMAGEEDITOR_ADDRESS ?? "127.0.0.1:50051";
+    const apiKey = options.apiKey ?? process.env.IMAGEEDITOR_API_KEY ?? "";
+    const bearer: Interceptor = (next) => async (request) => {
+      if (apiKey) {
+        request.header.set("authorization", `Bearer ${apiKey}`);
+      }
+      return await next(request);
+    };
+    const tls = options.tls ?? false;
+    const transport = createGrpcTransport({
+      baseUrl: `${tls ? "https" : "http"}://${this.address}`,
+      interceptors: [bearer],
+      nodeOptions: typeof tls === "object" && tls.ca ? { ca: tls.ca } : undefined,
+      readMaxBytes: 64 * 1024 * 1024,
+      writeMaxBytes: 64 * 1024 * 1024,
+    });
+    this.raw = createClient(ImageEditorService, transport);
+    this.maxAttempts = options.maxAttempts ?? 4;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** Submit one job; a request id is made when none is given, so a retry is idempotent. */
+  async submit(request: SubmitRequest): Promise<Task> {
+    const withId = { ...request, requestId: request.requestId || randomUUID() };
+    const response = await this.unary((options) => this.raw.submitTask(withId, options));
+    return required(response.task, "SubmitTask");
+  }
+
+  /** Submit up to the server's batch size at once; items succeed or fail one by one. */
+  async batchSubmit(request: BatchRequest): Promise<BatchSubmitResponse> {
+    const withId = { ...request, requestId: request.requestId || randomUUID() };
+    return await this.unary((options) => this.raw.batchSubmit(withId, options));
+  }
+
+  async getStatus(taskId: string): Promise<Task> {
+    const response = await this.unary((options) => this.raw.getStatus({ taskId }, options));
+    return required(response.task, "GetStatus");
+  }
+
+  async cancel(taskId: string): Promise<Task> {
+    const response = await this.unary((options) => this.raw.cancelTask({ taskId }, options));
+    return required(response.task, "CancelTask");
+  }
+
+  async listTasks(request: ListRequest = {}): Promise<ListTasksResponse> {
+    return await this.unary((options) => this.raw.listTasks(request, options));
+  }
+
+  /** Every task the filter matches, page after page. */
+  async *listAll(request: ListRequest = {}): AsyncGenerator<Task> {
+    let pageToken = "";
+    do {
+      const page = await this.listTasks({ ...request, pageToken });
+      yield* page.tasks;
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+  }
+
+  /**
+   * Each version of the task after `afterVersion` (0: its current state first), until a
+   * terminal one. A stream that breaks (UNAVAILABLE, a server restart, the server's stream
+   * age limit) is opened again after the last version seen: no version is lost or repeated.
+   */
+  async *watch(taskId: string, afterVersion = 0n): AsyncGenerator<Task> {
+    let last = afterVersion;
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const response of this.raw.watchTask({ taskId, afterVersion: last })) {
+          const task = required(response.task, "WatchTask");
+          if (task.version <= last) {
+            continue;
+          }
+          last = task.version;
+          failures = 0;
+          yield task;
+          if (isTerminal(task)) {
+            return;
+          }
+        }
+      } catch (error) {
+        const failed = ImageEditorError.from(error);
+        if (failed.code !== Code.Unavailable || ++failures >= this.maxAttempts) {
+          throw failed;
+        }
+        await sleep(backoffMs(failures, failed.retryDelayMs));
+      }
+    }
+  }
+
+  /** Wait for the task to finish (by watching) and return its last version. */
+  async wait(taskId: string): Promise<Task> {
+    let last: Task | undefined;
+    for await (const task of this.watch(taskId)) {
+      last = task;
+    }
+    return required(last, "WatchTask");
+  }
+
+  /** The result's bytes and its info (the stream's chunks, put together). */
+  async getResult(taskId: string): Promise<{ info: ResultInfo; data: Uint8Array }> {
+    let info: ResultInfo | undefined;
+    const chunks: Uint8Array[] = [];
+    try {
+      for await (const response of this.raw.getResult({ taskId })) {
+        info ??= response.info;
+        chunks.push(response.chunk);
+      }
+    } catch (error) {
+      throw ImageEditorError.from(error);
+    }
+    return { info: required(info, "GetResult"), data: Buffer.concat(chunks) };
+  }
+
+  private async unary<T>(call: (options: { timeoutMs: number }) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call({ timeoutMs: this.timeoutMs });
+      } catch (error) {
+        const failed = ImageEditorError.from(error);
+        if (failed.code !== Code.Unavailable || attempt >= this.maxAttempts) {
+          throw failed;
+        }
+        await sleep(backoffMs(attempt, failed.retryDelayMs));
+      }
+    }
+  }
+}
+
+/** The server's hint when it gave one, else 200 ms doubling up to 3 s, with full jitter. */
+function backoffMs(attempt: number, hintMs: number | undefined): number {
+  if (hintMs !== undefined) {
+    return hintMs;
+  }
+  return Math.random() * Math.min(3000, 200 * 2 ** (attempt - 1));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function required<T>(value: T | undefined, method: string): T {
+  if (value === undefined) {
+    throw new Error(`${method}: the server's answer is missing its payload`);
+  }
+  return value;
+}
+
+export { create };
