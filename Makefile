@@ -37,14 +37,17 @@ $(BUF): package.json
 run: setup
 	$(BIN)/imageeditor serve
 
-gen: $(STAMP)
+# The generated code of both clients (Python: gen/, TypeScript: clients/typescript/src/gen/).
+gen: $(STAMP) $(TS_MODULES)
 	$(BIN)/python scripts/generate.py
+	cd $(TS) && npm run generate
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BUF) lint
+	scripts/buf-breaking
 
 # What the tests run beside the service, from Debian's packages: Prometheus and promtool (the
 # metrics end-to-end test, the alert rules). Sentinel is redis-server's own --sentinel mode.

@@ -26,13 +26,14 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from imageeditor.v1 import task_pb2 as imageeditor_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dimageeditor/v1/callback.proto\x12\x0eimageeditor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19imageeditor/v1/task.proto\"@\n\x0f\x43\x61llbackPayload\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.imageeditor.v1.CallbackEvent\"\xbb\x01\n\rCallbackEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x04task\x18\x04 \x01(\x0b\x32\x14.imageeditor.v1.TaskH\x00\x12.\n\x05\x62\x61tch\x18\x05 \x01(\x0b\x32\x1d.imageeditor.v1.CallbackBatchH\x00\x42\t\n\x07subject\"F\n\rCallbackBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12#\n\x05tasks\x18\x02 \x03(\x0b\x32\x14.imageeditor.v1.Taskb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dimageeditor/v1/callback.proto\x12\x0eimageeditor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19imageeditor/v1/task.proto\"@\n\x0f\x43\x61llbackPayload\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.imageeditor.v1.CallbackEvent\"\xbb\x01\n\rCallbackEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x04task\x18\x04 \x01(\x0b\x32\x14.imageeditor.v1.TaskH\x00\x12.\n\x05\x62\x61tch\x18\x05 \x01(\x0b\x32\x1d.imageeditor.v1.CallbackBatchH\x00\x42\t\n\x07subject\"F\n\rCallbackBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12#\n\x05tasks\x18\x02 \x03(\x0b\x32\x14.imageeditor.v1.TaskB\x90\x01\n\x12\x63om.imageeditor.v1B\rCallbackProtoP\x01Z/imageeditor/gen/go/imageeditor/v1;imageeditorv1\xa2\x02\x03IEX\xaa\x02\x0eImageEditor.V1\xca\x02\x0eImageEditor\\V1\xea\x02\x0fImageEditor::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'imageeditor.v1.callback_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\022com.imageeditor.v1B\rCallbackProtoP\001Z/imageeditor/gen/go/imageeditor/v1;imageeditorv1\242\002\003IEX\252\002\016ImageEditor.V1\312\002\016ImageEditor\\V1\352\002\017ImageEditor::V1'
   _globals['_CALLBACKPAYLOAD']._serialized_start=109
   _globals['_CALLBACKPAYLOAD']._serialized_end=173
   _globals['_CALLBACKEVENT']._serialized_start=176
