@@ -8,16 +8,40 @@ NUMBA_WARM := $(VENV)/.numba-warm
 THUMBOR_VENV := var/bench/thumbor-venv
 THUMBOR := $(THUMBOR_VENV)/bin/thumbor
 
-.PHONY: setup models run test lint gen clean bench tools
+.PHONY: setup models run test lint gen clean bench tools lock python-version
 
 setup: $(STAMP) $(BUF) models
 
-# The virtualenv lives in the repository; reinstall when the dependency list changes.
-$(STAMP): pyproject.toml
+# Every install takes its versions from constraints.txt (pinned, in the repository), so two
+# machines run the same dependencies; `make lock` refreshes it from the newest releases.
+PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
+
+python-version:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "imageeditor needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)." \
+	       "Run make with PYTHON=python3.11 (or newer)."; exit 1; }
+
+# The virtualenv lives in the repository; reinstall when the dependencies change. `make run`
+# installs what serving needs ($(RUN_STAMP)); `make test` adds the dev tools ($(STAMP)).
+RUN_STAMP := $(VENV)/.installed-run
+$(RUN_STAMP): pyproject.toml constraints.txt | python-version
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[server,worker,dev]'
+	$(PIP_INSTALL) -e '.[server,worker]'
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(PIP_INSTALL) -e '.[server,worker,dev]'
 	touch $(STAMP)
+
+lock: python-version
+	rm -rf var/lock-venv
+	$(PYTHON) -m venv var/lock-venv
+	var/lock-venv/bin/pip install --quiet --upgrade pip
+	var/lock-venv/bin/pip install --quiet '.[server,worker,dev]'
+	{ echo "# Every version make installs (make lock writes this; do not edit by hand)."; \
+	  var/lock-venv/bin/pip freeze --exclude-editable | grep -v '^imageeditor=='; } > constraints.txt
+	rm -rf var/lock-venv
 
 # rembg's u2netp model in IMAGEEDITOR_MODELS_DIR (default $U2NET_HOME or ~/.u2net): fetched
 # when missing or not matching its md5, else only checked. Nothing is downloaded at run time.
@@ -26,7 +50,7 @@ models: $(NUMBA_WARM)
 
 # numba compiles pymatting's code (alpha matting) on first import, about a minute; its cache
 # lives in the virtualenv, so warm it once per install.
-$(NUMBA_WARM): $(STAMP)
+$(NUMBA_WARM): $(RUN_STAMP)
 	$(BIN)/imageeditor models warm
 	touch $(NUMBA_WARM)
 
@@ -34,7 +58,7 @@ $(BUF): package.json
 	npm install --no-fund --no-audit --silent
 	touch $(BUF)
 
-run: setup
+run: $(RUN_STAMP) models
 	$(BIN)/imageeditor serve
 
 # The generated code of both clients (Python: gen/, TypeScript: clients/typescript/src/gen/).
@@ -72,7 +96,7 @@ test: lint tools $(TS_MODULES)
 
 # Speed and memory against reference implementations, side by side (not part of `make test`).
 bench: setup $(THUMBOR)
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(PIP_INSTALL) -e '.[bench]'
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/hostile.py
 	$(BIN)/python bench/service.py
