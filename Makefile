@@ -27,18 +27,18 @@ RUN_STAMP := $(VENV)/.installed-run
 $(RUN_STAMP): pyproject.toml constraints.txt | python-version
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(PIP_INSTALL) -e '.[server,worker]'
+	$(PIP_INSTALL) -e '.[server,worker,cli]'
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
-	$(PIP_INSTALL) -e '.[server,worker,dev]'
+	$(PIP_INSTALL) -e '.[server,worker,cli,dev]'
 	touch $(STAMP)
 
 lock: python-version
 	rm -rf var/lock-venv
 	$(PYTHON) -m venv var/lock-venv
 	var/lock-venv/bin/pip install --quiet --upgrade pip
-	var/lock-venv/bin/pip install --quiet '.[server,worker,dev]'
+	var/lock-venv/bin/pip install --quiet '.[server,worker,cli,dev]'
 	{ echo "# Every version make installs (make lock writes this; do not edit by hand)."; \
 	  var/lock-venv/bin/pip freeze --exclude-editable | grep -v '^imageeditor=='; } > constraints.txt
 	rm -rf var/lock-venv

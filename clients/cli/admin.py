@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from clients.cli.progress import ProgressLine
+from editcore.errors import FailedPrecondition
 from editcore.settings import Settings
 
 if TYPE_CHECKING:  # the SDK-only install has no SQLAlchemy: imported where used
@@ -239,18 +241,37 @@ def redeliver_callbacks(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _stores() -> Iterator[StorageAdapters]:
+def _stores(create: bool = False) -> Iterator[StorageAdapters]:
     """The configured stores, sealing with the configured keys, the database schema brought
-    up to date first (operator commands are often the first thing run against a fresh one)."""
+    up to date first (operator commands are often the first thing run against a fresh one).
+    Unless `create`, a new SQLite database is not made in the default data folder (./var):
+    run elsewhere than the server, the command would work on a database of its own."""
     try:
         from editcore.adapters.storage import open_storage
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
-    stores = open_storage(Settings.from_env(), migrate=True)
+    settings = Settings.from_env()
+    if not create:
+        _refuse_a_new_default_database(settings)
+    stores = open_storage(settings, migrate=True)
     try:
         yield stores
     finally:
         stores.close()
+
+
+def _refuse_a_new_default_database(settings: Settings) -> None:
+    database = settings.data_dir / "imageeditor.db"
+    chosen = settings.database_url or os.environ.get("IMAGEEDITOR_DATA_DIR")
+    if chosen or database.exists():
+        return
+    raise FailedPrecondition(
+        f"there is no database at {database.resolve()}: operator commands work on the"
+        " server's database. Run this in the folder `imageeditor serve` runs in, or set"
+        " IMAGEEDITOR_DATA_DIR to its data folder (IMAGEEDITOR_DATABASE_URL in production"
+        " mode); `imageeditor db upgrade` makes a new database here",
+        reason="NO_DATABASE",
+    )
 
 
 @contextmanager
@@ -261,7 +282,7 @@ def _callback_store() -> Iterator[SqlCallbackStore]:
 
 def upgrade_db(args: argparse.Namespace) -> int:
     """`imageeditor db upgrade`: apply every pending migration (sealing what is in clear)."""
-    with _stores():
+    with _stores(create=True):
         pass
     if args.json:
         print(json.dumps({"upgraded": True}))

@@ -17,7 +17,7 @@ from imageeditor.v1 import task_pb2
 
 from clients.cli.commands import image_source
 from clients.cli.edit_options import operations_from
-from clients.cli.output import code_name, format_task, print_message
+from clients.cli.output import format_refusal, format_task, print_message
 from clients.cli.progress import ProgressLine
 from clients.sdk.aio_client import AsyncClient
 from clients.sdk.requests import build_submit_request
@@ -61,7 +61,7 @@ async def _submit_and_follow(
         elif item.HasField("task"):
             print(f"{name}  {format_task(item.task)}")
         else:
-            print(f"{name}  error: {code_name(item.error.code)}: {item.error.message}")
+            print(f"{name}  {format_refusal(item.error)}")
     succeeded = all(
         item.HasField("task")
         and (not args.watch or item.task.state == task_pb2.TASK_STATE_SUCCEEDED)

@@ -64,14 +64,23 @@ def follow(client: Client, task_id: str, *, as_json: bool, after_version: int = 
     """Watch a task to its end: every transition as JSON, or a progress bar on stderr and
     the final state on stdout. Returns the last state seen."""
     last: task_pb2.Task | None = None
-    with ProgressLine() as bar:
-        for task in client.watch(task_id, after_version=after_version):
-            last = task
-            if as_json:
-                print_message(task, as_json=True)
-            else:
-                done = task.state == task_pb2.TASK_STATE_SUCCEEDED
-                bar.show(1.0 if done else task.progress, describe_progress(task))
+    try:
+        with ProgressLine() as bar:
+            for task in client.watch(task_id, after_version=after_version):
+                last = task
+                if as_json:
+                    print_message(task, as_json=True)
+                else:
+                    done = task.state == task_pb2.TASK_STATE_SUCCEEDED
+                    bar.show(1.0 if done else task.progress, describe_progress(task))
+    except KeyboardInterrupt:
+        print(
+            f"stopped watching; task {task_id} goes on without you."
+            f" Follow it again with `imageeditor watch {task_id}`,"
+            f" stop it with `imageeditor cancel {task_id}`.",
+            file=sys.stderr,
+        )
+        raise
     if last is None:  # Nothing new after `after_version`: it already ended.
         last = client.get_status(task_id)
     if not as_json:
@@ -121,4 +130,18 @@ def result(args: argparse.Namespace) -> int:
         print_message(info, as_json=True)
     else:
         print(f"wrote {args.output} ({format_result(info)})")
+    return 0
+
+
+def completion(args: argparse.Namespace) -> int:
+    """`imageeditor completion SHELL`: the completion script of every command and option
+    (shtab, from the `cli` extra: `pip install 'imageeditor[cli]'`)."""
+    try:
+        import shtab
+    except ImportError:
+        print(
+            "error: shell completion needs shtab: pip install 'imageeditor[cli]'", file=sys.stderr
+        )
+        return 1
+    print(shtab.complete(args.parser, shell=args.shell, root_prefix="imageeditor"))
     return 0

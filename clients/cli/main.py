@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from clients.cli.admin import MissingExtra
-from clients.cli.output import format_error
+from clients.cli.output import error_json, format_error
 from clients.cli.parser import build_parser
-from clients.sdk.credentials import resolve_address
+from clients.sdk.credentials import api_key_hint, resolve_address
 from editcore.errors import ImageEditorError
 
 
@@ -25,7 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
         return code
     except ImageEditorError as error:
-        print(format_error(error, resolve_address()), file=sys.stderr)
+        if getattr(args, "json", False):
+            print(error_json(error), file=sys.stderr)
+        else:
+            print(format_error(error, resolve_address(), api_key_hint()), file=sys.stderr)
     except MissingExtra as error:
         print(f"error: {error}", file=sys.stderr)
     except BrokenPipeError:

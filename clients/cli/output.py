@@ -7,15 +7,18 @@ and reads back with `json_format.Parse`.
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Mapping
 from typing import TextIO
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from google.rpc import code_pb2
+from google.rpc import code_pb2, status_pb2
 from imageeditor.v1 import operations_pb2, task_pb2
 
 from clients.sdk.errors import SERVER_UNREACHABLE
+from editcore.api.rpc_errors import from_status
 from editcore.errors import (
     ImageEditorError,
     InvalidArgument,
@@ -77,19 +80,58 @@ def describe_progress(task: task_pb2.Task) -> str:
     return text
 
 
-def format_error(error: ImageEditorError, address: str) -> str:
-    """One line for stderr that says what went wrong and, where it helps, what to do."""
+def format_error(error: ImageEditorError, address: str, key_hint: str = "") -> str:
+    """One line for stderr that says what went wrong and, where it helps, what to do.
+    `key_hint` says where the CLI looked for an API key (for UNAUTHENTICATED)."""
     if isinstance(error, Unavailable) and error.reason == SERVER_UNREACHABLE:
         return f"error: UNAVAILABLE: the server at {address} is not reachable ({error.message})"
     line = f"error: {error.code}: {error.message}"
     if isinstance(error, InvalidArgument) and error.field_violations:
-        violations = "; ".join(f"{f}: {text}" for f, text in error.field_violations.items())
-        line += f" ({violations})"
+        details = new_details(error.message, error.field_violations)
+        if details:
+            line += f" ({details})"
     elif isinstance(error, RetryableError) and not isinstance(error, Unavailable):
         line += f" (retry after {error.retry_after:g}s)"
     elif isinstance(error, Unauthenticated):
-        line += " (set IMAGEEDITOR_API_KEY; an operator makes one with `imageeditor keys create`)"
+        line += f" ({key_hint or 'set IMAGEEDITOR_API_KEY'}; an operator makes a key with"
+        line += " `imageeditor keys create NAME`)"
     return line
+
+
+def format_refusal(status: status_pb2.Status) -> str:
+    """A refused batch item: `error: INVALID_ARGUMENT: … [INVALID_URL]` (its reason last)."""
+    error = from_status(status)
+    line = format_error(error, "").removeprefix("error: ")
+    return f"error: {line} [{error.reason}]"
+
+
+def new_details(message: str, violations: Mapping[str, str]) -> str:
+    """The field violations a message does not already say: a description it contains is
+    left out, and a field it names is not named again."""
+    parts = []
+    for field, text in violations.items():
+        if text in message:
+            continue
+        parts.append(text if field in message else f"{field}: {text}")
+    return "; ".join(parts)
+
+
+def error_json(error: ImageEditorError) -> str:
+    """The error as one JSON object (for --json): code, message, reason, metadata, field
+    violations and, for a retryable error, retry_after in seconds."""
+    fields: dict[str, object] = {
+        "code": error.code,
+        "message": error.message,
+        "reason": error.reason,
+        "metadata": dict(error.metadata),
+        "field_violations": [
+            {"field": field, "description": text}
+            for field, text in getattr(error, "field_violations", {}).items()
+        ],
+    }
+    if isinstance(error, RetryableError):
+        fields["retry_after"] = error.retry_after
+    return json.dumps({"error": fields})
 
 
 def state_name(state: int) -> str:

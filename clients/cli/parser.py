@@ -7,15 +7,23 @@ that carries it out; parsing never touches the network.
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 
 from clients.cli import admin, batch, commands
 from clients.cli.edit_options import add_edit_options
 from clients.sdk.requests import STATES
+from editcore.queues import QUEUES
 
 FORMAT_CHOICES = ("png", "webp", "jpeg")
-# editcore.adapters.celery.config.QUEUES, repeated: the SDK-only install must parse without celery.
-WORKER_QUEUES = ("edits", "models", "callbacks")
+WORKER_QUEUES = QUEUES
 MAX_OVERLAP_HOURS = 24 * 365
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("imageeditor")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a bare checkout
+        return "unknown"
 
 
 def parse_label(text: str) -> tuple[str, str]:
@@ -44,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Submit and follow image-editing jobs. IMAGEEDITOR_ADDRESS picks the server,"
         " IMAGEEDITOR_API_KEY the key (default: the embedded server's development key).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
@@ -100,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, parents=[client], help=text)
         command.add_argument("task_id", metavar="ID")
         command.set_defaults(run=run)
+
+    completion = sub.add_parser(
+        "completion",
+        help='print a shell completion script: eval "$(imageeditor completion bash)"',
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    completion.set_defaults(run=commands.completion, parser=parser)
 
     listing = sub.add_parser("list", parents=[client], help="list your tasks, newest first")
     listing.add_argument("--state", choices=tuple(STATES), action="append", default=[])

@@ -7,6 +7,8 @@ change is written as its own plain line, so the output stays readable there.
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
@@ -14,21 +16,32 @@ BAR_WIDTH = 24
 
 
 class ProgressLine:
-    """`[##########--------------]  42% <text>` on `stream` (stderr by default)."""
+    """`[##########--------------]  42% 3.1s <text>` on `stream` (stderr by default): the
+    fraction done, the time since the line was made, and what is going on."""
 
-    def __init__(self, stream: TextIO | None = None, width: int = BAR_WIDTH) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        width: int = BAR_WIDTH,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.width = width
         self.is_tty = self.stream.isatty()
+        self._clock = clock
+        self._started = clock()
+        self._shown: tuple[str, str] | None = None
         self._last = ""
 
     def show(self, fraction: float, text: str) -> None:
-        """Draw the bar at `fraction` (0..1) with `text` beside it, if anything changed."""
+        """Draw the bar at `fraction` (0..1) with `text` beside it, if either changed."""
         fraction = min(max(fraction, 0.0), 1.0)
         filled = round(fraction * self.width)
-        line = f"[{'#' * filled}{'-' * (self.width - filled)}] {fraction:4.0%} {text}"
-        if line == self._last:
+        shown = f"[{'#' * filled}{'-' * (self.width - filled)}] {fraction:4.0%}"
+        if (shown, text) == self._shown:
             return
+        self._shown = (shown, text)
+        line = f"{shown} {self._clock() - self._started:.1f}s {text}"
         if self.is_tty:
             # Pad with spaces so a shorter line fully covers the previous one.
             padding = " " * max(len(self._last) - len(line), 0)
@@ -44,6 +57,7 @@ class ProgressLine:
             self.stream.write("\n")
             self.stream.flush()
         self._last = ""
+        self._shown = None
 
     def __enter__(self) -> ProgressLine:
         return self

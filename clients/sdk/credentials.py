@@ -50,6 +50,21 @@ def resolve_api_key(
     return key or None
 
 
+def api_key_hint(environ: Mapping[str, str] | None = None) -> str:
+    """Where `resolve_api_key` looked, for an error message: the variable and the dev-key
+    file it tried when it found no key; the key's origin when it found one."""
+    env = os.environ if environ is None else environ
+    if env.get(API_KEY_VARIABLE, "").strip():
+        return f"the key in {API_KEY_VARIABLE} was refused"
+    path = Path(env.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR) / DEV_API_KEY_FILE
+    if resolve_api_key(None, env):
+        return f"the development key in {path} was refused (another server's data folder?)"
+    return (
+        f"no API key: {API_KEY_VARIABLE} is not set and there is no {path} "
+        f"(embedded mode writes it in its {DATA_DIR_VARIABLE}, default {DEFAULT_DATA_DIR})"
+    )
+
+
 TLS_VARIABLE = "IMAGEEDITOR_TLS"
 CA_FILE_VARIABLE = "IMAGEEDITOR_TLS_CA_FILE"
 CLIENT_CERT_VARIABLE = "IMAGEEDITOR_TLS_CLIENT_CERT_FILE"

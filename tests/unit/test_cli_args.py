@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from clients.cli.main import main
 from clients.cli.output import format_error, format_task, print_message
 from clients.cli.parser import build_parser, parse_label
 from clients.cli.progress import ProgressLine
+from clients.sdk.credentials import api_key_hint
 from clients.sdk.errors import SERVER_UNREACHABLE
 from editcore.adapters.storage import open_storage
-from editcore.errors import InvalidArgument, NotFound, Unavailable
+from editcore.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
 from editcore.ports import WebhookSecret
 from editcore.settings import Settings
 from editcore.task import utcnow
@@ -275,6 +277,51 @@ def test_error_lines() -> None:
     assert "the server at h:1 is not reachable" in format_error(refused, "h:1")
 
 
+def test_an_error_line_does_not_say_a_field_or_a_description_twice() -> None:
+    named = InvalidArgument(
+        "task_id 'x' is not a UUID", field_violations={"task_id": "must be a UUID"}
+    )
+    said = InvalidArgument(
+        "image_url is not a usable URL: no host", field_violations={"image_url": "no host"}
+    )
+    assert format_error(named, "h:1") == (
+        "error: INVALID_ARGUMENT: task_id 'x' is not a UUID (must be a UUID)"
+    )
+    assert format_error(said, "h:1") == (
+        "error: INVALID_ARGUMENT: image_url is not a usable URL: no host"
+    )
+
+
+def test_json_errors_carry_code_reason_and_violations(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refused = InvalidArgument(
+        "bad", field_violations={"output.quality": "1-100"}, reason="INVALID_QUALITY"
+    )
+
+    def fail(args: argparse.Namespace) -> int:
+        raise refused
+
+    monkeypatch.setattr(commands, "status", fail)
+    assert main(["status", "--json", "t-1"]) == 1
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert error["code"] == "INVALID_ARGUMENT" and error["reason"] == "INVALID_QUALITY"
+    assert error["field_violations"] == [{"field": "output.quality", "description": "1-100"}]
+
+
+def test_a_missing_key_says_where_the_cli_looked(tmp_path: Path) -> None:
+    env = {"IMAGEEDITOR_DATA_DIR": str(tmp_path / "data")}
+    assert api_key_hint(env) == (
+        f"no API key: IMAGEEDITOR_API_KEY is not set and there is no {tmp_path}/data/dev-api-key"
+        " (embedded mode writes it in its IMAGEEDITOR_DATA_DIR, default var)"
+    )
+    line = format_error(Unauthenticated("no key"), "h:1", api_key_hint(env))
+    assert f"there is no {tmp_path}/data/dev-api-key" in line
+    assert api_key_hint({"IMAGEEDITOR_API_KEY": "iek_x"}) == (
+        "the key in IMAGEEDITOR_API_KEY was refused"
+    )
+
+
 def test_main_prints_one_error_line_and_exits_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -297,23 +344,32 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_progress_redraws_in_place_on_a_terminal() -> None:
+def ticking(*moments: float) -> Callable[[], float]:
+    """A clock that reads `moments` in turn."""
+    readings = iter(moments)
+    return lambda: next(readings)
+
+
+def test_progress_redraws_in_place_on_a_terminal_with_the_time_taken() -> None:
     stream = Terminal()
-    with ProgressLine(stream, width=4) as bar:
+    with ProgressLine(stream, width=4, clock=ticking(10.0, 10.5, 13.25)) as bar:
         bar.show(0.5, "RUNNING edit")
         bar.show(1.0, "DONE")
 
-    assert stream.getvalue() == "\r[##--]  50% RUNNING edit\r[####] 100% DONE        \n"
+    assert stream.getvalue() == ("\r[##--]  50% 0.5s RUNNING edit\r[####] 100% 3.2s DONE        \n")
 
 
-def test_progress_writes_plain_lines_elsewhere() -> None:
+def test_progress_writes_plain_lines_elsewhere_and_only_on_a_change() -> None:
     stream = io.StringIO()
-    with ProgressLine(stream, width=4) as bar:
+    with ProgressLine(stream, width=4, clock=ticking(0.0, 1.0, 2.0)) as bar:
         bar.show(0.5, "RUNNING edit")
-        bar.show(0.5, "RUNNING edit")
+        bar.show(0.5, "RUNNING edit")  # the same: not written, however late
         bar.show(1.0, "DONE")
 
-    assert stream.getvalue().splitlines() == ["[##--]  50% RUNNING edit", "[####] 100% DONE"]
+    assert stream.getvalue().splitlines() == [
+        "[##--]  50% 1.0s RUNNING edit",
+        "[####] 100% 2.0s DONE",
+    ]
 
 
 def test_callbacks_commands_say_what_they_found(
@@ -326,3 +382,29 @@ def test_callbacks_commands_say_what_they_found(
     unknown = "00000000-0000-4000-8000-000000000000"
     assert main(["callbacks", "redeliver", unknown]) == 1
     assert capsys.readouterr().err == f"error: no callback event {unknown}\n"
+
+
+def test_operator_commands_do_not_make_a_database_where_none_was_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IMAGEEDITOR_DATA_DIR", raising=False)
+    monkeypatch.delenv("IMAGEEDITOR_DATABASE_URL", raising=False)
+    assert main(["keys", "create", "reporting"]) == 1
+    error = capsys.readouterr().err
+    assert f"there is no database at {tmp_path}/var/imageeditor.db" in error
+    assert "IMAGEEDITOR_DATA_DIR" in error
+    assert not (tmp_path / "var" / "imageeditor.db").exists()
+    # Making one is a deliberate step; then the command works.
+    assert main(["db", "upgrade"]) == 0
+    assert main(["keys", "create", "reporting"]) == 0
+
+
+def test_version_and_completion(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("imageeditor 0.")
+    assert main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert "imageeditor" in script and "watch" in script and "--request-id" in script
