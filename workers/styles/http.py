@@ -1,4 +1,5 @@
-"""The `http` style backend: an OpenAI-compatible images/edits API restyles the image.
+"""The `http` style backend: an OpenAI-compatible images/edits API restyles the image, over
+httpx (multipart encoding, connection reuse, timeouts) with tenacity's retries.
 
 One request per image: POST multipart/form-data to settings.style_http_url with the parts
 `image` (the image as a PNG file), `prompt`, `model` (when configured), `n=1` and
@@ -26,16 +27,16 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-import http.client
 import json
 import logging
 import random
-import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import httpx
+import tenacity
 from PIL import Image
 
 from editcore.errors import FailedPrecondition, InvalidArgument, Unavailable
@@ -60,9 +61,21 @@ _CONFIGURATION_STATUSES = frozenset({401, 403, 404, 405})
 _CHUNK_BYTES = 64 * 1024
 _ERROR_TEXT_CHARS = 300
 
+Files = dict[str, tuple[str, bytes, str]]  # part name -> (file name, bytes, content type)
+
+
+class _Retryable(Exception):
+    """An attempt that failed in a way a later one may not: `wait` is the server's Retry-After."""
+
+    def __init__(self, problem: str, wait: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.wait = wait
+
 
 class HttpStyleGenerator:
-    """The `http` StyleGenerator. `sleep` and `rng` are injectable so tests need not wait."""
+    """The `http` StyleGenerator over an httpx client (its connections kept between tasks)
+    with tenacity's retries. `sleep` and `rng` are injectable so tests need not wait."""
 
     def __init__(
         self,
@@ -72,12 +85,8 @@ class HttpStyleGenerator:
         rng: random.Random | None = None,
     ) -> None:
         self.capability = StyleCapability.from_settings(settings)
-        url = urlsplit(settings.style_http_url)
-        self._https = url.scheme.lower() == "https"
-        self._host = url.hostname or ""
-        self._port = url.port
-        self._target = (url.path or "/") + (f"?{url.query}" if url.query else "")
-        self._api_key = settings.style_http_api_key
+        self._url = settings.style_http_url
+        self._host = urlsplit(self._url).hostname or ""
         self._model = settings.style_http_model
         self._timeout = settings.style_http_timeout_seconds
         self._retries = settings.style_http_retries
@@ -86,6 +95,18 @@ class HttpStyleGenerator:
         self._max_response_bytes = settings.max_fetch_bytes * 4 // 3 + _CHUNK_BYTES
         self._sleep = sleep
         self._random = rng or random.Random()
+        headers = {"Accept": "application/json", "User-Agent": "imageeditor-style/1"}
+        if settings.style_http_api_key:
+            headers["Authorization"] = f"Bearer {settings.style_http_api_key}"
+        # The URL is the operator's (a setting), not a caller's: no address pinning here.
+        # Redirects are not followed (an answer that moves is a configuration problem), and
+        # proxies come from no environment variable: the backend is reached as configured.
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(self._timeout),
+            follow_redirects=False,
+            trust_env=False,
+        )
 
     def __repr__(self) -> str:
         return f"HttpStyleGenerator(host={self._host!r}, model={self._model!r})"
@@ -102,61 +123,53 @@ class HttpStyleGenerator:
             fields["model"] = self._model
         if not self._model.startswith("gpt-image"):
             fields["response_format"] = "b64_json"
-        body, content_type = encode_multipart(fields, {"image": ("image.png", "image/png", png)})
-        return self._decode(_image_bytes(self._post_with_retries(body, content_type)))
+        files = {"image": ("image.png", png, "image/png")}
+        return self._decode(_image_bytes(self._post_with_retries(fields, files)))
 
-    def _post_with_retries(self, body: bytes, content_type: str) -> bytes:
+    def _post_with_retries(self, fields: dict[str, str], files: Files) -> bytes:
         attempts = self._retries + 1
-        for attempt in range(attempts):
-            wait: float | None = None
-            try:
-                status, headers, payload = self._post(body, content_type)
-            except (OSError, http.client.HTTPException) as exc:
-                problem = f"cannot reach the style backend at {self._host}: {_describe(exc)}"
-            else:
-                if 200 <= status < 300:
-                    return payload
-                if not (status in _RETRYABLE_STATUSES or status >= 500):
-                    raise _rejected(status, payload)
-                problem = f"the style backend answered HTTP {status}"
-                wait = _retry_after(headers.get("Retry-After"))
-            if wait is None:
-                wait = self._backoff(attempt)
-            if attempt + 1 == attempts or wait > MAX_RETRY_WAIT_SECONDS:
-                raise Unavailable(
-                    f"{problem} (attempt {attempt + 1} of {attempts})",
-                    reason=UNAVAILABLE,
-                    retry_after=max(wait, 1.0),
-                )
-            log.warning("%s; retrying in %.1fs", problem, wait)
-            self._sleep(wait)
-        raise AssertionError("unreachable: the last attempt raises")
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            stop=tenacity.stop_after_attempt(attempts) | _ToldToWaitLong(),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            payload: bytes = retrying(self._post, fields, files)
+        except _Retryable as failed:
+            attempt = retrying.statistics.get("attempt_number", attempts)
+            wait = failed.wait if failed.wait is not None else self._backoff(attempt - 1)
+            raise Unavailable(
+                f"{failed.problem} (attempt {attempt} of {attempts})",
+                reason=UNAVAILABLE,
+                retry_after=max(wait, 1.0),
+            ) from None
+        return payload
 
-    def _post(self, body: bytes, content_type: str) -> tuple[int, http.client.HTTPMessage, bytes]:
-        connect = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        connection = connect(self._host, self._port, timeout=self._timeout)
-        headers = {
-            "Content-Type": content_type,
-            "Accept": "application/json",
-            "User-Agent": "imageeditor-style/1",
-        }
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+    def _post(self, fields: dict[str, str], files: Files) -> bytes:
         deadline = time.monotonic() + self._timeout
         try:
-            connection.request("POST", self._target, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = self._read(response, deadline)
-            return response.status, response.headers, payload
-        finally:
-            connection.close()
+            with self._client.stream("POST", self._url, data=fields, files=files) as response:
+                payload = self._read(response, deadline)
+        except (httpx.TransportError, TimeoutError) as exc:
+            problem = f"cannot reach the style backend at {self._host}: {_describe(exc)}"
+            raise _Retryable(problem) from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return payload
+        if not (status in _RETRYABLE_STATUSES or status >= 500):
+            raise _rejected(status, payload)
+        problem = f"the style backend answered HTTP {status}"
+        raise _Retryable(problem, _retry_after(response.headers.get("Retry-After")))
 
-    def _read(self, response: http.client.HTTPResponse, deadline: float) -> bytes:
-        """The body, within the attempt's deadline (the socket timeout bounds each read, not
-        a server that trickles) and at most _max_response_bytes."""
+    def _read(self, response: httpx.Response, deadline: float) -> bytes:
+        """The body, within the attempt's deadline (the read timeout bounds each read, not a
+        server that trickles) and at most _max_response_bytes."""
         chunks: list[bytes] = []
         size = 0
-        while chunk := response.read(_CHUNK_BYTES):
+        for chunk in response.iter_bytes(_CHUNK_BYTES):
             size += len(chunk)
             if size > self._max_response_bytes:
                 raise _bad_response(f"the answer is over {self._max_response_bytes} bytes")
@@ -164,6 +177,13 @@ class HttpStyleGenerator:
                 raise TimeoutError(f"the answer took over {self._timeout:g}s")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """The server's Retry-After when it gave one, else the backoff of this attempt."""
+        failed = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(failed, _Retryable) and failed.wait is not None:
+            return failed.wait
+        return self._backoff(state.attempt_number - 1)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with "equal jitter": half the step fixed, half random, so
@@ -178,31 +198,18 @@ class HttpStyleGenerator:
             raise _bad_response(f"the returned image is not usable: {exc.message}") from None
 
 
-def encode_multipart(
-    fields: Mapping[str, str], files: Mapping[str, tuple[str, str, bytes]]
-) -> tuple[bytes, str]:
-    """A multipart/form-data body (RFC 7578) and its Content-Type. `files` maps a part name
-    to (file name, content type, bytes). Names and file names are ours: not escaped."""
-    boundary = secrets.token_hex(16)
-    while any(boundary.encode() in data for _, _, data in files.values()) or any(
-        boundary in value for value in fields.values()
-    ):
-        boundary = secrets.token_hex(16)
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-        + value.encode()
-        + b"\r\n"
-        for name, value in fields.items()
-    ]
-    parts += [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"'
-        f"\r\nContent-Type: {file_type}\r\n\r\n".encode()
-        + data
-        + b"\r\n"
-        for name, (filename, file_type, data) in files.items()
-    ]
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+class _ToldToWaitLong(tenacity.stop.stop_base):
+    """A Retry-After longer than a worker should sleep: the task goes back to the queue."""
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        failed = state.outcome.exception() if state.outcome is not None else None
+        return isinstance(failed, _Retryable) and (failed.wait or 0.0) > MAX_RETRY_WAIT_SECONDS
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    failed = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning("%s; retrying in %.1fs", getattr(failed, "problem", failed), wait)
 
 
 def _image_bytes(payload: bytes) -> bytes:
