@@ -6,6 +6,7 @@ Only grpcio, protobuf, googleapis-common-protos and grpcio-status are needed.
 from clients.sdk.aio_client import AsyncClient
 from clients.sdk.client import Client
 from clients.sdk.credentials import resolve_address, resolve_api_key
+from clients.sdk.enums import CallbackState, ImageFormat, Stage, TaskState
 from clients.sdk.errors import SERVER_UNREACHABLE, error_from_rpc
 from clients.sdk.operations import (
     adjust_operation,
@@ -41,16 +42,20 @@ __all__ = [
     "SERVER_UNREACHABLE",
     "AlreadyExists",
     "AsyncClient",
+    "CallbackState",
     "Cancelled",
     "Client",
     "DeadlineExceeded",
     "FailedPrecondition",
     "ImageEditorError",
+    "ImageFormat",
     "Internal",
     "InvalidArgument",
     "NotFound",
     "ResourceExhausted",
     "RetryableError",
+    "Stage",
+    "TaskState",
     "Unauthenticated",
     "Unavailable",
     "adjust_operation",

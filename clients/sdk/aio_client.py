@@ -13,7 +13,7 @@ import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import grpc
 from imageeditor.v1 import image_editor_service_pb2 as pb
@@ -23,6 +23,8 @@ from clients.sdk.channel import auth_metadata, channel_options, new_stub
 from clients.sdk.credentials import resolve_address, resolve_api_key, resolve_tls
 from clients.sdk.errors import translated_rpc_errors
 from clients.sdk.requests import (
+    BatchItem,
+    EditOptions,
     ImageSource,
     build_batch_request,
     build_list_request,
@@ -48,13 +50,14 @@ class AsyncClient:
         timeout: float | None = 30.0,
         channel: grpc.aio.Channel | None = None,
         tls: bool | None = None,
+        ca_file: str | Path | None = None,
     ) -> None:
         self.address = resolve_address(address)
         self.timeout = timeout
         self._metadata = auth_metadata(resolve_api_key(api_key))
         self._owns_channel = channel is None
         if channel is None:
-            credentials = resolve_tls(tls)
+            credentials = resolve_tls(tls, ca_file=ca_file)
             options = channel_options()
             channel = (
                 grpc.aio.secure_channel(self.address, credentials, options=options)
@@ -101,14 +104,20 @@ class AsyncClient:
 
     async def batch_submit(
         self,
-        requests: Sequence[pb.SubmitTaskRequest],
+        items: Sequence[BatchItem],
         *,
         callback_url: str = "",
         request_id: str = "",
+        **options: Unpack[EditOptions],
     ) -> pb.BatchSubmitResponse:
-        """Submit many jobs at once; each result holds its task or its own error."""
+        """Submit many jobs at once: images (bytes, http(s) URLs, Paths) sharing the edit
+        `options` of `submit`, or SubmitTaskRequests of their own; each result holds its
+        task or its own error, in order."""
         request = build_batch_request(
-            requests, callback_url=callback_url, request_id=request_id or new_request_id()
+            items,
+            callback_url=callback_url,
+            request_id=request_id or new_request_id(),
+            **options,
         )
         response: pb.BatchSubmitResponse = await self._unary(self._stub.BatchSubmit, request)
         return response

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import grpc
 from imageeditor.v1 import image_editor_service_pb2 as pb
@@ -23,6 +23,8 @@ from clients.sdk.channel import auth_metadata, channel_options, new_stub
 from clients.sdk.credentials import resolve_address, resolve_api_key, resolve_tls
 from clients.sdk.errors import translated_rpc_errors
 from clients.sdk.requests import (
+    BatchItem,
+    EditOptions,
     ImageSource,
     build_batch_request,
     build_list_request,
@@ -39,8 +41,10 @@ class Client:
 
     `address` defaults to $IMAGEEDITOR_ADDRESS or 127.0.0.1:50051, `api_key` to
     $IMAGEEDITOR_API_KEY or the embedded development key, `tls` to the environment
-    (clients.sdk.credentials.resolve_tls). Pass `channel` to use your own (interceptors);
-    the client then leaves closing it to you.
+    (clients.sdk.credentials.resolve_tls); `ca_file` (a PEM bundle) turns TLS on and checks
+    the server against it. Pass `channel` to use your own (interceptors); the client then
+    leaves closing it to you. `TaskState(task.state).name` and the other enums of
+    clients.sdk.enums name the numbers a Task carries.
     """
 
     def __init__(
@@ -51,13 +55,14 @@ class Client:
         timeout: float | None = 30.0,
         channel: grpc.Channel | None = None,
         tls: bool | None = None,
+        ca_file: str | Path | None = None,
     ) -> None:
         self.address = resolve_address(address)
         self.timeout = timeout
         self._metadata = auth_metadata(resolve_api_key(api_key))
         self._owns_channel = channel is None
         if channel is None:
-            credentials = resolve_tls(tls)
+            credentials = resolve_tls(tls, ca_file=ca_file)
             options = channel_options()
             channel = (
                 grpc.secure_channel(self.address, credentials, options=options)
@@ -101,14 +106,20 @@ class Client:
 
     def batch_submit(
         self,
-        requests: Sequence[pb.SubmitTaskRequest],
+        items: Sequence[BatchItem],
         *,
         callback_url: str = "",
         request_id: str = "",
+        **options: Unpack[EditOptions],
     ) -> pb.BatchSubmitResponse:
-        """Submit many jobs at once; each result holds its task or its own error."""
+        """Submit many jobs at once: images (bytes, http(s) URLs, Paths) sharing the edit
+        `options` of `submit`, or SubmitTaskRequests of their own; each result holds its
+        task or its own error, in order."""
         request = build_batch_request(
-            requests, callback_url=callback_url, request_id=request_id or new_request_id()
+            items,
+            callback_url=callback_url,
+            request_id=request_id or new_request_id(),
+            **options,
         )
         response: pb.BatchSubmitResponse = self._unary(self._stub.BatchSubmit, request)
         return response

@@ -72,14 +72,18 @@ CLIENT_KEY_VARIABLE = "IMAGEEDITOR_TLS_CLIENT_KEY_FILE"
 
 
 def resolve_tls(
-    tls: bool | None = None, environ: Mapping[str, str] | None = None
+    tls: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    ca_file: str | Path | None = None,
 ) -> grpc.ChannelCredentials | None:
     """TLS credentials for the channel, or None for plain text. TLS is on when `tls` is True,
-    or (`tls` None) when $IMAGEEDITOR_TLS is true or a CA file or client certificate is set;
-    the server is checked against $IMAGEEDITOR_TLS_CA_FILE, else the system's roots, and
-    $IMAGEEDITOR_TLS_CLIENT_CERT_FILE / _KEY_FILE are presented for mutual TLS."""
+    or (`tls` None) when a `ca_file` is given, $IMAGEEDITOR_TLS is true or a CA file or client
+    certificate is set; the server is checked against `ca_file` (else $IMAGEEDITOR_TLS_CA_FILE,
+    else the system's roots), and $IMAGEEDITOR_TLS_CLIENT_CERT_FILE / _KEY_FILE are presented
+    for mutual TLS."""
     env = os.environ if environ is None else environ
-    ca_file = env.get(CA_FILE_VARIABLE, "")
+    ca_file = str(ca_file or env.get(CA_FILE_VARIABLE, ""))
     cert_file, key_file = env.get(CLIENT_CERT_VARIABLE, ""), env.get(CLIENT_KEY_VARIABLE, "")
     wanted = env.get(TLS_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
     if tls is False or not (tls or wanted or ca_file or cert_file):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TypedDict, Unpack, cast
 
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import operations_pb2, task_pb2
@@ -103,12 +103,38 @@ def build_submit_request(
     return request
 
 
+class EditOptions(TypedDict, total=False):
+    """The per-job arguments of `build_submit_request` that a batch's items share."""
+
+    operations: Iterable[operations_pb2.Operation]
+    resize: tuple[int, int] | None
+    format: str | None
+    quality: int
+    effort: int
+    keep_metadata: bool
+    style_prompt: str
+    labels: Mapping[str, str] | None
+
+
+BatchItem = ImageSource | pb.SubmitTaskRequest
+
+
 def build_batch_request(
-    requests: Sequence[pb.SubmitTaskRequest], *, callback_url: str = "", request_id: str = ""
+    items: Sequence[BatchItem],
+    *,
+    callback_url: str = "",
+    request_id: str = "",
+    **options: Unpack[EditOptions],
 ) -> pb.BatchSubmitRequest:
-    """A BatchSubmitRequest of already built SubmitTaskRequests."""
+    """A BatchSubmitRequest. Each item is an image (bytes, an http(s) URL or a Path, as for
+    `build_submit_request`) made into a job with the shared `options`, or a SubmitTaskRequest
+    of its own, taken as it is. `callback_url` and `request_id` are the batch's."""
+    requests = [
+        item if isinstance(item, pb.SubmitTaskRequest) else build_submit_request(item, **options)
+        for item in items
+    ]
     return pb.BatchSubmitRequest(
-        requests=list(requests), callback_url=callback_url, request_id=request_id
+        requests=requests, callback_url=callback_url, request_id=request_id
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -117,7 +118,7 @@ def test_rotating_the_encryption_key_with_db_reencrypt(tmp_path: Path) -> None:
 
     rotated = cli("db", "reencrypt", keys=f"{new},{old}")
     assert "sealed 1 value(s) again under the newest key: 1 webhook_secrets" in rotated.stdout
-    assert "100% webhook_secrets 1/1 rows" in rotated.stderr  # the progress line
+    assert re.search(r"100% \d+\.\ds webhook_secrets 1/1 rows", rotated.stderr)  # progress
     # The old key can go: with the new one alone everything opens, and nothing is left to do.
     again = cli("db", "reencrypt", keys=new)
     assert again.stdout.startswith("sealed 0 value(s)")

@@ -75,6 +75,17 @@ def test_the_sdk_and_the_cli_work_over_tls(
     assert "SUCCEEDED" in listed.stdout
 
 
+def test_a_ca_file_given_to_the_client_is_enough(
+    server: ServerProcess, authority: Authority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMAGEEDITOR_TLS_CA_FILE", raising=False)
+    monkeypatch.delenv("IMAGEEDITOR_TLS", raising=False)
+    with Client(server.address, server.api_key, ca_file=authority.pair.cert) as client:
+        batch = client.batch_submit([jpeg_bytes(32, 32), jpeg_bytes(40, 30)], format="png")
+    assert [r.WhichOneof("outcome") for r in batch.results] == ["task", "task"]
+    assert refused(Client(server.address, server.api_key, timeout=5))  # plain text: refused
+
+
 def refused(client: Client) -> bool:
     """Whether a call over `client` fails to connect (and the client is closed after)."""
     with client:

@@ -25,6 +25,7 @@ from clients.sdk.channel import auth_metadata, channel_options
 from clients.sdk.credentials import resolve_address, resolve_api_key
 from clients.sdk.operations import grayscale_operation, resize_operation
 from clients.sdk.requests import (
+    build_batch_request,
     build_list_request,
     build_submit_request,
     new_request_id,
@@ -259,3 +260,65 @@ def test_public_names_are_exported_from_both_packages() -> None:
     assert {"Client", "AsyncClient", "InvalidArgument", "build_submit_request"} <= set(
         clients.__all__
     )
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "prefix"),
+    [
+        (clients.sdk.TaskState, task_pb2.TaskState, "TASK_STATE_"),
+        (clients.sdk.Stage, task_pb2.Stage, "STAGE_"),
+        (clients.sdk.ImageFormat, operations_pb2.ImageFormat, "IMAGE_FORMAT_"),
+        (clients.sdk.CallbackState, task_pb2.CallbackState, "CALLBACK_STATE_"),
+    ],
+)
+def test_the_sdk_enums_name_every_value_of_the_protobuf_enums(
+    ours: type, theirs: object, prefix: str
+) -> None:
+    generated = {
+        name.removeprefix(prefix): number
+        for name, number in theirs.items()  # type: ignore[attr-defined]
+    }
+    assert {member.name: member.value for member in ours} == generated  # type: ignore[attr-defined]
+
+
+def test_task_state_reads_a_task_by_name() -> None:
+    task = task_pb2.Task(state=task_pb2.TASK_STATE_SUCCEEDED)
+    state = clients.sdk.TaskState(task.state)
+    assert state is clients.sdk.TaskState.SUCCEEDED and state.name == "SUCCEEDED"
+    assert state.terminal and not clients.sdk.TaskState.RUNNING.terminal
+
+
+def test_a_batch_takes_images_with_shared_options_and_requests_of_their_own(
+    tmp_path: Path,
+) -> None:
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"jpeg bytes")
+    own = build_submit_request("https://example.com/own.png", format="webp")
+    batch = build_batch_request(
+        [photo, b"raw", "https://example.com/b.png", own],
+        callback_url="https://hooks.example.com/x",
+        request_id="r-1",
+        resize=(64, 64),
+        operations=[grayscale_operation()],
+        format="png",
+        labels={"run": "7"},
+    )
+    first, second, third, fourth = batch.requests
+    assert first.image_data == b"jpeg bytes" and second.image_data == b"raw"
+    assert third.image_url == "https://example.com/b.png"
+    for built in (first, second, third):
+        assert [op.WhichOneof("kind") for op in built.operations] == ["resize", "grayscale"]
+        assert built.output.format == operations_pb2.IMAGE_FORMAT_PNG
+        assert dict(built.labels) == {"run": "7"}
+    assert fourth == own  # taken as it is
+    assert (batch.callback_url, batch.request_id) == ("https://hooks.example.com/x", "r-1")
+
+
+def test_a_ca_file_turns_tls_on(tmp_path: Path) -> None:
+    from clients.sdk.credentials import resolve_tls
+    from tests.e2e.tls_certs import Authority
+
+    ca = Authority(tmp_path).pair.cert
+    assert resolve_tls(None, {}) is None
+    assert resolve_tls(None, {}, ca_file=ca) is not None
+    assert resolve_tls(False, {}, ca_file=ca) is None
