@@ -8,7 +8,9 @@ from the pipeline issue:
       at most 1.2x pyvips' thumbnail_buffer (each at its default effort: WEBP method 2 for
       us, 4 for Pillow and libvips);
   background removal (u2netp): ours ≤ 1.1x a bare rembg session call;
-  worker start to ready, and the peak RSS of a 24 MP job.
+  worker start to ready, and the peak RSS of a 24 MP job;
+  AVIF against WEBP at the same quality setting (sizes and times of our encoder, each at the
+      service's default effort), on the photos fitted to 1024.
 """
 
 from __future__ import annotations
@@ -224,6 +226,21 @@ def worker_start_to_ready() -> tuple[float, float]:
 # -- the report ---------------------------------------------------------------------------------
 
 
+def encode_case(path: str, fmt: str, quality: int) -> tuple[float, int]:
+    """Median seconds and bytes of our encoder writing the photo (fitted to BOX) as `fmt`."""
+    from PIL import Image
+
+    from editcore.spec import ImageFormat, OutputOptions
+    from workers.imaging import encode
+
+    with Image.open(path) as source:
+        source.thumbnail((BOX, BOX))
+        image = source.convert("RGB")
+    output = OutputOptions(ImageFormat(fmt), quality)
+    size = len(encode(image, output).data)
+    return statistics.median(_time(lambda: encode(image, output))), size
+
+
 def row(*cells: object) -> str:
     return "  ".join(f"{c:>12}" if i else f"{c:<28}" for i, c in enumerate(cells))
 
@@ -268,6 +285,25 @@ def main() -> None:
                 "",
             )
         )
+    print()
+    print(
+        row("AVIF vs WEBP, fit 1024", "avif KiB (ms)", "webp KiB (ms)", "", "size a/w", "time a/w")
+    )
+    for photo in PHOTOS:
+        for quality in (50, 85):
+            path = str(inputs[f"{photo}-12MP"])
+            avif_s, avif_b = encode_case(path, "avif", quality)
+            webp_s, webp_b = encode_case(path, "webp", quality)
+            print(
+                row(
+                    f"{photo} q{quality}",
+                    f"{avif_b / 1024:.0f} ({avif_s * 1000:.0f})",
+                    f"{webp_b / 1024:.0f} ({webp_s * 1000:.0f})",
+                    "",
+                    f"{avif_b / webp_b:.2f}x",
+                    f"{avif_s / webp_s:.2f}x",
+                )
+            )
     print()
     job = in_child(job_case, str(inputs["astronaut-24MP"]))
     ready, import_s = worker_start_to_ready()

@@ -30,6 +30,7 @@ PILLOW_FORMATS = {
     "gif": "GIF",
     "bmp": "BMP",
     "tiff": "TIFF",
+    "avif": "AVIF",  # an output format only: sniff_format does not take AVIF sources
 }
 """Pillow's plugin name for each sniffed format (and each output format)."""
 

@@ -18,6 +18,7 @@ class ImageFormat(enum.StrEnum):
     PNG = "png"
     WEBP = "webp"
     JPEG = "jpeg"
+    AVIF = "avif"
 
 
 class ResizeFit(enum.StrEnum):

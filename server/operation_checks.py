@@ -28,6 +28,7 @@ EFFORT_RANGES = {
     operations_pb2.IMAGE_FORMAT_UNSPECIFIED: (1, 9),  # PNG zlib level
     operations_pb2.IMAGE_FORMAT_PNG: (1, 9),
     operations_pb2.IMAGE_FORMAT_WEBP: (1, 6),  # WEBP method
+    operations_pb2.IMAGE_FORMAT_AVIF: (1, 10),  # AVIF: encoder speed 10 - effort
 }
 
 _OP = "OPERATION_INVALID"
@@ -66,7 +67,7 @@ def check_output(output: operations_pb2.OutputOptions) -> list[Problem]:
     if output.effort:
         limits = EFFORT_RANGES.get(output.format)
         if limits is None:
-            text = "only PNG (zlib level 1-9) and WEBP (method 1-6) take an effort"
+            text = "only PNG (zlib level 1-9), WEBP (method 1-6) and AVIF (1-10) take an effort"
             problems.append(("output.effort", text, _OUTPUT))
         elif not limits[0] <= output.effort <= limits[1]:
             text = f"between {limits[0]} and {limits[1]} for this format (0 for the default)"

@@ -35,6 +35,9 @@ PIPELINE_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
 # default) 56-62 ms for files 3-4% smaller; the encode is most of a resize job, so 2.
 DEFAULT_PNG_LEVEL = 3
 DEFAULT_WEBP_METHOD = 2
+# AVIF: libavif's encoder speed runs 0 (slowest, smallest) to 10; effort N is speed 10 - N.
+AVIF_MAX_SPEED = 10
+DEFAULT_AVIF_EFFORT = 2
 # One APP1 segment: 65,535 bytes less its length field (Pillow's MAX_BYTES_IN_MARKER).
 MAX_JPEG_EXIF_BYTES = 65_533
 
@@ -103,6 +106,9 @@ def encode(image: Image.Image, output: OutputOptions) -> EncodedImage:
     elif output.format is ImageFormat.WEBP:
         method = output.effort or DEFAULT_WEBP_METHOD
         params.update(quality=output.effective_quality, lossless=output.lossless, method=method)
+    elif output.format is ImageFormat.AVIF:
+        effort = output.effort or DEFAULT_AVIF_EFFORT
+        params.update(quality=output.effective_quality, speed=AVIF_MAX_SPEED - effort)
     else:
         _check_jpeg_exif(params["exif"])
         # optimize/progressive cost extra passes over the data for a few percent.
@@ -201,8 +207,8 @@ def _prepare_for(image: Image.Image, fmt: ImageFormat) -> Image.Image:
         flat.paste(image, mask=image.getchannel("A"))
         flat.info = dict(image.info)
         return flat
-    if fmt is ImageFormat.WEBP and image.mode in ("L", "LA"):
-        return image.convert("RGBA" if image.mode == "LA" else "RGB")  # WEBP has no gray mode
+    if fmt in (ImageFormat.WEBP, ImageFormat.AVIF) and image.mode in ("L", "LA"):
+        return image.convert("RGBA" if image.mode == "LA" else "RGB")  # no gray mode
     if image.mode not in PIPELINE_MODES:
         return image.convert("RGBA" if "A" in image.getbands() else "RGB")
     return image

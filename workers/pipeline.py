@@ -29,7 +29,7 @@ from workers.operations import OPERATIONS, OutputLimits, Registry, apply_operati
 from workers.operations.resize import decode_size_needed
 from workers.styles import StyleGenerator
 
-FILE_EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+FILE_EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg", "avif": "avif"}
 
 
 @dataclass

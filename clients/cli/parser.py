@@ -14,7 +14,7 @@ from clients.cli.edit_options import add_edit_options
 from clients.sdk.requests import STATES
 from editcore.queues import QUEUES
 
-FORMAT_CHOICES = ("png", "webp", "jpeg")
+FORMAT_CHOICES = ("png", "webp", "jpeg", "avif")
 WORKER_QUEUES = QUEUES
 MAX_OVERLAP_HOURS = 24 * 365
 
@@ -212,9 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_output_options(command: argparse.ArgumentParser) -> None:
     add_edit_options(command)
     command.add_argument("--format", choices=FORMAT_CHOICES, help="output format (png)")
-    command.add_argument("--quality", type=int, default=0, help="1-100 (JPEG, lossy WEBP)")
     command.add_argument(
-        "--effort", type=int, default=0, metavar="N", help="PNG zlib level 1-9, WEBP method 1-6"
+        "--quality", type=int, default=0, help="1-100 (JPEG, lossy WEBP, AVIF; default 85)"
+    )
+    command.add_argument(
+        "--effort",
+        type=int,
+        default=0,
+        metavar="N",
+        help="PNG zlib level 1-9, WEBP method 1-6, AVIF 1-10 (slower, smaller)",
     )
     command.add_argument(
         "--keep-metadata", action="store_true", help="keep the source's EXIF and ICC profile"

@@ -38,6 +38,7 @@ class ImageFormat(enum.IntEnum):
     PNG = operations_pb2.IMAGE_FORMAT_PNG
     WEBP = operations_pb2.IMAGE_FORMAT_WEBP
     JPEG = operations_pb2.IMAGE_FORMAT_JPEG
+    AVIF = operations_pb2.IMAGE_FORMAT_AVIF
 
 
 class CallbackState(enum.IntEnum):

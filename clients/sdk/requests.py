@@ -26,6 +26,7 @@ FORMATS = {
     "webp": operations_pb2.IMAGE_FORMAT_WEBP,
     "jpeg": operations_pb2.IMAGE_FORMAT_JPEG,
     "jpg": operations_pb2.IMAGE_FORMAT_JPEG,
+    "avif": operations_pb2.IMAGE_FORMAT_AVIF,
 }
 STATES = {
     "queued": task_pb2.TASK_STATE_QUEUED,
@@ -64,9 +65,9 @@ def build_submit_request(
 ) -> pb.SubmitTaskRequest:
     """A SubmitTaskRequest. `image` is the encoded bytes, an http(s) URL, or a Path that is
     read and sent inline. `resize` is a shorthand for a leading Resize step (inside fit):
-    shrinking first makes every later step cheaper. `effort` is the PNG zlib level (1-9) or
-    WEBP method (1-6), 0 for the server's fast default; `keep_metadata` keeps the source's EXIF
-    and ICC profile in the result."""
+    shrinking first makes every later step cheaper. `effort` is the PNG zlib level (1-9), the
+    WEBP method (1-6) or the AVIF effort (1-10), 0 for the server's fast default;
+    `keep_metadata` keeps the source's EXIF and ICC profile in the result."""
     request = pb.SubmitTaskRequest(
         style_prompt=style_prompt,
         callback_url=callback_url,
@@ -88,15 +89,15 @@ def build_submit_request(
     request.operations.extend(operations)
     if format is not None:
         if format.lower() not in FORMATS:
-            raise _invalid("output.format", f"{format!r} is not one of png, webp, jpeg")
+            raise _invalid("output.format", f"{format!r} is not one of png, webp, jpeg, avif")
         request.output.format = FORMATS[format.lower()]
     if quality:
         if not 0 < quality <= 100:
             raise _invalid("output.quality", "must be between 1 and 100")
         request.output.quality = quality
     if effort:
-        if not 0 < effort <= 9:
-            raise _invalid("output.effort", "PNG takes 1-9, WEBP 1-6")
+        if not 0 < effort <= 10:
+            raise _invalid("output.effort", "PNG takes 1-9, WEBP 1-6, AVIF 1-10")
         request.output.effort = effort
     if keep_metadata:
         request.output.keep_metadata = True

@@ -33,6 +33,7 @@ FORMATS = {
     operations_pb2.IMAGE_FORMAT_PNG: ImageFormat.PNG,
     operations_pb2.IMAGE_FORMAT_WEBP: ImageFormat.WEBP,
     operations_pb2.IMAGE_FORMAT_JPEG: ImageFormat.JPEG,
+    operations_pb2.IMAGE_FORMAT_AVIF: ImageFormat.AVIF,
 }
 FORMATS_TO_PROTO = {fmt: value for value, fmt in FORMATS.items() if value}
 FITS = {

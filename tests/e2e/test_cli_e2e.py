@@ -28,6 +28,21 @@ def test_submit_watch_writes_the_result(server: ServerProcess, photo: Path, tmp_
         assert image.width <= 256 and image.height <= 256
 
 
+def test_avif_output_with_quality_and_effort(
+    server: ServerProcess, photo: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.avif"
+    options = ("--format", "avif", "--quality", "50", "--effort", "4")
+    result = server.cli("submit", str(photo), "--resize", "200x200", *options, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "avif" in result.stderr  # wrote … (WxH avif N KiB)
+    with Image.open(out) as image:
+        assert image.format == "AVIF"
+        assert max(image.size) == 200
+    refused = server.cli("submit", str(photo), "--format", "avif", "--effort", "11")
+    assert refused.returncode == 1 and "output.effort" in refused.stderr
+
+
 def test_json_output_is_the_protobuf_mapping_one_object_per_line(
     server: ServerProcess, photo: Path
 ) -> None:

@@ -93,7 +93,7 @@ def test_output_options_and_the_other_fields() -> None:
         ({"format": "gif"}, "output.format"),
         ({"quality": 101}, "output.quality"),
         ({"quality": -1}, "output.quality"),
-        ({"effort": 10}, "output.effort"),
+        ({"effort": 11}, "output.effort"),
     ],
 )
 def test_bad_output_options_are_refused(kwargs: dict[str, object], field: str) -> None:

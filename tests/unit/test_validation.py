@@ -292,6 +292,8 @@ def test_an_unknown_model_lists_the_known_ones_with_its_own_reason() -> None:
         (operations_pb2.IMAGE_FORMAT_WEBP, 7, False),
         (operations_pb2.IMAGE_FORMAT_JPEG, 1, False),
         (operations_pb2.IMAGE_FORMAT_JPEG, 0, True),
+        (operations_pb2.IMAGE_FORMAT_AVIF, 10, True),
+        (operations_pb2.IMAGE_FORMAT_AVIF, 11, False),
     ],
 )
 def test_output_effort_depends_on_the_format(fmt: int, effort: int, ok: bool) -> None:

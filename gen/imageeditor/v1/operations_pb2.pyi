@@ -12,6 +12,7 @@ class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
     IMAGE_FORMAT_WEBP: _ClassVar[ImageFormat]
     IMAGE_FORMAT_JPEG: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_AVIF: _ClassVar[ImageFormat]
 
 class ResizeFit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -37,6 +38,7 @@ IMAGE_FORMAT_UNSPECIFIED: ImageFormat
 IMAGE_FORMAT_PNG: ImageFormat
 IMAGE_FORMAT_WEBP: ImageFormat
 IMAGE_FORMAT_JPEG: ImageFormat
+IMAGE_FORMAT_AVIF: ImageFormat
 RESIZE_FIT_UNSPECIFIED: ResizeFit
 RESIZE_FIT_CONTAIN: ResizeFit
 RESIZE_FIT_COVER: ResizeFit
