@@ -61,7 +61,7 @@ $(BUF): package.json
 run: $(RUN_STAMP) models
 	$(BIN)/imageeditor serve
 
-# The generated code of both clients (Python: gen/, TypeScript: clients/typescript/src/gen/).
+# The generated code of both clients (Python: imageeditor/v1/, TypeScript: clients/typescript/src/gen/).
 gen: $(STAMP) $(TS_MODULES)
 	$(BIN)/python scripts/generate.py
 	cd $(TS) && npm run generate

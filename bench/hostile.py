@@ -200,12 +200,19 @@ def largest_job(case: str) -> tuple[float, float]:
     """One job of 50 MP in a fresh process: seconds and peak RSS in MB."""
     from PIL import Image
 
-    from editcore.adapters.blobs.local import LocalBlobStore
-    from editcore.settings import Settings
-    from editcore.spec import Blur, ImageFormat, OutputOptions, RemoveBackground, Rotate, TaskSpec
-    from workers.background import BackgroundRemover
-    from workers.pipeline import Pipeline, Work
-    from workers.styles import create_style_generator
+    from imageeditor.core.adapters.blobs.local import LocalBlobStore
+    from imageeditor.core.settings import Settings
+    from imageeditor.core.spec import (
+        Blur,
+        ImageFormat,
+        OutputOptions,
+        RemoveBackground,
+        Rotate,
+        TaskSpec,
+    )
+    from imageeditor.workers.background import BackgroundRemover
+    from imageeditor.workers.pipeline import Pipeline, Work
+    from imageeditor.workers.styles import create_style_generator
 
     settings = Settings.from_env()
     side = 7071  # 50.0 MP

@@ -65,8 +65,8 @@ def make_inputs() -> dict[str, Path]:
 
 def ours_resize(data: bytes, fmt: str) -> bytes:
     """The worker's own stages (validate, edit, encode) on a task that fits into 1024."""
-    from editcore.spec import ImageFormat, OutputOptions, Resize, TaskSpec
-    from workers.pipeline import Work
+    from imageeditor.core.spec import ImageFormat, OutputOptions, Resize, TaskSpec
+    from imageeditor.workers.pipeline import Work
 
     spec = TaskSpec(operations=(Resize(BOX, BOX),), output=OutputOptions(ImageFormat(fmt), 85))
     work = Work(task_id="bench", spec=spec, source=data)
@@ -82,11 +82,11 @@ def _pipeline():  # type: ignore[no-untyped-def]
     """The Pipeline as the worker builds it (the background remover loads nothing until used)."""
     import tempfile
 
-    from editcore.adapters.blobs.local import LocalBlobStore
-    from editcore.settings import Settings
-    from workers.background import BackgroundRemover
-    from workers.pipeline import Pipeline
-    from workers.styles import create_style_generator
+    from imageeditor.core.adapters.blobs.local import LocalBlobStore
+    from imageeditor.core.settings import Settings
+    from imageeditor.workers.background import BackgroundRemover
+    from imageeditor.workers.pipeline import Pipeline
+    from imageeditor.workers.styles import create_style_generator
 
     settings = Settings.from_env()
     blobs = LocalBlobStore(Path(tempfile.mkdtemp()))
@@ -150,9 +150,9 @@ def _remover(name: str, path: str) -> Callable[[], object]:
 
     image = Image.open(path).convert("RGB")
     if name == "ours":
-        from editcore.settings import Settings
-        from editcore.spec import RemoveBackground
-        from workers.background import BackgroundRemover
+        from imageeditor.core.settings import Settings
+        from imageeditor.core.spec import RemoveBackground
+        from imageeditor.workers.background import BackgroundRemover
 
         remover = BackgroundRemover(Settings.from_env())
         op = RemoveBackground()
@@ -205,7 +205,8 @@ def worker_start_to_ready() -> tuple[float, float]:
     first inference), and the import of rembg alone."""
     code = (
         "import time; t=time.perf_counter();"
-        "from editcore.settings import Settings; from workers.background import BackgroundRemover;"
+        "from imageeditor.core.settings import Settings;"
+        "from imageeditor.workers.background import BackgroundRemover;"
         "r=BackgroundRemover(Settings.from_env()); r.warm_up(); print(time.perf_counter()-t)"
     )
     start = time.perf_counter()
@@ -230,8 +231,8 @@ def encode_case(path: str, fmt: str, quality: int) -> tuple[float, int]:
     """Median seconds and bytes of our encoder writing the photo (fitted to BOX) as `fmt`."""
     from PIL import Image
 
-    from editcore.spec import ImageFormat, OutputOptions
-    from workers.imaging import encode
+    from imageeditor.core.spec import ImageFormat, OutputOptions
+    from imageeditor.workers.imaging import encode
 
     with Image.open(path) as source:
         source.thumbnail((BOX, BOX))

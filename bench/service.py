@@ -119,7 +119,7 @@ def postgres_database() -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from editcore.adapters.sql.engine import upgrade_database
+    from imageeditor.core.adapters.sql.engine import upgrade_database
 
     admin = create_engine(make_url(POSTGRES_SERVER), isolation_level="AUTOCOMMIT")
     name = f"imageeditor_bench_{secrets.token_hex(4)}"
@@ -231,6 +231,7 @@ def echo_server(port: int, response: bytes, ready: Any) -> None:
     """A bare grpc.aio server of the generated SubmitTask: it parses the request as ours
     does and answers a response message of the same size as ours, doing nothing else."""
     import grpc
+
     from imageeditor.v1 import image_editor_service_pb2 as pb
     from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 
@@ -362,12 +363,12 @@ def store_reference(database: str, size: int, count: int) -> list[float]:
     transaction per call: seconds per call."""
     from sqlalchemy import insert
 
-    from editcore.adapters.sql import tables
-    from editcore.adapters.sql.engine import create_engine_for
-    from editcore.adapters.sql.rows import task_to_row
-    from editcore.sealing import NO_SEALING
-    from editcore.spec import TaskSpec
-    from editcore.task import Task
+    from imageeditor.core.adapters.sql import tables
+    from imageeditor.core.adapters.sql.engine import create_engine_for
+    from imageeditor.core.adapters.sql.rows import task_to_row
+    from imageeditor.core.sealing import NO_SEALING
+    from imageeditor.core.spec import TaskSpec
+    from imageeditor.core.task import Task
 
     engine = create_engine_for(database)
     spec = TaskSpec(input_key="inputs/x", input_size=1024)
@@ -390,11 +391,11 @@ def broker_reference(broker_url: str, size: int, count: int) -> list[float]:
     kind of broker (the task body: a task snapshot of the same size): seconds per batch."""
     from celery import Celery
 
-    from editcore.adapters.celery.config import TASK_NAME, celery_config
-    from editcore.settings import Settings
-    from editcore.snapshot import task_to_dict
-    from editcore.spec import TaskSpec
-    from editcore.task import Task
+    from imageeditor.core.adapters.celery.config import TASK_NAME, celery_config
+    from imageeditor.core.settings import Settings
+    from imageeditor.core.snapshot import task_to_dict
+    from imageeditor.core.spec import TaskSpec
+    from imageeditor.core.task import Task
 
     settings = Settings(broker_url=broker_url, redis_url=broker_url)
     app = Celery("bench")
@@ -472,6 +473,7 @@ def service_round_trips(address: str, api_key: str, count: int) -> list[float]:
     """Submit a 1 KB job, then watch it to its terminal event; one job at a time. Seconds
     from the submit's start to the terminal event's arrival, per job."""
     import grpc
+
     from imageeditor.v1 import image_editor_service_pb2 as pb
     from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
     from imageeditor.v1 import task_pb2
@@ -575,6 +577,7 @@ def watchers(
     each stream the versions it got, how it ended, and each message's delay (arrival minus
     the transition's updated_at)."""
     import grpc
+
     from imageeditor.v1 import image_editor_service_pb2 as pb
 
     async def run() -> dict[str, Any]:
@@ -617,6 +620,7 @@ def watchers(
 
 def fanout_case() -> None:
     import grpc
+
     from imageeditor.v1 import image_editor_service_pb2 as pb
     from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 
@@ -707,6 +711,7 @@ def service_resizes(address: str, api_key: str, photo: str, seconds: float) -> i
     from concurrent.futures import ThreadPoolExecutor
 
     import grpc
+
     from imageeditor.v1 import image_editor_service_pb2 as pb
     from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
     from imageeditor.v1 import operations_pb2, task_pb2

@@ -21,9 +21,9 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from editcore.adapters.sql import tables
-from editcore.adapters.sql.engine import create_engine_for, upgrade_database
-from editcore.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.adapters.sql import tables
+from imageeditor.core.adapters.sql.engine import create_engine_for, upgrade_database
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
 
 # -- Fuzzing: the budget of the property-based suite (tests/unit/test_fuzz.py) ------------------
 

@@ -8,9 +8,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from imageeditor.sdk import parse_webhook
 from imageeditor.v1 import callback_pb2
-
-from clients.sdk import parse_webhook
 
 
 @dataclass(frozen=True)

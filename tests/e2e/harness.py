@@ -15,9 +15,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
-from editcore.adapters.sql.engine import create_engine_for
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.sealing import Sealer, embedded_key
+from imageeditor.core.adapters.sql.engine import create_engine_for
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.sealing import Sealer, embedded_key
 
 CLI = str(Path(sys.executable).parent / "imageeditor")
 # Settings of the machine rather than of one test: where `make` put the rembg model files.

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import redis
 
-from clients.sdk import Client
-from editcore.adapters.sql.engine import create_engine_for
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.sealing import Sealer, new_key
-from editcore.task import Task
+from imageeditor.core.adapters.sql.engine import create_engine_for
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.sealing import Sealer, new_key
+from imageeditor.core.task import Task
+from imageeditor.sdk import Client
 from tests.conftest import service_unavailable
 from tests.e2e.harness import CLI, PASSED_THROUGH, ServerProcess, free_port
 
@@ -173,7 +173,7 @@ SHORT_TIMINGS = {
 }
 
 
-# One key for every process of a test cluster, as production shares them (editcore.sealing).
+# One key for every process of a test cluster, as production shares them (imageeditor.core.sealing).
 CLUSTER_KEY = new_key()
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+
+from imageeditor.sdk import Client, InvalidArgument, Unauthenticated, verify_webhook
+from imageeditor.sdk.operations import grayscale_operation
+from imageeditor.sdk.requests import build_submit_request
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
 from imageeditor.v1 import task_pb2
-
-from clients.sdk import Client, InvalidArgument, Unauthenticated, verify_webhook
-from clients.sdk.operations import grayscale_operation
-from clients.sdk.requests import build_submit_request
 from tests.e2e.callback_receiver import Answer, Receiver
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 

@@ -14,10 +14,10 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
-from imageeditor.v1 import task_pb2
 
-from clients.sdk import Client
-from clients.sdk.operations import grayscale_operation
+from imageeditor.sdk import Client
+from imageeditor.sdk.operations import grayscale_operation
+from imageeditor.v1 import task_pb2
 from tests.e2e.callback_receiver import Answer, Receiver
 from tests.e2e.harness import jpeg_bytes
 from tests.e2e.production_harness import Cluster, WorkerProcess, running_cluster

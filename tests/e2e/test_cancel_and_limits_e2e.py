@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from imageeditor.v1 import operations_pb2, task_pb2
 from PIL import Image
 
-from clients.sdk import Client, InvalidArgument, blur_operation, resize_operation
+from imageeditor.sdk import Client, InvalidArgument, blur_operation, resize_operation
+from imageeditor.v1 import operations_pb2, task_pb2
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 
 pytestmark = pytest.mark.e2e

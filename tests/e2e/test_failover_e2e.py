@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imageeditor.v1 import task_pb2
 
-from clients.sdk import Client
-from clients.sdk.operations import grayscale_operation
-from editcore.task import TaskState
+from imageeditor.core.task import TaskState
+from imageeditor.sdk import Client
+from imageeditor.sdk.operations import grayscale_operation
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import jpeg_bytes
 from tests.e2e.production_harness import Cluster, cluster_env, start_cluster
 from tests.e2e.sentinel import SentinelSetup

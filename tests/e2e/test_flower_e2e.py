@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from clients.sdk.operations import grayscale_operation
+from imageeditor.sdk.operations import grayscale_operation
 from tests.e2e.harness import CLI, free_port, jpeg_bytes
 from tests.e2e.production_harness import Cluster, production_env, running_cluster
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from google.rpc import error_details_pb2
-from imageeditor.v1 import task_pb2
 
-from clients.sdk import Client, InvalidArgument
+from imageeditor.sdk import Client, InvalidArgument
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 from tests.hostile_images import REFUSED_BY_PROBE, gif_of_frames, jpeg_photo, png_of_one_colour
 

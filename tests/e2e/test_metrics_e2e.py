@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imageeditor.v1 import task_pb2
 
-from clients.sdk import Client
-from clients.sdk.operations import grayscale_operation
-from editcore.errors import InvalidArgument
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.sdk import Client
+from imageeditor.sdk.operations import grayscale_operation
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 from tests.e2e.production_harness import Cluster, running_cluster
 from tests.e2e.prometheus import Prometheus

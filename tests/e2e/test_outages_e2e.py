@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 import redis
-from imageeditor.v1 import task_pb2
 from sqlalchemy import Engine, text
 
-from clients.sdk import Client
-from clients.sdk.operations import blur_operation, rotate_operation
-from clients.sdk.requests import build_submit_request
-from editcore.adapters.sql.outage import STORE_UNAVAILABLE
-from editcore.errors import Unavailable
+from imageeditor.core.adapters.sql.outage import STORE_UNAVAILABLE
+from imageeditor.core.errors import Unavailable
+from imageeditor.sdk import Client
+from imageeditor.sdk.operations import blur_operation, rotate_operation
+from imageeditor.sdk.requests import build_submit_request
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import jpeg_bytes
 from tests.e2e.production_harness import Cluster, RedisBroker, cluster_env, start_cluster
 

@@ -8,9 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from imageeditor.v1 import task_pb2
 
-from clients.sdk import Client
+from imageeditor.sdk import Client
+from imageeditor.v1 import task_pb2
 from tests.e2e.callback_receiver import Answer, Receiver
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 

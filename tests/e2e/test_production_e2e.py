@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import redis
-from imageeditor.v1 import task_pb2
 from sqlalchemy import create_engine, select
 
-from clients.sdk import Client
-from clients.sdk.operations import blur_operation, rotate_operation, sharpen_operation
-from clients.sdk.requests import build_submit_request
-from editcore.adapters.sql import tables
-from editcore.task import Stage, Task, TaskState
+from imageeditor.core.adapters.sql import tables
+from imageeditor.core.task import Stage, Task, TaskState
+from imageeditor.sdk import Client
+from imageeditor.sdk.operations import blur_operation, rotate_operation, sharpen_operation
+from imageeditor.sdk.requests import build_submit_request
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import jpeg_bytes
 from tests.e2e.production_harness import (
     Cluster,

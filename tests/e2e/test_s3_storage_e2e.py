@@ -8,11 +8,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from imageeditor.v1 import task_pb2
 
-from clients.sdk import Client
-from editcore.adapters.blobs.s3 import S3BlobStore, s3_client
-from editcore.settings import Settings
+from imageeditor.core.adapters.blobs.s3 import S3BlobStore, s3_client
+from imageeditor.core.settings import Settings
+from imageeditor.sdk import Client
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from imageeditor.v1 import task_pb2
 from PIL import Image
 
-from clients.sdk import AsyncClient, Client, ImageEditorError, Internal, NotFound
+from imageeditor.sdk import AsyncClient, Client, ImageEditorError, Internal, NotFound
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import ServerProcess
 
 pytestmark = pytest.mark.e2e

@@ -12,12 +12,10 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
-from imageeditor.v1 import image_editor_service_pb2 as pb
-from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
-from imageeditor.v1 import operations_pb2, task_pb2
 from PIL import Image
 
-from clients.sdk import (
+from imageeditor.core.urls import check_address
+from imageeditor.sdk import (
     Client,
     FailedPrecondition,
     InvalidArgument,
@@ -25,7 +23,9 @@ from clients.sdk import (
     ResourceExhausted,
     Unauthenticated,
 )
-from editcore.urls import check_address
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+from imageeditor.v1 import operations_pb2, task_pb2
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from editcore.styles import PRESET_STYLES
+from imageeditor.core.styles import PRESET_STYLES
 from tests.e2e.harness import ServerProcess, free_port
 from tests.fake_images_api import RESULT_COLOUR, RESULT_SIZE, FakeImagesApi
 

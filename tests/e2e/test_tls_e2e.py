@@ -11,9 +11,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from imageeditor.v1 import task_pb2
 
-from clients.sdk import AsyncClient, Client, Unavailable
+from imageeditor.sdk import AsyncClient, Client, Unavailable
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import CLI, ServerProcess, free_port, jpeg_bytes
 from tests.e2e.tls_certs import Authority
 

@@ -25,11 +25,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from clients.sdk import Client
-from clients.sdk.channel import channel_options
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.task import Stage, TaskState
-from editcore.telemetry import ATTEMPT, STAGE, TASK_ID
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.task import Stage, TaskState
+from imageeditor.core.telemetry import ATTEMPT, STAGE, TASK_ID
+from imageeditor.sdk import Client
+from imageeditor.sdk.channel import channel_options
 from tests.e2e.callback_receiver import Receiver
 from tests.e2e.harness import ServerProcess, free_port, jpeg_bytes
 from tests.e2e.production_harness import CLUSTER_KEY, WorkerProcess, running_cluster
@@ -289,4 +289,6 @@ def test_json_logs_join_traces_and_tasks_and_never_show_a_secret(
     about_task = [r for r in records if r["task_id"] == task_id]
     loggers = {str(r["logger"]) for r in about_task if r["trace_id"] == trace_id}
     # The worker's run and the callback sender's delivery, both in the job's trace.
-    assert "workers.runner" in loggers and "workers.callback_sender" in loggers
+    assert (
+        "imageeditor.workers.runner" in loggers and "imageeditor.workers.callback_sender" in loggers
+    )

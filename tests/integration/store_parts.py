@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.ports import Batch
-from editcore.spec import Grayscale, ImageFormat, OutputOptions, Resize, ResizeFit, TaskSpec
-from editcore.task import ResultInfo, Task
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.ports import Batch
+from imageeditor.core.spec import Grayscale, ImageFormat, OutputOptions, Resize, ResizeFit, TaskSpec
+from imageeditor.core.task import ResultInfo, Task
 
 T = TypeVar("T")
 

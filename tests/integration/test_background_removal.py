@@ -20,11 +20,11 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from editcore.errors import FailedPrecondition, InvalidArgument
-from editcore.rembg_models import find_model_file
-from editcore.settings import Settings
-from editcore.spec import RemoveBackground
-from workers.background import BackgroundRemover
+from imageeditor.core.errors import FailedPrecondition, InvalidArgument
+from imageeditor.core.rembg_models import find_model_file
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import RemoveBackground
+from imageeditor.workers.background import BackgroundRemover
 
 ROOT = Path(__file__).resolve().parents[2]
 # Regions of skimage's astronaut (512x512) and what u2netp makes of them, checked by eye.
@@ -270,9 +270,9 @@ def test_nothing_is_downloaded_at_run_time(settings: Settings, tmp_path: Path) -
 import socket
 from PIL import Image
 from skimage import data
-from editcore.settings import Settings
-from editcore.spec import RemoveBackground
-from workers.background import BackgroundRemover
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import RemoveBackground
+from imageeditor.workers.background import BackgroundRemover
 try:
     socket.create_connection(("192.0.2.1", 443), timeout=2)
     print("network reachable")
@@ -299,9 +299,9 @@ def test_the_session_path_leaves_numba_alone_until_alpha_matting() -> None:
     code = """
 import sys
 from PIL import Image
-from editcore.settings import Settings
-from editcore.spec import RemoveBackground
-from workers.background import BackgroundRemover
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import RemoveBackground
+from imageeditor.workers.background import BackgroundRemover
 remover = BackgroundRemover(Settings.from_env())
 remover.warm_up()
 print(sorted({"numba", "pymatting"} & set(sys.modules)))
@@ -320,8 +320,8 @@ def test_building_the_embedded_service_loads_neither_rembg_nor_onnxruntime(
     code = f"""
 import sys
 from pathlib import Path
-from editcore.settings import Settings
-from embedded.main import build
+from imageeditor.core.settings import Settings
+from imageeditor.embedded.main import build
 build(Settings(data_dir=Path({str(tmp_path)!r})))
 print(sorted({{"rembg", "onnxruntime", "numba"}} & set(sys.modules)))
 """

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from editcore.adapters.blobs.factory import ResultLinks, blob_store_from_settings
-from editcore.adapters.blobs.local import LocalBlobStore
-from editcore.adapters.blobs.s3 import S3BlobStore, s3_client
-from editcore.errors import Internal, InvalidArgument, NotFound, Unavailable
-from editcore.ports import BlobStore
-from editcore.settings import MIB, Settings
-from editcore.task import ImageFormat, ResultInfo
+from imageeditor.core.adapters.blobs.factory import ResultLinks, blob_store_from_settings
+from imageeditor.core.adapters.blobs.local import LocalBlobStore
+from imageeditor.core.adapters.blobs.s3 import S3BlobStore, s3_client
+from imageeditor.core.errors import Internal, InvalidArgument, NotFound, Unavailable
+from imageeditor.core.ports import BlobStore
+from imageeditor.core.settings import MIB, Settings
+from imageeditor.core.task import ImageFormat, ResultInfo
 
 if TYPE_CHECKING:
     from tests.conftest import MotoServer

@@ -17,12 +17,12 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from sqlalchemy import Engine, func, insert, select
 
-from editcore.adapters.sql import tables
-from editcore.adapters.sql.callback_store import SqlCallbackStore
-from editcore.adapters.sql.engine import alembic_config, create_engine_for
-from editcore.adapters.sql.rows import task_to_row
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.callbacks import (
+from imageeditor.core.adapters.sql import tables
+from imageeditor.core.adapters.sql.callback_store import SqlCallbackStore
+from imageeditor.core.adapters.sql.engine import alembic_config, create_engine_for
+from imageeditor.core.adapters.sql.rows import task_to_row
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.callbacks import (
     REJECTED,
     Attempt,
     Delivery,
@@ -31,10 +31,10 @@ from editcore.callbacks import (
     batch_key,
     task_key,
 )
-from editcore.ports import Batch, WebhookSecret
-from editcore.sealing import NO_SEALING
-from editcore.task import Task, TaskError
-from editcore.webhook_secrets import ensure_webhook_secret, rotate_webhook_secret
+from imageeditor.core.ports import Batch, WebhookSecret
+from imageeditor.core.sealing import NO_SEALING
+from imageeditor.core.task import Task, TaskError
+from imageeditor.core.webhook_secrets import ensure_webhook_secret, rotate_webhook_secret
 from tests.integration.store_parts import (
     BASE_TIME,
     RESULT,

@@ -14,17 +14,17 @@ import pytest
 from celery.exceptions import Reject
 from sqlalchemy.exc import OperationalError
 
-from editcore.adapters.celery.config import TASK_NAME, create_celery
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.errors import Unavailable
-from editcore.settings import Settings
-from editcore.snapshot import task_to_dict
-from editcore.spec import Resize
-from editcore.task import Task, TaskState
+from imageeditor.core.adapters.celery.config import TASK_NAME, create_celery
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.errors import Unavailable
+from imageeditor.core.settings import Settings
+from imageeditor.core.snapshot import task_to_dict
+from imageeditor.core.spec import Resize
+from imageeditor.core.task import Task, TaskState
+from imageeditor.workers import celery_tasks
+from imageeditor.workers.celery_tasks import TaskHandler
+from imageeditor.workers.pipeline import Work
 from tests.integration.worker_parts import MAX_ATTEMPTS, Parts
-from workers import celery_tasks
-from workers.celery_tasks import TaskHandler
-from workers.pipeline import Work
 
 
 class CountingStore(SqlTaskStore):

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from editcore.errors import InvalidArgument
-from editcore.settings import Settings
-from editcore.task import TaskState
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.settings import Settings
+from imageeditor.core.task import TaskState
+from imageeditor.workers.background import BackgroundRemover
+from imageeditor.workers.content_checks import StructuralChecker, content_checker_from_settings
+from imageeditor.workers.pipeline import Pipeline
+from imageeditor.workers.runner import TaskRunner
+from imageeditor.workers.styles.presets import PresetStyles
 from tests.integration.worker_parts import Parts
-from workers.background import BackgroundRemover
-from workers.content_checks import StructuralChecker, content_checker_from_settings
-from workers.pipeline import Pipeline
-from workers.runner import TaskRunner
-from workers.styles.presets import PresetStyles
 
 
 class RefuseEverything:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from editcore.adapters.sql.callback_store import SqlCallbackStore
-from editcore.adapters.sql.engine import create_engine_for, upgrade_database
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.apikeys import hash_api_key
-from editcore.settings import Settings
-from editcore.task import utcnow
-from editcore.webhook_secrets import rotate_webhook_secret
-from embedded.main import ensure_dev_key
+from imageeditor.core.adapters.sql.callback_store import SqlCallbackStore
+from imageeditor.core.adapters.sql.engine import create_engine_for, upgrade_database
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.apikeys import hash_api_key
+from imageeditor.core.settings import Settings
+from imageeditor.core.task import utcnow
+from imageeditor.core.webhook_secrets import rotate_webhook_secret
+from imageeditor.embedded.main import ensure_dev_key
 
 
 @pytest.fixture

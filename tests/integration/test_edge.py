@@ -17,14 +17,14 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+
+from imageeditor.core.settings import Settings
+from imageeditor.embedded.main import build, ensure_dev_key
+from imageeditor.server import validation
+from imageeditor.server.app import start_server
+from imageeditor.server.offload import INLINE_BYTES
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
-
-from editcore.settings import Settings
-from embedded.main import build, ensure_dev_key
-from server import validation
-from server.app import start_server
-from server.offload import INLINE_BYTES
 from tests.e2e.harness import jpeg_bytes
 
 SUBMIT = "/imageeditor.v1.ImageEditorService/SubmitTask"

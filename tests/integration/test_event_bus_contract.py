@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 import pytest
 import redis
 
-from editcore.adapters.memory.event_bus import InProcessEventBus
-from editcore.adapters.redis.connection import redis_client
-from editcore.adapters.redis.event_bus import CHANNEL_PREFIX, RedisEventBus
-from editcore.ports import EventBus, Resync, Subscription
-from editcore.spec import TaskSpec
-from editcore.task import Task, TaskState
-from server.watch import TaskWatcher
+from imageeditor.core.adapters.memory.event_bus import InProcessEventBus
+from imageeditor.core.adapters.redis.connection import redis_client
+from imageeditor.core.adapters.redis.event_bus import CHANNEL_PREFIX, RedisEventBus
+from imageeditor.core.ports import EventBus, Resync, Subscription
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Task, TaskState
+from imageeditor.server.watch import TaskWatcher
 
 WAIT = 5.0  # seconds: generous, so a loaded machine does not fail a test
 
@@ -243,8 +243,8 @@ async def test_a_publisher_in_another_process_reaches_the_watchers(bus_url: str)
     subscription = bus.subscribe(task.id)
     await _confirmed(subscription)
     code = (
-        "import sys; from editcore.adapters.redis.event_bus import RedisEventBus; "
-        "from editcore.spec import TaskSpec; from editcore.task import Task; "
+        "import sys; from imageeditor.core.adapters.redis.event_bus import RedisEventBus; "
+        "from imageeditor.core.spec import TaskSpec; from imageeditor.core.task import Task; "
         "bus = RedisEventBus(sys.argv[1]); "
         "bus.publish(Task(id=sys.argv[2], user_id='alice', spec=TaskSpec(), version=3)); "
         "bus.close()"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from editcore.rembg_models import KNOWN_MODELS, file_md5
+from imageeditor.core.rembg_models import KNOWN_MODELS, file_md5
 
 CLI = str(Path(sys.executable).parent / "imageeditor")
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from editcore.settings import Settings
-from editcore.spec import Blur, ImageFormat, OutputOptions, Resize, TaskSpec
-from editcore.task import Stage, Task, TaskState
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import Blur, ImageFormat, OutputOptions, Resize, TaskSpec
+from imageeditor.core.task import Stage, Task, TaskState
+from imageeditor.workers.pipeline_process import ProcessSlot, forkserver_context
+from imageeditor.workers.runner import RunOutcome, TaskRunner
 from tests.e2e.harness import jpeg_bytes
 from tests.integration.worker_parts import MAX_ATTEMPTS, Parts, new_task_id
-from workers.pipeline_process import ProcessSlot, forkserver_context
-from workers.runner import RunOutcome, TaskRunner
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,4 +1,5 @@
-"""Queue depths for the metrics sampler, read from real brokers (editcore.adapters.celery)."""
+"""Queue depths for the metrics sampler, read from real brokers
+(imageeditor.core.adapters.celery)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from editcore.adapters.celery.config import create_celery
-from editcore.adapters.celery.dispatch import BrokerPublisher, CeleryDispatcher
-from editcore.queues import EDITS_QUEUE, QUEUES
-from editcore.settings import Settings
-from editcore.spec import TaskSpec
-from editcore.task import Task
+from imageeditor.core.adapters.celery.config import create_celery
+from imageeditor.core.adapters.celery.dispatch import BrokerPublisher, CeleryDispatcher
+from imageeditor.core.queues import EDITS_QUEUE, QUEUES
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Task
 from tests.e2e.production_harness import RedisBroker
 
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
-from editcore.adapters.redis.connection import redis_client
-from editcore.adapters.redis.rate_limiter import KEY_PREFIX, RedisRateLimiter
-from editcore.ports import RateLimiter
+from imageeditor.core.adapters.memory.rate_limiter import InProcessRateLimiter
+from imageeditor.core.adapters.redis.connection import redis_client
+from imageeditor.core.adapters.redis.rate_limiter import KEY_PREFIX, RedisRateLimiter
+from imageeditor.core.ports import RateLimiter
 
 RUN = uuid.uuid4().hex[:8]
 TOLERANCE = 0.1  # seconds: the time between two calls on a busy machine

@@ -8,15 +8,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from editcore.adapters.memory.event_bus import InProcessEventBus
-from editcore.adapters.memory.status_cache import InProcessStatusCache
-from editcore.adapters.sql.leader_lock import LeaderLock
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.lifecycle import Lifecycle
-from editcore.reconciler import Reconciler
-from editcore.settings import Settings
-from editcore.spec import TaskSpec
-from editcore.task import Task, TaskState, utcnow
+from imageeditor.core.adapters.memory.event_bus import InProcessEventBus
+from imageeditor.core.adapters.memory.status_cache import InProcessStatusCache
+from imageeditor.core.adapters.sql.leader_lock import LeaderLock
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.lifecycle import Lifecycle
+from imageeditor.core.reconciler import Reconciler
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Task, TaskState, utcnow
 
 SETTINGS = Settings(queued_redispatch_seconds=30, running_lease_seconds=600)
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=utcnow().tzinfo)

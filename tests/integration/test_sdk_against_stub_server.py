@@ -19,13 +19,13 @@ from typing import Any
 import grpc
 import pytest
 from grpc_status import rpc_status
+
+from imageeditor.cli.main import main
+from imageeditor.core.api.rpc_errors import to_status
+from imageeditor.core.errors import ImageEditorError
+from imageeditor.sdk import AsyncClient, Client, Internal, InvalidArgument, NotFound
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import image_editor_service_pb2_grpc, operations_pb2, task_pb2
-
-from clients import AsyncClient, Client, Internal, InvalidArgument, NotFound
-from clients.cli.main import main
-from editcore.api.rpc_errors import to_status
-from editcore.errors import ImageEditorError
 
 API_KEY = "iek_test-key"
 RESULT = b"\x89PNG pretend image bytes" * 100

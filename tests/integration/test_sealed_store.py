@@ -12,17 +12,17 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, create_engine, insert, select, text
 
-from editcore.adapters.sql import reseal as reseal_module
-from editcore.adapters.sql import tables
-from editcore.adapters.sql.callback_store import SqlCallbackStore
-from editcore.adapters.sql.engine import alembic_config, create_engine_for, upgrade_database
-from editcore.adapters.sql.rows import batch_to_row, task_to_row
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.callbacks import DeliveryState, task_key
-from editcore.ports import WebhookSecret
-from editcore.sealing import NO_SEALING, Sealer, new_key
-from editcore.spec import TaskSpec
-from editcore.task import Task, TaskError, utcnow
+from imageeditor.core.adapters.sql import reseal as reseal_module
+from imageeditor.core.adapters.sql import tables
+from imageeditor.core.adapters.sql.callback_store import SqlCallbackStore
+from imageeditor.core.adapters.sql.engine import alembic_config, create_engine_for, upgrade_database
+from imageeditor.core.adapters.sql.rows import batch_to_row, task_to_row
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.callbacks import DeliveryState, task_key
+from imageeditor.core.ports import WebhookSecret
+from imageeditor.core.sealing import NO_SEALING, Sealer, new_key
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Task, TaskError, utcnow
 from tests.integration.store_parts import BASE_TIME, make_batch
 
 OLD, NEW = new_key(), new_key()

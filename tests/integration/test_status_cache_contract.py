@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from editcore.adapters.memory.status_cache import InProcessStatusCache
-from editcore.adapters.redis.connection import redis_client
-from editcore.adapters.redis.status_cache import KEY_PREFIX, RedisStatusCache
-from editcore.ports import StatusCache
-from editcore.sealing import Sealer, new_key
-from editcore.spec import ImageFormat, TaskSpec
-from editcore.task import ResultInfo, Stage, Task, TaskState
+from imageeditor.core.adapters.memory.status_cache import InProcessStatusCache
+from imageeditor.core.adapters.redis.connection import redis_client
+from imageeditor.core.adapters.redis.status_cache import KEY_PREFIX, RedisStatusCache
+from imageeditor.core.ports import StatusCache
+from imageeditor.core.sealing import Sealer, new_key
+from imageeditor.core.spec import ImageFormat, TaskSpec
+from imageeditor.core.task import ResultInfo, Stage, Task, TaskState
 
 RUN = uuid.uuid4().hex[:8]  # every key of this run starts with it, for the clean-up
 

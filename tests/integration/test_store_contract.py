@@ -15,13 +15,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-from editcore.adapters.sql.engine import alembic_config, create_engine_for
-from editcore.adapters.sql.tables import metadata
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.apikeys import create_api_key, hash_api_key
-from editcore.errors import InvalidArgument
-from editcore.ports import PageCursor, RejectedItem, TaskQuery
-from editcore.task import Stage, Task, TaskError, TaskState
+from imageeditor.core.adapters.sql.engine import alembic_config, create_engine_for
+from imageeditor.core.adapters.sql.tables import metadata
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.apikeys import create_api_key, hash_api_key
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.ports import PageCursor, RejectedItem, TaskQuery
+from imageeditor.core.task import Stage, Task, TaskError, TaskState
 from tests.integration.store_parts import (
     BASE_TIME,
     RESULT,
@@ -414,7 +414,7 @@ def test_the_migrated_schema_is_the_tables_metadata(database_url: str) -> None:
 # Each child imports everything, says so, then waits for the word to migrate: a tight race.
 _UPGRADE_WHEN_TOLD = """
 import sys
-from editcore.adapters.sql.engine import upgrade_database
+from imageeditor.core.adapters.sql.engine import upgrade_database
 print("ready", flush=True)
 sys.stdin.readline()
 upgrade_database(sys.argv[1])

@@ -13,12 +13,12 @@ import psycopg
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from editcore.adapters.sql.callback_store import SqlCallbackStore
-from editcore.adapters.sql.engine import create_engine_for, upgrade_database
-from editcore.adapters.sql.outage import STORE_UNAVAILABLE, is_outage
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.errors import Unavailable
-from editcore.ports import TaskQuery
+from imageeditor.core.adapters.sql.callback_store import SqlCallbackStore
+from imageeditor.core.adapters.sql.engine import create_engine_for, upgrade_database
+from imageeditor.core.adapters.sql.outage import STORE_UNAVAILABLE, is_outage
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.errors import Unavailable
+from imageeditor.core.ports import TaskQuery
 from tests.e2e.harness import free_port
 
 

@@ -16,11 +16,11 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from editcore.errors import FailedPrecondition, InvalidArgument, Unavailable
-from editcore.settings import Settings
+from imageeditor.core.errors import FailedPrecondition, InvalidArgument, Unavailable
+from imageeditor.core.settings import Settings
+from imageeditor.workers.styles import HttpStyleGenerator
 from tests.e2e.harness import free_port
 from tests.fake_images_api import RESULT_COLOUR, RESULT_SIZE, FakeImagesApi, Reply, png_bytes
-from workers.styles import HttpStyleGenerator
 
 KEY = "sk-test-key-do-not-log"
 MODEL = "dall-e-2"

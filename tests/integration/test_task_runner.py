@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from editcore.errors import Unavailable
-from editcore.spec import ImageFormat, OutputOptions, Resize
-from editcore.task import Stage, Task, TaskState
+from imageeditor.core.errors import Unavailable
+from imageeditor.core.spec import ImageFormat, OutputOptions, Resize
+from imageeditor.core.task import Stage, Task, TaskState
+from imageeditor.workers.embedded import EmbeddedWorker, Slot
+from imageeditor.workers.pipeline import Work
 from tests.integration.worker_parts import MAX_ATTEMPTS, Parts
-from workers.embedded import EmbeddedWorker, Slot
-from workers.pipeline import Work
 
 
 class InProcessHost:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from editcore.adapters.blobs.local import LocalBlobStore
-from editcore.adapters.memory.event_bus import InProcessEventBus
-from editcore.adapters.memory.status_cache import InProcessStatusCache
-from editcore.adapters.sql.engine import create_engine_for, upgrade_database
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.lifecycle import Lifecycle
-from editcore.settings import Settings
-from editcore.spec import TaskSpec
-from editcore.task import Task
+from imageeditor.core.adapters.blobs.local import LocalBlobStore
+from imageeditor.core.adapters.memory.event_bus import InProcessEventBus
+from imageeditor.core.adapters.memory.status_cache import InProcessStatusCache
+from imageeditor.core.adapters.sql.engine import create_engine_for, upgrade_database
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.lifecycle import Lifecycle
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Task
+from imageeditor.workers.background import BackgroundRemover
+from imageeditor.workers.pipeline import Pipeline
+from imageeditor.workers.runner import TaskRunner
+from imageeditor.workers.styles import PresetStyles
 from tests.e2e.harness import jpeg_bytes
-from workers.background import BackgroundRemover
-from workers.pipeline import Pipeline
-from workers.runner import TaskRunner
-from workers.styles import PresetStyles
 
 MAX_ATTEMPTS = 3
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ADAPTERS = ROOT / "editcore" / "adapters"
+ADAPTERS = ROOT / "imageeditor" / "core" / "adapters"
+SERVER, WORKERS, EMBEDDED = "imageeditor.server", "imageeditor.workers", "imageeditor.embedded"
+CLIENTS = ("imageeditor.sdk", "imageeditor.cli")
 
 
 def imported_names(path: Path) -> set[str]:
@@ -36,18 +38,18 @@ def imports_by_module(folder: Path, *, recursive: bool = True) -> dict[str, set[
     return {str(path.relative_to(ROOT)): imported_names(path) for path in paths}
 
 
-# Pillow is allowed in the server for one reason: editcore.image_probe reads the headers of
+# Pillow is allowed in the server for one reason: imageeditor.core.image_probe reads the headers of
 # inline images at submit time. It parses headers only; decoding stays in the worker.
-EXCEPTIONS = {"editcore/image_probe.py": {"PIL"}}
+EXCEPTIONS = {"imageeditor/core/image_probe.py": {"PIL"}}
 
 
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("server", {"workers", "embedded", "clients", "rembg", "onnxruntime"}),
-        ("workers", {"server", "embedded", "clients"}),
-        ("editcore", {"server", "workers", "embedded", "clients", "PIL", "rembg", "onnxruntime"}),
-        ("clients/sdk", {"server", "workers", "sqlalchemy", "PIL", "alembic"}),
+        ("imageeditor/server", {WORKERS, EMBEDDED, *CLIENTS, "rembg", "onnxruntime"}),
+        ("imageeditor/workers", {SERVER, EMBEDDED, *CLIENTS}),
+        ("imageeditor/core", {SERVER, WORKERS, EMBEDDED, *CLIENTS, "PIL", "rembg", "onnxruntime"}),
+        ("imageeditor/sdk", {SERVER, WORKERS, "sqlalchemy", "PIL", "alembic"}),
     ],
 )
 def test_packages_import_only_across_allowed_boundaries(package: str, forbidden: set[str]) -> None:
@@ -61,15 +63,15 @@ def test_packages_import_only_across_allowed_boundaries(package: str, forbidden:
 
 # What a storage or broker driver, and what the wire format, would bring into the domain.
 DRIVERS = {"sqlalchemy", "alembic", "psycopg", "redis", "celery", "kombu", "boto3", "botocore"}
-WIRE = {"grpc", "grpc_status", "google.protobuf", "google.rpc", "imageeditor"}  # + generated
+WIRE = {"grpc", "grpc_status", "google.protobuf", "google.rpc", "imageeditor.v1"}  # + generated
 
 
 def test_the_domain_and_use_cases_import_no_driver_and_no_adapter() -> None:
-    """The top level of editcore (task, spec, errors, ports, service, lifecycle, …) speaks
+    """The top level of imageeditor.core (task, spec, errors, ports, service, lifecycle, …) speaks
     only in its own terms: adapters and the protobuf face depend on it, never the reverse."""
-    domain = imports_by_module(ROOT / "editcore", recursive=False)
+    domain = imports_by_module(ROOT / "imageeditor" / "core", recursive=False)
     assert len(domain) > 10  # the check looks where the modules are
-    forbidden = DRIVERS | WIRE | {"editcore.adapters", "editcore.api"}
+    forbidden = DRIVERS | WIRE | {"imageeditor.core.adapters", "imageeditor.core.api"}
     offenders = {
         module: bad for module, names in domain.items() if (bad := offending(names, forbidden))
     }
@@ -77,10 +79,10 @@ def test_the_domain_and_use_cases_import_no_driver_and_no_adapter() -> None:
 
 
 def test_the_protobuf_face_imports_no_driver_and_no_adapter() -> None:
-    forbidden = DRIVERS | {"grpc", "editcore.adapters"}
+    forbidden = DRIVERS | {"grpc", "imageeditor.core.adapters"}
     offenders = {
         module: bad
-        for module, names in imports_by_module(ROOT / "editcore" / "api").items()
+        for module, names in imports_by_module(ROOT / "imageeditor" / "core" / "api").items()
         if (bad := offending(names, forbidden))
     }
     assert offenders == {}
@@ -103,7 +105,7 @@ def test_each_kind_of_adapter_is_known() -> None:
 
 @pytest.mark.parametrize("kind", sorted(KIND_DRIVERS))
 def test_adapters_never_import_another_kind_nor_its_driver(kind: str) -> None:
-    other_kinds = {f"editcore.adapters.{k}" for k in KIND_DRIVERS if k != kind}
+    other_kinds = {f"imageeditor.core.adapters.{k}" for k in KIND_DRIVERS if k != kind}
     forbidden = other_kinds | WIRE | (DRIVERS - KIND_DRIVERS[kind])
     offenders = {
         module: bad
@@ -129,33 +131,45 @@ def test_each_wiring_module_is_known() -> None:
 @pytest.mark.parametrize("module", sorted(WIRING_KINDS))
 def test_a_wiring_module_joins_only_the_kinds_of_its_mode(module: str) -> None:
     kinds = WIRING_KINDS[module]
-    forbidden = {f"editcore.adapters.{k}" for k in KIND_DRIVERS if k not in kinds}
+    forbidden = {f"imageeditor.core.adapters.{k}" for k in KIND_DRIVERS if k not in kinds}
     forbidden |= WIRE | (DRIVERS - set().union(*(KIND_DRIVERS[k] for k in kinds)))
     if module == "embedded.py":
-        forbidden.add("editcore.adapters.production")
+        forbidden.add("imageeditor.core.adapters.production")
     assert offending(imported_names(ADAPTERS / module), forbidden) == []
 
 
 def test_the_checks_see_nested_and_from_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text(
-        "import redis.asyncio\nfrom editcore.adapters import sql\nfrom google.protobuf import x\n"
+        "import redis.asyncio\n"
+        "from imageeditor.core.adapters import sql\n"
+        "from google.protobuf import x\n"
     )
     names = imported_names(module)
     assert offending(names, {"redis"}) == ["redis.asyncio"]
-    assert offending(names, {"editcore.adapters.sql"}) == ["editcore.adapters.sql"]
+    assert offending(names, {"imageeditor.core.adapters.sql"}) == ["imageeditor.core.adapters.sql"]
     assert offending(names, {"google.protobuf"}) == ["google.protobuf", "google.protobuf.x"]
     assert offending(names, {"google.rpc", "sqlalchemy"}) == []
 
 
 def test_importing_the_sdk_pulls_in_nothing_heavy() -> None:
     code = (
-        "import sys, clients.sdk; "
-        "heavy = {'sqlalchemy', 'PIL', 'alembic', 'server', 'workers', 'editcore.image_probe',"
-        " 'redis', 'celery'}"
+        "import sys, imageeditor.sdk; "
+        "heavy = {'sqlalchemy', 'PIL', 'alembic', 'imageeditor.server', 'imageeditor.workers',"
+        " 'imageeditor.core.image_probe', 'redis', 'celery'}"
         " & set(sys.modules); "
         "print(sorted(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_plain_install_puts_one_package_on_the_path() -> None:
+    """The SDK's distribution adds `imageeditor` to a caller's path, and nothing generic."""
+    import tomllib
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert found["packages"]["find"]["include"] == ["imageeditor*"]
+    tops = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    assert tops == {"imageeditor", "tests"}

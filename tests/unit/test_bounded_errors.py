@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import timestamp_pb2
-from imageeditor.v1 import image_editor_service_pb2 as pb
-from imageeditor.v1 import task_pb2
 
-from editcore.api.rpc_errors import MAX_STATUS_BYTES, from_status, to_status
-from editcore.errors import ECHO_LIMIT, InvalidArgument
-from editcore.settings import Settings
-from server.validation import (
+from imageeditor.core.api.rpc_errors import MAX_STATUS_BYTES, from_status, to_status
+from imageeditor.core.errors import ECHO_LIMIT, InvalidArgument
+from imageeditor.core.settings import Settings
+from imageeditor.server.validation import (
     MAX_LABELS,
     validate_batch,
     validate_list,
     validate_submit,
     validate_task_id,
 )
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import task_pb2
 
 SETTINGS = Settings()
 MARKER = "Q"  # caller input made of a letter no message of ours repeats 200 times

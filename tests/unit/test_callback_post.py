@@ -15,9 +15,14 @@ from typing import Any, cast
 
 import pytest
 
-from editcore.callbacks import PostResult, Verdict, verdict
-from workers import pinned_http
-from workers.callback_post import MAX_REDIRECTS, USER_AGENT, parse_retry_after, post_callback
+from imageeditor.core.callbacks import PostResult, Verdict, verdict
+from imageeditor.workers import pinned_http
+from imageeditor.workers.callback_post import (
+    MAX_REDIRECTS,
+    USER_AGENT,
+    parse_retry_after,
+    post_callback,
+)
 
 BODY = b'{"type":"task.succeeded","task":{"id":"t-1"}}'
 SIGNED = {

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from clients.sdk import parse_webhook, verify_webhook
-from editcore.callbacks import (
+from imageeditor.core.callbacks import (
     ENDPOINT_GONE,
     REJECTED,
     RETRIES_EXHAUSTED,
@@ -26,11 +25,12 @@ from editcore.callbacks import (
     EventType,
     PostResult,
 )
-from editcore.ports import Batch, WebhookSecret
-from editcore.settings import Settings
-from editcore.spec import TaskSpec
-from editcore.task import Task, TaskError
-from workers.callback_sender import CallbackSender, message_id
+from imageeditor.core.ports import Batch, WebhookSecret
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Task, TaskError
+from imageeditor.sdk import parse_webhook, verify_webhook
+from imageeditor.workers.callback_sender import CallbackSender, message_id
 
 URL = "https://hooks.example.com/done"
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

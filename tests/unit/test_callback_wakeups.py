@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from editcore.callback_sweep import CallbackSweep
-from editcore.lifecycle import Lifecycle
-from editcore.ports import Batch
-from editcore.spec import TaskSpec
-from editcore.task import Stage, Task, TaskError
+from imageeditor.core.callback_sweep import CallbackSweep
+from imageeditor.core.lifecycle import Lifecycle
+from imageeditor.core.ports import Batch
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Stage, Task, TaskError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = Batch("b-1", "alice", "", "https://hooks.example.com/batch", ("t-1", "t-2"), NOW)

@@ -7,25 +7,25 @@ from typing import Any
 
 import pytest
 
-from clients.cli import admin
-from clients.cli.parser import build_parser
-from editcore.adapters.celery.config import (
+from imageeditor.cli import admin
+from imageeditor.cli.parser import build_parser
+from imageeditor.core.adapters.celery.config import (
     DELIVER_CALLBACKS_NAME,
     MAX_COUNTDOWN_SECONDS,
     TASK_NAME,
     celery_config,
 )
-from editcore.adapters.celery.dispatch import (
+from imageeditor.core.adapters.celery.dispatch import (
     BrokerPublisher,
     CeleryCallbackNotifier,
     CeleryDispatcher,
 )
-from editcore.queues import CALLBACKS_QUEUE, EDITS_QUEUE, MODELS_QUEUE
-from editcore.settings import Settings
-from editcore.snapshot import task_from_dict
-from editcore.spec import Grayscale, RemoveBackground, TaskSpec
-from editcore.task import Task
-from workers.main import worker_argv
+from imageeditor.core.queues import CALLBACKS_QUEUE, EDITS_QUEUE, MODELS_QUEUE
+from imageeditor.core.settings import Settings
+from imageeditor.core.snapshot import task_from_dict
+from imageeditor.core.spec import Grayscale, RemoveBackground, TaskSpec
+from imageeditor.core.task import Task
+from imageeditor.workers.main import worker_argv
 
 
 @dataclass

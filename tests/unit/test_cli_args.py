@@ -11,21 +11,21 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
-from imageeditor.v1 import operations_pb2, task_pb2
 
-from clients.cli import commands
-from clients.cli.edit_options import parse_size
-from clients.cli.main import main
-from clients.cli.output import format_error, format_task, print_message
-from clients.cli.parser import build_parser, parse_label
-from clients.cli.progress import ProgressLine
-from clients.sdk.credentials import api_key_hint
-from clients.sdk.errors import SERVER_UNREACHABLE
-from editcore.adapters.storage import open_storage
-from editcore.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
-from editcore.ports import WebhookSecret
-from editcore.settings import Settings
-from editcore.task import utcnow
+from imageeditor.cli import commands
+from imageeditor.cli.edit_options import parse_size
+from imageeditor.cli.main import main
+from imageeditor.cli.output import format_error, format_task, print_message
+from imageeditor.cli.parser import build_parser, parse_label
+from imageeditor.cli.progress import ProgressLine
+from imageeditor.core.adapters.storage import open_storage
+from imageeditor.core.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
+from imageeditor.core.ports import WebhookSecret
+from imageeditor.core.settings import Settings
+from imageeditor.core.task import utcnow
+from imageeditor.sdk.credentials import api_key_hint
+from imageeditor.sdk.errors import SERVER_UNREACHABLE
+from imageeditor.v1 import operations_pb2, task_pb2
 
 
 def running_task() -> task_pb2.Task:

@@ -3,11 +3,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from google.rpc import code_pb2, error_details_pb2
-from imageeditor.v1 import image_editor_service_pb2 as pb
-from imageeditor.v1 import operations_pb2, task_pb2
 
-from editcore.api.convert import result_to_proto, spec_from_proto, spec_to_proto, task_to_proto
-from editcore.spec import (
+from imageeditor.core.api.convert import (
+    result_to_proto,
+    spec_from_proto,
+    spec_to_proto,
+    task_to_proto,
+)
+from imageeditor.core.spec import (
     Adjust,
     Blur,
     Crop,
@@ -24,7 +27,9 @@ from editcore.spec import (
     Sharpen,
     TaskSpec,
 )
-from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState
+from imageeditor.core.task import ResultInfo, Stage, Task, TaskError, TaskState
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import operations_pb2, task_pb2
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SPEC = TaskSpec(

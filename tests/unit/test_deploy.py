@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-import editcore.metrics  # noqa: F401  (registers every metric)
+import imageeditor.core.metrics  # noqa: F401  (registers every metric)
 from tests.conftest import service_unavailable
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

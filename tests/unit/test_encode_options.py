@@ -11,10 +11,10 @@ import pytest
 from PIL import Image, ImageCms
 from skimage import data as photos
 
-from editcore.errors import InvalidArgument
-from editcore.spec import Flop, ImageFormat, OutputOptions
-from workers.imaging import DEFAULT_PNG_LEVEL, decode, encode
-from workers.operations import apply_operations
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.spec import Flop, ImageFormat, OutputOptions
+from imageeditor.workers.imaging import DEFAULT_PNG_LEVEL, decode, encode
+from imageeditor.workers.operations import apply_operations
 
 MAX_PIXELS = 50_000_000
 ORIENTATION, MAKE, DATE_TIME_ORIGINAL = 0x0112, 0x010F, 0x9003

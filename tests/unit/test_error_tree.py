@@ -1,11 +1,11 @@
-"""The error tree drawn in editcore/errors.py is the tree the classes form."""
+"""The error tree drawn in imageeditor/core/errors.py is the tree the classes form."""
 
 from __future__ import annotations
 
 import re
 
-import editcore.errors
-from editcore.errors import ERRORS_BY_CODE, ImageEditorError, RetryableError
+import imageeditor.core.errors
+from imageeditor.core.errors import ERRORS_BY_CODE, ImageEditorError, RetryableError
 
 
 def drawn_tree() -> dict[str, str]:
@@ -13,7 +13,7 @@ def drawn_tree() -> dict[str, str]:
     drawing's lines are those that start with a class name or a branch)."""
     parents: dict[str, str] = {}
     stack: list[tuple[int, str]] = []
-    for line in (editcore.errors.__doc__ or "").splitlines():
+    for line in (imageeditor.core.errors.__doc__ or "").splitlines():
         found = re.match(r"^\s*(?:[│├└─]\s*)*(ImageEditorError|[A-Z]\w+)", line)
         if not found or not (found.group(1) == "ImageEditorError" or "─ " in line):
             continue
@@ -32,7 +32,7 @@ def real_tree() -> dict[str, str]:
     while pending:
         cls = pending.pop()
         for sub in cls.__subclasses__():
-            if sub.__module__ == "editcore.errors":
+            if sub.__module__ == "imageeditor.core.errors":
                 parents[sub.__name__] = cls.__name__
                 pending.append(sub)
     return parents
@@ -45,6 +45,6 @@ def test_the_drawing_is_the_class_tree() -> None:
 
 def test_every_class_with_a_code_is_mapped_and_the_retryable_class_has_none() -> None:
     assert set(ERRORS_BY_CODE.values()) == {
-        getattr(editcore.errors, name) for name in real_tree() if name != "RetryableError"
+        getattr(imageeditor.core.errors, name) for name in real_tree() if name != "RetryableError"
     }
     assert RetryableError not in ERRORS_BY_CODE.values()

@@ -4,9 +4,9 @@ import asyncio
 import threading
 from dataclasses import replace
 
-from editcore.adapters.memory.event_bus import InProcessEventBus
-from editcore.spec import TaskSpec
-from editcore.task import Task
+from imageeditor.core.adapters.memory.event_bus import InProcessEventBus
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Task
 
 TASK = Task(id="t", user_id="u", spec=TaskSpec())
 

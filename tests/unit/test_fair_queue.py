@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import threading
 
-from workers.embedded import FairQueue
+from imageeditor.workers.embedded import FairQueue
 
 
 def put(queue: FairQueue, user: str, task: str) -> None:

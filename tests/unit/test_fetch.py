@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from editcore.errors import ImageEditorError, InvalidArgument, Unavailable
-from workers import pinned_http
-from workers.fetch import MAX_REDIRECTS, fetch_image, resolve_address
+from imageeditor.core.errors import ImageEditorError, InvalidArgument, Unavailable
+from imageeditor.workers import pinned_http
+from imageeditor.workers.fetch import MAX_REDIRECTS, fetch_image, resolve_address
 
 BODY = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40  # 10 KB; its content does not matter
 

@@ -17,16 +17,16 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imageeditor.v1 import image_editor_service_pb2 as pb
-from imageeditor.v1 import operations_pb2
 from PIL import Image
 
-from editcore.api.rpc_errors import MAX_STATUS_BYTES, to_status
-from editcore.errors import InvalidArgument
-from editcore.image_probe import probe
-from editcore.settings import Settings
-from server.rpc import UndecodableRequest, tolerant
-from server.validation import validate_batch, validate_list, validate_submit
+from imageeditor.core.api.rpc_errors import MAX_STATUS_BYTES, to_status
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.image_probe import probe
+from imageeditor.core.settings import Settings
+from imageeditor.server.rpc import UndecodableRequest, tolerant
+from imageeditor.server.validation import validate_batch, validate_list, validate_submit
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import operations_pb2
 
 SETTINGS = Settings()
 LIMITS = {"max_pixels": SETTINGS.max_image_pixels, "max_frames": SETTINGS.max_frames}

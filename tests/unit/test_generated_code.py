@@ -1,4 +1,5 @@
-"""gen/ must be exactly what `make gen` produces from protos/: stale code fails here."""
+"""imageeditor/v1/ must be exactly what `make gen` produces from protos/: stale code fails
+here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from tests.conftest import service_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
+GENERATED = "imageeditor/v1"  # the one folder of generated Python
 
 
 def load_generator():  # type: ignore[no-untyped-def]
@@ -30,18 +32,19 @@ def files_under(folder: Path) -> set[str]:
 
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     load_generator().generate(tmp_path)
-    committed = ROOT / "gen"
-    assert files_under(tmp_path) == files_under(committed)
+    fresh, committed = tmp_path / GENERATED, ROOT / GENERATED
+    assert files_under(tmp_path) == {f"{GENERATED}/{name}" for name in files_under(fresh)}
+    assert files_under(fresh) == files_under(committed)
     stale = [
         name
-        for name in sorted(files_under(tmp_path))
-        if not filecmp.cmp(tmp_path / name, committed / name, shallow=False)
+        for name in sorted(files_under(fresh))
+        if not filecmp.cmp(fresh / name, committed / name, shallow=False)
     ]
     assert stale == [], f"run `make gen`: {stale}"
 
 
 def test_buf_generate_writes_exactly_the_checked_in_code(tmp_path: Path) -> None:
-    """`buf generate` (buf.gen.yaml, local plugins only) agrees with `make gen` and gen/."""
+    """`buf generate` (buf.gen.yaml, local plugins only) agrees with `make gen`."""
     buf = ROOT / "node_modules" / ".bin" / "buf"
     if not buf.exists():
         service_unavailable("buf is not installed (make setup installs it from npm)")
@@ -53,9 +56,8 @@ def test_buf_generate_writes_exactly_the_checked_in_code(tmp_path: Path) -> None
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    made = files_under(tmp_path / "gen")
-    assert made and made <= files_under(ROOT / "gen")
-    stale = [
-        n for n in sorted(made) if not filecmp.cmp(tmp_path / "gen" / n, ROOT / "gen" / n, False)
-    ]
-    assert stale == [], f"buf generate disagrees with gen/: {stale}"
+    fresh, committed = tmp_path / GENERATED, ROOT / GENERATED
+    made = files_under(fresh)
+    assert made and made <= files_under(committed)
+    stale = [n for n in sorted(made) if not filecmp.cmp(fresh / n, committed / n, False)]
+    assert stale == [], f"buf generate disagrees with {GENERATED}/: {stale}"

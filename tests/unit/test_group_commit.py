@@ -1,4 +1,5 @@
-"""server.group_commit: concurrent calls share commits, and each caller gets its own answer."""
+"""imageeditor.server.group_commit: concurrent calls share commits, and each caller gets its own
+answer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from server.group_commit import GroupCommit
+from imageeditor.server.group_commit import GroupCommit
 
 
 class Committer:

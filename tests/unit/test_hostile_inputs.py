@@ -9,14 +9,15 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from imageeditor.v1 import image_editor_service_pb2 as pb
 from PIL import EpsImagePlugin, Image, ImageCms, ImageFile
 
-from editcore.errors import InvalidArgument
-from editcore.image_probe import ImageHeader, probe
-from editcore.image_structure import check_structure, gif_frames
-from editcore.settings import Settings
-from server.validation import validate_submit
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.image_probe import ImageHeader, probe
+from imageeditor.core.image_structure import check_structure, gif_frames
+from imageeditor.core.settings import Settings
+from imageeditor.server.validation import validate_submit
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.workers.imaging import decode
 from tests.hostile_images import (
     REFUSED_BY_PROBE,
     chunk,
@@ -28,7 +29,6 @@ from tests.hostile_images import (
     png_of_one_colour,
     tiff_of_pages,
 )
-from workers.imaging import decode
 
 SETTINGS = Settings()
 LIMITS = {"max_pixels": SETTINGS.max_image_pixels, "max_frames": SETTINGS.max_frames}

@@ -11,11 +11,11 @@ from io import BytesIO
 import pytest
 from PIL import Image, ImageCms, ImageFile
 
-from editcore.errors import InvalidArgument
-from editcore.spec import ImageFormat, OutputOptions, Resize, ResizeFit
-from workers.imaging import decode, encode
-from workers.operations import resize
-from workers.operations.resize import decode_size_needed
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.spec import ImageFormat, OutputOptions, Resize, ResizeFit
+from imageeditor.workers.imaging import decode, encode
+from imageeditor.workers.operations import resize
+from imageeditor.workers.operations.resize import decode_size_needed
 
 MAX_PIXELS = 50_000_000
 

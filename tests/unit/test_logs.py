@@ -1,4 +1,4 @@
-"""Log lines (editcore.logs): JSON with trace and task ids, and never a secret."""
+"""Log lines (imageeditor.core.logs): JSON with trace and task ids, and never a secret."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from editcore.errors import InvalidArgument
-from editcore.logs import ContextFilter, formatter, scrub, task_context
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.logs import ContextFilter, formatter, scrub, task_context
 
 KEY = "iek_" + "A1b2" * 8
 SECRET = "whsec_" + "QUJD" * 11

@@ -1,4 +1,4 @@
-"""The metrics the service exports (editcore.metrics), counted where they are decided."""
+"""The metrics the service exports (imageeditor.core.metrics), counted where they are decided."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from editcore.callbacks import Delivery
-from editcore.errors import ResourceExhausted
-from editcore.lifecycle import count_transition
-from editcore.metrics import serve_metrics
-from editcore.sampling import GaugeSampler
-from editcore.spec import RemoveBackground, TaskSpec
-from editcore.task import Task, TaskError, TaskState, utcnow
-from server.quotas import StreamQuota
-from server.rpc_metrics import MetricsInterceptor
+from imageeditor.core.callbacks import Delivery
+from imageeditor.core.errors import ResourceExhausted
+from imageeditor.core.lifecycle import count_transition
+from imageeditor.core.metrics import serve_metrics
+from imageeditor.core.sampling import GaugeSampler
+from imageeditor.core.spec import RemoveBackground, TaskSpec
+from imageeditor.core.task import Task, TaskError, TaskState, utcnow
+from imageeditor.server.quotas import StreamQuota
+from imageeditor.server.rpc_metrics import MetricsInterceptor
 
 SERVICE = "test.Echo"
 

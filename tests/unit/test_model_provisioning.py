@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from clients.cli import admin
-from clients.cli.parser import build_parser
-from editcore.errors import FailedPrecondition, InvalidArgument
-from editcore.rembg_models import KNOWN_MODELS, ModelInfo, find_model_file
-from workers import model_files
-from workers.model_files import Report, fetch_model, model_statuses
+from imageeditor.cli import admin
+from imageeditor.cli.parser import build_parser
+from imageeditor.core.errors import FailedPrecondition, InvalidArgument
+from imageeditor.core.rembg_models import KNOWN_MODELS, ModelInfo, find_model_file
+from imageeditor.workers import model_files
+from imageeditor.workers.model_files import Report, fetch_model, model_statuses
 
 MODEL_BYTES = b"not really an onnx graph" * 100
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from editcore.errors import InvalidArgument
-from editcore.spec import Grayscale, Resize, ResizeFit
-from workers.operations import apply_operations, grayscale, resize
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.spec import Grayscale, Resize, ResizeFit
+from imageeditor.workers.operations import apply_operations, grayscale, resize
 
 INSIDE, CONTAIN, COVER, FILL = ResizeFit.INSIDE, ResizeFit.CONTAIN, ResizeFit.COVER, ResizeFit.FILL
 LANDSCAPE, PORTRAIT = (400, 200), (200, 400)

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from skimage import data as photos
 
-from editcore.errors import InvalidArgument
-from editcore.spec import (
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.spec import (
     Adjust,
     Blur,
     Crop,
@@ -24,7 +24,7 @@ from editcore.spec import (
     Rotate,
     Sharpen,
 )
-from workers.operations import OPERATIONS, apply_operations, crop, rotate
+from imageeditor.workers.operations import OPERATIONS, apply_operations, crop, rotate
 
 RED = (255, 0, 0)
 

@@ -9,15 +9,13 @@ import zlib
 from io import BytesIO
 
 import pytest
-from imageeditor.v1 import image_editor_service_pb2 as pb
-from imageeditor.v1 import operations_pb2
 from PIL import Image, ImageFile
 
-from editcore.errors import InvalidArgument
-from editcore.geometry import check_output_sizes, output_size
-from editcore.image_probe import probe
-from editcore.settings import Settings
-from editcore.spec import (
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.geometry import check_output_sizes, output_size
+from imageeditor.core.image_probe import probe
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import (
     Blur,
     Crop,
     Flip,
@@ -28,9 +26,11 @@ from editcore.spec import (
     ResizeFit,
     Rotate,
 )
-from server.validation import validate_submit
+from imageeditor.server.validation import validate_submit
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import operations_pb2
+from imageeditor.workers.operations import OPERATIONS, OutputLimits, apply_operations
 from tests.hostile_images import chunk
-from workers.operations import OPERATIONS, OutputLimits, apply_operations
 
 SETTINGS = Settings()
 LIMITS = {"max_pixels": 50_000_000, "max_side": 10_000}

@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from editcore.errors import InvalidArgument
-from editcore.paging import decode_page_token, encode_page_token
-from editcore.ports import PageCursor, TaskQuery
-from editcore.task import TaskState
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.paging import decode_page_token, encode_page_token
+from imageeditor.core.ports import PageCursor, TaskQuery
+from imageeditor.core.task import TaskState
 
 QUERY = TaskQuery(user_id="u", states=frozenset({TaskState.QUEUED}), labels={"a": "b"})
 

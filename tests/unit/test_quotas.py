@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from editcore.apikeys import hash_api_key
-from editcore.errors import ResourceExhausted, Unauthenticated
-from editcore.ports import ApiKey
-from editcore.task import utcnow
-from server.auth import CACHE_SECONDS, Authenticator
-from server.quotas import FailureThrottle, StreamQuota
+from imageeditor.core.apikeys import hash_api_key
+from imageeditor.core.errors import ResourceExhausted, Unauthenticated
+from imageeditor.core.ports import ApiKey
+from imageeditor.core.task import utcnow
+from imageeditor.server.auth import CACHE_SECONDS, Authenticator
+from imageeditor.server.quotas import FailureThrottle, StreamQuota
 
 
 class Clock:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
+from imageeditor.core.adapters.memory.rate_limiter import InProcessRateLimiter
 
 
 class Clock:

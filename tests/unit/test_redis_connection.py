@@ -6,9 +6,9 @@ import pytest
 import redis.asyncio.sentinel
 import redis.sentinel
 
-from editcore.adapters.redis.connection import async_redis_client, redis_client
-from editcore.errors import InvalidArgument
-from editcore.sentinel_url import SentinelTarget, parse_sentinel_url
+from imageeditor.core.adapters.redis.connection import async_redis_client, redis_client
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.sentinel_url import SentinelTarget, parse_sentinel_url
 
 
 def test_several_sentinels_a_service_and_a_database() -> None:

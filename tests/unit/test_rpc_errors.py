@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 
-from editcore.api.rpc_errors import from_status, to_status
-from editcore.errors import (
+from imageeditor.core.api.rpc_errors import from_status, to_status
+from imageeditor.core.errors import (
     ERRORS_BY_CODE,
     ImageEditorError,
     InvalidArgument,

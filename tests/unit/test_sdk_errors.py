@@ -8,20 +8,20 @@ import grpc
 import pytest
 from google.rpc import status_pb2
 
-from clients.sdk.errors import (
-    SERVER_UNREACHABLE,
-    STATUS_DETAILS_KEY,
-    error_from_rpc,
-    translated_rpc_errors,
-)
-from editcore.api.rpc_errors import to_status
-from editcore.errors import (
+from imageeditor.core.api.rpc_errors import to_status
+from imageeditor.core.errors import (
     DeadlineExceeded,
     ImageEditorError,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
     Unavailable,
+)
+from imageeditor.sdk.errors import (
+    SERVER_UNREACHABLE,
+    STATUS_DETAILS_KEY,
+    error_from_rpc,
+    translated_rpc_errors,
 )
 
 Wrap = Callable[[ImageEditorError], grpc.RpcError]

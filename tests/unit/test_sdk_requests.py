@@ -7,11 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from imageeditor.v1 import operations_pb2, task_pb2
 
-import clients
-import clients.sdk
-from clients.sdk import (
+import imageeditor
+import imageeditor.sdk
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.settings import Settings
+from imageeditor.sdk import (
     adjust_operation,
     blur_operation,
     crop_operation,
@@ -21,18 +22,17 @@ from clients.sdk import (
     rotate_operation,
     sharpen_operation,
 )
-from clients.sdk.channel import auth_metadata, channel_options
-from clients.sdk.credentials import resolve_address, resolve_api_key
-from clients.sdk.operations import grayscale_operation, resize_operation
-from clients.sdk.requests import (
+from imageeditor.sdk.channel import auth_metadata, channel_options
+from imageeditor.sdk.credentials import resolve_address, resolve_api_key
+from imageeditor.sdk.operations import grayscale_operation, resize_operation
+from imageeditor.sdk.requests import (
     build_batch_request,
     build_list_request,
     build_submit_request,
     new_request_id,
     task_state,
 )
-from editcore.errors import InvalidArgument
-from editcore.settings import Settings
+from imageeditor.v1 import operations_pb2, task_pb2
 
 
 def test_a_path_is_read_and_sent_inline(tmp_path: Path) -> None:
@@ -233,7 +233,7 @@ def test_a_client_starts_beside_malformed_server_settings(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("IMAGEEDITOR_DATA_DIR", str(tmp_path / "nowhere"))
 
-    with clients.Client("127.0.0.1:1") as client:
+    with imageeditor.sdk.Client("127.0.0.1:1") as client:
         assert client.address == "127.0.0.1:1"
 
 
@@ -253,22 +253,21 @@ def test_address_lookup_order() -> None:
     assert resolve_address(None, {}) == "127.0.0.1:50051"
 
 
-def test_public_names_are_exported_from_both_packages() -> None:
-    assert clients.__all__ == clients.sdk.__all__
-    for name in clients.sdk.__all__:
-        assert getattr(clients, name) is getattr(clients.sdk, name)
+def test_the_sdk_exports_its_public_names() -> None:
     assert {"Client", "AsyncClient", "InvalidArgument", "build_submit_request"} <= set(
-        clients.__all__
+        imageeditor.sdk.__all__
     )
+    for name in imageeditor.sdk.__all__:
+        assert getattr(imageeditor.sdk, name) is not None
 
 
 @pytest.mark.parametrize(
     ("ours", "theirs", "prefix"),
     [
-        (clients.sdk.TaskState, task_pb2.TaskState, "TASK_STATE_"),
-        (clients.sdk.Stage, task_pb2.Stage, "STAGE_"),
-        (clients.sdk.ImageFormat, operations_pb2.ImageFormat, "IMAGE_FORMAT_"),
-        (clients.sdk.CallbackState, task_pb2.CallbackState, "CALLBACK_STATE_"),
+        (imageeditor.sdk.TaskState, task_pb2.TaskState, "TASK_STATE_"),
+        (imageeditor.sdk.Stage, task_pb2.Stage, "STAGE_"),
+        (imageeditor.sdk.ImageFormat, operations_pb2.ImageFormat, "IMAGE_FORMAT_"),
+        (imageeditor.sdk.CallbackState, task_pb2.CallbackState, "CALLBACK_STATE_"),
     ],
 )
 def test_the_sdk_enums_name_every_value_of_the_protobuf_enums(
@@ -283,9 +282,9 @@ def test_the_sdk_enums_name_every_value_of_the_protobuf_enums(
 
 def test_task_state_reads_a_task_by_name() -> None:
     task = task_pb2.Task(state=task_pb2.TASK_STATE_SUCCEEDED)
-    state = clients.sdk.TaskState(task.state)
-    assert state is clients.sdk.TaskState.SUCCEEDED and state.name == "SUCCEEDED"
-    assert state.terminal and not clients.sdk.TaskState.RUNNING.terminal
+    state = imageeditor.sdk.TaskState(task.state)
+    assert state is imageeditor.sdk.TaskState.SUCCEEDED and state.name == "SUCCEEDED"
+    assert state.terminal and not imageeditor.sdk.TaskState.RUNNING.terminal
 
 
 def test_a_batch_takes_images_with_shared_options_and_requests_of_their_own(
@@ -315,7 +314,7 @@ def test_a_batch_takes_images_with_shared_options_and_requests_of_their_own(
 
 
 def test_a_ca_file_turns_tls_on(tmp_path: Path) -> None:
-    from clients.sdk.credentials import resolve_tls
+    from imageeditor.sdk.credentials import resolve_tls
     from tests.e2e.tls_certs import Authority
 
     ca = Authority(tmp_path).pair.cert

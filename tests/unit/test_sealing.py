@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from editcore.errors import Internal, InvalidArgument
-from editcore.sealing import NO_SEALING, Sealer, new_key, parse_key, sealer_from_settings
-from editcore.settings import Settings
+from imageeditor.core.errors import Internal, InvalidArgument
+from imageeditor.core.sealing import NO_SEALING, Sealer, new_key, parse_key, sealer_from_settings
+from imageeditor.core.settings import Settings
 
 OLD, NEW = new_key(), new_key()
 URL = "https://hooks.example.com/in?token=s3cr3t"

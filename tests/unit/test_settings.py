@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from editcore.settings import Settings
-from editcore.urls import redact_url
+from imageeditor.core.settings import Settings
+from imageeditor.core.urls import redact_url
 
 
 def test_repr_hides_secrets_and_url_passwords() -> None:

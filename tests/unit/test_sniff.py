@@ -7,7 +7,7 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
-from editcore.sniff import ACCEPTED_FORMATS, sniff_format
+from imageeditor.core.sniff import ACCEPTED_FORMATS, sniff_format
 
 BMP_HEADER = b"BM" + b"\x00" * 12 + (40).to_bytes(4, "little") + b"\x00" * 36
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from editcore.adapters.memory.status_cache import InProcessStatusCache
-from editcore.ports import STATUS_TTL_SECONDS
-from editcore.spec import TaskSpec
-from editcore.task import Task, TaskState
+from imageeditor.core.adapters.memory.status_cache import InProcessStatusCache
+from imageeditor.core.ports import STATUS_TTL_SECONDS
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Task, TaskState
 
 
 class Clock:

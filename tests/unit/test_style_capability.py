@@ -5,14 +5,19 @@ from __future__ import annotations
 import io
 
 import pytest
-from imageeditor.v1 import image_editor_service_pb2 as pb
 from PIL import Image
 
-from editcore.errors import InvalidArgument
-from editcore.settings import Settings
-from editcore.styles import MAX_HTTP_PROMPT_CHARS, PRESET_STYLES, StyleCapability, check_prompt
-from server.validation import validate_submit
-from workers.styles import HttpStyleGenerator, PresetStyles, create_style_generator
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.settings import Settings
+from imageeditor.core.styles import (
+    MAX_HTTP_PROMPT_CHARS,
+    PRESET_STYLES,
+    StyleCapability,
+    check_prompt,
+)
+from imageeditor.server.validation import validate_submit
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.workers.styles import HttpStyleGenerator, PresetStyles, create_style_generator
 
 PRESETS = Settings()
 HTTP = Settings(style_backend="http", style_http_url="https://api.example.com/v1/images/edits")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from editcore.errors import InvalidArgument
-from editcore.styles import PRESET_STYLES
-from workers.styles import PresetStyles
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.styles import PRESET_STYLES
+from imageeditor.workers.styles import PresetStyles
 
 STYLES = PresetStyles()
 

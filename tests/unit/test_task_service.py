@@ -19,25 +19,25 @@ from pathlib import Path
 
 import pytest
 
-from editcore.adapters.memory.rate_limiter import InProcessRateLimiter
-from editcore.adapters.memory.status_cache import InProcessStatusCache
-from editcore.adapters.sql.callback_store import SqlCallbackStore
-from editcore.adapters.sql.engine import create_engine_for, upgrade_database
-from editcore.adapters.sql.task_store import SqlTaskStore
-from editcore.callbacks import DeliveryState, EventType, batch_key, task_key
-from editcore.errors import (
+from imageeditor.core.adapters.memory.rate_limiter import InProcessRateLimiter
+from imageeditor.core.adapters.memory.status_cache import InProcessStatusCache
+from imageeditor.core.adapters.sql.callback_store import SqlCallbackStore
+from imageeditor.core.adapters.sql.engine import create_engine_for, upgrade_database
+from imageeditor.core.adapters.sql.task_store import SqlTaskStore
+from imageeditor.core.callbacks import DeliveryState, EventType, batch_key, task_key
+from imageeditor.core.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
 )
-from editcore.lifecycle import Lifecycle
-from editcore.ports import Subscription, TaskQuery
-from editcore.service import MAX_PAGE_SIZE, NewTask, TaskService
-from editcore.settings import Settings
-from editcore.spec import ImageFormat, TaskSpec
-from editcore.task import ResultInfo, Task, TaskError, TaskState
+from imageeditor.core.lifecycle import Lifecycle
+from imageeditor.core.ports import Subscription, TaskQuery
+from imageeditor.core.service import MAX_PAGE_SIZE, NewTask, TaskService
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import ImageFormat, TaskSpec
+from imageeditor.core.task import ResultInfo, Task, TaskError, TaskState
 
 SPEC = TaskSpec(image_url="https://images.example.com/cat.png")
 IMAGE = b"\x89PNG inline bytes"

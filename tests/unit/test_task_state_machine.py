@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from editcore.errors import FailedPrecondition
-from editcore.spec import ImageFormat, TaskSpec
-from editcore.task import ResultInfo, Stage, Task, TaskError, TaskState, utcnow
+from imageeditor.core.errors import FailedPrecondition
+from imageeditor.core.spec import ImageFormat, TaskSpec
+from imageeditor.core.task import ResultInfo, Stage, Task, TaskError, TaskState, utcnow
 
 RESULT = ResultInfo(10, 10, ImageFormat.PNG, 100, "ab" * 32, "file:///r.png", "results/r.png")
 

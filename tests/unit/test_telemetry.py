@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from editcore.errors import InvalidArgument
-from editcore.telemetry import setup_tracing
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.telemetry import setup_tracing
 
 
 @pytest.mark.parametrize("environ", [{}, {"OTEL_TRACES_EXPORTER": "none"}])

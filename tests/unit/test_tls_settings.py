@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from editcore.errors import InvalidArgument
-from editcore.settings import Settings
-from server.app import server_credentials
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.settings import Settings
+from imageeditor.server.app import server_credentials
 
 
 def test_no_tls_settings_serve_plain_text() -> None:

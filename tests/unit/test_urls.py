@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from editcore.errors import InvalidArgument
-from editcore.urls import check_address, refuse_internal_target, validate_http_url
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.urls import check_address, refuse_internal_target, validate_http_url
 
 
 @pytest.mark.parametrize(

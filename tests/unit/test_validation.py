@@ -4,13 +4,11 @@ import math
 from io import BytesIO
 
 import pytest
-from imageeditor.v1 import image_editor_service_pb2 as pb
-from imageeditor.v1 import operations_pb2
 from PIL import Image
 
-from editcore.errors import InvalidArgument
-from editcore.settings import Settings
-from editcore.spec import (
+from imageeditor.core.errors import InvalidArgument
+from imageeditor.core.settings import Settings
+from imageeditor.core.spec import (
     Adjust,
     Blur,
     Crop,
@@ -25,7 +23,9 @@ from editcore.spec import (
     Rotate,
     Sharpen,
 )
-from server.validation import validate_batch, validate_submit, validate_task_id
+from imageeditor.server.validation import validate_batch, validate_submit, validate_task_id
+from imageeditor.v1 import image_editor_service_pb2 as pb
+from imageeditor.v1 import operations_pb2
 
 SETTINGS = Settings(max_inline_image_bytes=1000, max_batch_size=3)
 

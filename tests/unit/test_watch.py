@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
-from editcore.ports import RESYNC, Resync
-from editcore.spec import TaskSpec
-from editcore.task import Task, TaskState
-from server.watch import TaskWatcher
+from imageeditor.core.ports import RESYNC, Resync
+from imageeditor.core.spec import TaskSpec
+from imageeditor.core.task import Task, TaskState
+from imageeditor.server.watch import TaskWatcher
 
 TASK = Task(id="t", user_id="alice", spec=TaskSpec())
 

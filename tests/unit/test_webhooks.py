@@ -1,4 +1,4 @@
-"""Standard-Webhooks signing (editcore/webhooks.py) and the SDK's `verify_webhook`."""
+"""Standard-Webhooks signing (imageeditor/core/webhooks.py) and the SDK's `verify_webhook`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import hmac
 
 import pytest
 
-from clients.sdk import Unauthenticated, verify_webhook
-from editcore.webhooks import new_webhook_secret, sign, signed_headers, verify
+from imageeditor.core.webhooks import new_webhook_secret, sign, signed_headers, verify
+from imageeditor.sdk import Unauthenticated, verify_webhook
 
 NOW = 1_700_000_000.0
 BODY = b'{"type":"task.succeeded","task":{"id":"t-1"}}'

@@ -1,1 +1,0 @@
-"""Alembic migrations of the task store, run by `editcore.adapters.sql.engine.upgrade_database`."""

@@ -1,0 +1,2 @@
+"""Alembic migrations of the task store, run by
+`imageeditor.core.adapters.sql.engine.upgrade_database`."""

@@ -1,0 +1,189 @@
+"""The task model and its state machine.
+
+    QUEUED ──start──▶ RUNNING ──succeed──▶ SUCCEEDED
+      │                 │  ├──fail──────▶ FAILED
+      │                 │  ├──cancel────▶ CANCELLED   (at a stage boundary, after a cancel request)
+      │                 └──requeue──▶ QUEUED          (its worker died; resumed later)
+      ├──cancel──▶ CANCELLED
+      └──fail────▶ FAILED                               (e.g. too many attempts)
+
+Every transition returns a new Task with `version + 1`; stores save it only if the stored
+version is still the one it was derived from (compare-and-set), so two workers racing on one
+task cannot both win, and watchers can order and resume by version.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from imageeditor.core.errors import FailedPrecondition
+from imageeditor.core.spec import ImageFormat, TaskSpec
+
+
+class TaskState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+UNFINISHED_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING})
+
+
+class Stage(enum.StrEnum):
+    """Pipeline stages, in pipeline order."""
+
+    NONE = ""
+    FETCH = "fetch"
+    VALIDATE = "validate"
+    EDIT = "edit"
+    STYLE = "style"
+    ENCODE = "encode"
+    STORE = "store"
+
+
+PIPELINE_STAGES = (
+    Stage.FETCH,
+    Stage.VALIDATE,
+    Stage.EDIT,
+    Stage.STYLE,
+    Stage.ENCODE,
+    Stage.STORE,
+)
+
+_ALLOWED: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.CANCELLED, TaskState.FAILED}),
+    TaskState.RUNNING: frozenset(
+        {
+            TaskState.RUNNING,  # stage change
+            TaskState.SUCCEEDED,
+            TaskState.FAILED,
+            TaskState.CANCELLED,
+            TaskState.QUEUED,
+        }
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """Why a task failed: a canonical gRPC code name, a stable reason and a message."""
+
+    code: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ResultInfo:
+    """The stored result of a succeeded task."""
+
+    width: int
+    height: int
+    format: ImageFormat
+    size_bytes: int
+    sha256: str
+    uri: str
+    key: str
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Task:
+    """An image-editing job as the store keeps it."""
+
+    id: str
+    user_id: str
+    spec: TaskSpec
+    state: TaskState = TaskState.QUEUED
+    stage: Stage = Stage.NONE
+    progress: float = 0.0
+    attempts: int = 0
+    version: int = 1
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    processing_ms: int | None = None
+    error: TaskError | None = None
+    result: ResultInfo | None = None
+    batch_id: str = ""
+    request_id: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    cancel_requested: bool = False
+    # A digest of the request that created the task, so a request_id used again for a
+    # different request is told apart from a retry (AIP-155); "" when it had no request_id.
+    request_digest: str = ""
+    # Whether the task may be dispatched yet: fairness lets only so many of one user's tasks
+    # into the queue at once (TaskStore.admit_waiting); the others wait, QUEUED, in order.
+    admitted: bool = True
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _to(self, state: TaskState, now: datetime | None, **changes: object) -> Task:
+        allowed = _ALLOWED.get(self.state, frozenset())
+        if state not in allowed:
+            raise FailedPrecondition(
+                f"task {self.id} is {self.state}; it cannot become {state}",
+                reason="INVALID_TRANSITION",
+            )
+        moment = now or utcnow()
+        if state.terminal:
+            changes["finished_at"] = moment
+            if self.started_at is not None:
+                elapsed = moment - self.started_at
+                changes["processing_ms"] = int(elapsed.total_seconds() * 1000)
+        return replace(self, state=state, version=self.version + 1, updated_at=moment, **changes)  # type: ignore[arg-type]
+
+    def start(self, now: datetime | None = None) -> Task:
+        """QUEUED → RUNNING, counting the attempt."""
+        moment = now or utcnow()
+        return self._to(
+            TaskState.RUNNING,
+            moment,
+            started_at=moment,
+            attempts=self.attempts + 1,
+            stage=Stage.NONE,
+            progress=0.0,
+        )
+
+    def enter_stage(self, stage: Stage, now: datetime | None = None) -> Task:
+        """RUNNING → RUNNING in a new stage; progress is the share of stages already done."""
+        if self.state is not TaskState.RUNNING:
+            raise FailedPrecondition(f"task {self.id} is {self.state}", reason="NOT_RUNNING")
+        progress = PIPELINE_STAGES.index(stage) / len(PIPELINE_STAGES)
+        return self._to(TaskState.RUNNING, now, stage=stage, progress=progress)
+
+    def succeed(self, result: ResultInfo, now: datetime | None = None) -> Task:
+        return self._to(TaskState.SUCCEEDED, now, result=result, progress=1.0)
+
+    def fail(self, error: TaskError, now: datetime | None = None) -> Task:
+        return self._to(TaskState.FAILED, now, error=error)
+
+    def cancel(self, now: datetime | None = None) -> Task:
+        error = TaskError("CANCELLED", "CANCELLED", "the task was cancelled")
+        return self._to(TaskState.CANCELLED, now, error=error, cancel_requested=False)
+
+    def request_cancel(self, now: datetime | None = None) -> Task:
+        """Mark a RUNNING task to stop at its next stage boundary (a versioned change too)."""
+        return self._to(TaskState.RUNNING, now, cancel_requested=True)
+
+    def requeue(self, now: datetime | None = None) -> Task:
+        """RUNNING → QUEUED: the worker running it is gone; it will run again."""
+        return self._to(TaskState.QUEUED, now, stage=Stage.NONE, progress=0.0)
+
+    def recover(self, now: datetime | None = None) -> Task:
+        """A RUNNING task whose run is gone (its worker died or was stopped): CANCELLED if a
+        cancel is pending (the run was likely stopped for it), else back to QUEUED."""
+        return self.cancel(now) if self.cancel_requested else self.requeue(now)
