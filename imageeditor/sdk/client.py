@@ -33,7 +33,7 @@ from imageeditor.sdk.requests import (
 from imageeditor.sdk.results import ResultFile, ResultReceiver
 from imageeditor.sdk.watching import WatchCursor, is_terminal
 from imageeditor.v1 import image_editor_service_pb2 as pb
-from imageeditor.v1 import operations_pb2, task_pb2
+from imageeditor.v1 import task_pb2
 
 
 class Client:
@@ -76,30 +76,18 @@ class Client:
         self,
         image: ImageSource,
         *,
-        operations: Iterable[operations_pb2.Operation] = (),
-        resize: tuple[int, int] | None = None,
-        format: str | None = None,
-        quality: int = 0,
-        effort: int = 0,
-        keep_metadata: bool = False,
-        style_prompt: str = "",
         callback_url: str = "",
         request_id: str = "",
-        labels: Mapping[str, str] | None = None,
+        **options: Unpack[EditOptions],
     ) -> task_pb2.Task:
-        """Submit one job (see `build_submit_request` for the arguments); returns it QUEUED."""
+        """Submit one job: `image` and the edit `options` as `build_submit_request` takes
+        them; a request id is made when none is given (a retry returns the same task).
+        Returns the task QUEUED."""
         request = build_submit_request(
             image,
-            operations=operations,
-            resize=resize,
-            format=format,
-            quality=quality,
-            effort=effort,
-            keep_metadata=keep_metadata,
-            style_prompt=style_prompt,
             callback_url=callback_url,
             request_id=request_id or new_request_id(),
-            labels=labels,
+            **options,
         )
         response: pb.SubmitTaskResponse = self._unary(self._stub.SubmitTask, request)
         return response.task
