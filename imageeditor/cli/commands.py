@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 
 from imageeditor.cli.edit_options import operations_from
-from imageeditor.cli.output import describe_progress, format_result, print_message
+from imageeditor.cli.output import (
+    describe_progress,
+    format_result,
+    format_timings,
+    print_message,
+)
 from imageeditor.cli.progress import ProgressLine
 from imageeditor.sdk.client import Client
 from imageeditor.sdk.watching import is_terminal
@@ -88,9 +93,12 @@ def follow(client: Client, task_id: str, *, as_json: bool, after_version: int = 
 
 
 def status(args: argparse.Namespace) -> int:
-    """`imageeditor status ID`."""
+    """`imageeditor status ID`: the task's line, and (without --json) its stage timings."""
     with Client(tls=args.tls or None) as client:
-        print_message(client.get_status(args.task_id), as_json=args.json)
+        task = client.get_status(args.task_id)
+    print_message(task, as_json=args.json)
+    if not args.json and (timings := format_timings(task)):
+        print(f"  {timings}")
     return 0
 
 

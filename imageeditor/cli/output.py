@@ -54,6 +54,16 @@ def format_task(task: task_pb2.Task) -> str:
     return "  ".join(parts)
 
 
+def format_timings(task: task_pb2.Task) -> str:
+    """`stages: fetch 12 ms · validate 3 ms · edit 40 ms …` ("edit …" for the one running);
+    "" before the first stage."""
+    parts = []
+    for timing in task.stage_timings:
+        took = f"{timing.duration.ToMilliseconds()} ms" if timing.HasField("duration") else "…"
+        parts.append(f"{stage_name(timing.stage)} {took}")
+    return f"stages: {' · '.join(parts)}" if parts else ""
+
+
 def format_callback(delivery: task_pb2.CallbackDelivery) -> str:
     """`DELIVERED`, `PENDING after 2 attempts (HTTP 503)`, `FAILED ENDPOINT_GONE`."""
     text = task_pb2.CallbackState.Name(delivery.state).removeprefix("CALLBACK_STATE_")

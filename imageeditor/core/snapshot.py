@@ -14,7 +14,7 @@ from typing import Any
 
 from imageeditor.core.sealing import NO_SEALING, Sealer
 from imageeditor.core.spec import ImageFormat, TaskSpec
-from imageeditor.core.task import ResultInfo, Stage, Task, TaskError, TaskState
+from imageeditor.core.task import ResultInfo, Stage, StageTiming, Task, TaskError, TaskState
 
 # The spec's fields that say more about the caller than about the image work.
 SEALED_SPEC_FIELDS = ("image_url", "style_prompt", "callback_url")
@@ -58,6 +58,7 @@ def task_to_dict(task: Task, sealer: Sealer = NO_SEALING) -> dict[str, Any]:
         "cancel_requested": task.cancel_requested,
         "request_digest": task.request_digest,
         "admitted": task.admitted,
+        "stage_timings": timings_to_list(task.stage_timings),
     }
 
 
@@ -85,6 +86,25 @@ def task_from_dict(data: dict[str, Any], sealer: Sealer = NO_SEALING) -> Task:
         cancel_requested=bool(data["cancel_requested"]),
         request_digest=data.get("request_digest", ""),  # absent from older snapshots
         admitted=data.get("admitted", True),
+        stage_timings=timings_from_list(data.get("stage_timings")),
+    )
+
+
+def timings_to_list(timings: tuple[StageTiming, ...]) -> list[dict[str, Any]] | None:
+    """The stage timings as JSON-ready data; None when there are none."""
+    if not timings:
+        return None
+    return [
+        {"stage": t.stage.value, "started_at": time_to_str(t.started_at), "ms": t.duration_ms}
+        for t in timings
+    ]
+
+
+def timings_from_list(data: list[dict[str, Any]] | None) -> tuple[StageTiming, ...]:
+    """The inverse of `timings_to_list`."""
+    return tuple(
+        StageTiming(Stage(item["stage"]), time_from_str(item["started_at"]), item["ms"])
+        for item in data or ()
     )
 
 

@@ -83,6 +83,22 @@ class TaskError:
 
 
 @dataclass(frozen=True)
+class StageTiming:
+    """When a run entered a stage, and how long it spent there (None while it still does)."""
+
+    stage: Stage
+    started_at: datetime
+    duration_ms: int | None = None
+
+    def closed(self, moment: datetime) -> StageTiming:
+        """This stage ended at `moment` (unchanged if it had ended already)."""
+        if self.duration_ms is not None:
+            return self
+        elapsed = max((moment - self.started_at).total_seconds(), 0.0)
+        return replace(self, duration_ms=int(elapsed * 1000))
+
+
+@dataclass(frozen=True)
 class ResultInfo:
     """The stored result of a succeeded task."""
 
@@ -128,6 +144,8 @@ class Task:
     # Whether the task may be dispatched yet: fairness lets only so many of one user's tasks
     # into the queue at once (TaskStore.admit_waiting); the others wait, QUEUED, in order.
     admitted: bool = True
+    # The stages of the current (or last) run, in order, each with its start and duration.
+    stage_timings: tuple[StageTiming, ...] = ()
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -139,6 +157,8 @@ class Task:
                 reason="INVALID_TRANSITION",
             )
         moment = now or utcnow()
+        if state is not TaskState.RUNNING and self.stage_timings:  # the run's last stage ends
+            changes.setdefault("stage_timings", self._timings_closed_at(moment))
         if state.terminal:
             changes["finished_at"] = moment
             if self.started_at is not None:
@@ -156,6 +176,7 @@ class Task:
             attempts=self.attempts + 1,
             stage=Stage.NONE,
             progress=0.0,
+            stage_timings=(),
         )
 
     def enter_stage(self, stage: Stage, now: datetime | None = None) -> Task:
@@ -163,7 +184,14 @@ class Task:
         if self.state is not TaskState.RUNNING:
             raise FailedPrecondition(f"task {self.id} is {self.state}", reason="NOT_RUNNING")
         progress = PIPELINE_STAGES.index(stage) / len(PIPELINE_STAGES)
-        return self._to(TaskState.RUNNING, now, stage=stage, progress=progress)
+        moment = now or utcnow()
+        timings = (*self._timings_closed_at(moment), StageTiming(stage, moment))
+        return self._to(
+            TaskState.RUNNING, moment, stage=stage, progress=progress, stage_timings=timings
+        )
+
+    def _timings_closed_at(self, moment: datetime) -> tuple[StageTiming, ...]:
+        return tuple(timing.closed(moment) for timing in self.stage_timings)
 
     def succeed(self, result: ResultInfo, now: datetime | None = None) -> Task:
         return self._to(TaskState.SUCCEEDED, now, result=result, progress=1.0)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import CLI, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -149,3 +150,24 @@ def test_health_exits_zero_only_while_the_server_is_serving(server: ServerProces
     server.stop()
     gone = server.cli("health", "--timeout", "1")
     assert gone.returncode == 1 and "UNAVAILABLE" in gone.stderr
+
+
+def test_status_shows_the_time_of_each_stage(server: ServerProcess, photo: Path) -> None:
+    from imageeditor.sdk import Client
+
+    with Client(server.address, server.api_key) as client:
+        task = client.submit(photo, resize=(64, 64))
+        *_, done = client.watch(task.id)
+        watched = done.stage_timings
+        stored = client.get_status(task.id).stage_timings
+    assert [t.stage for t in stored] == [t.stage for t in watched]
+    names = [task_pb2.Stage.Name(t.stage) for t in stored]
+    order = ["STAGE_FETCH", "STAGE_VALIDATE", "STAGE_EDIT", "STAGE_STYLE", "STAGE_ENCODE"]
+    assert names[0] == "STAGE_FETCH" and names[-1] == "STAGE_STORE"
+    assert names[:-1] == [name for name in order if name in names]
+    assert all(t.HasField("duration") for t in stored)
+    starts = [t.start_time.ToDatetime() for t in stored]
+    assert starts == sorted(starts)
+    shown = server.cli("status", task.id)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"stages: fetch \d+ ms · validate \d+ ms · edit \d+ ms", shown.stdout)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, create_engine, insert, select, text
+from sqlalchemy import Engine, MetaData, create_engine, insert, select, text
 
 from imageeditor.core.adapters.sql import reseal as reseal_module
 from imageeditor.core.adapters.sql import tables
@@ -46,12 +46,13 @@ def sensitive_task(batch_id: str = "") -> Task:
 
 
 def everything_stored(engine: Engine) -> str:
-    """Every row of every table, as text: what someone holding a copy of the database sees."""
+    """Every row of every table, as text: what someone holding a copy of the database sees
+    (the tables as the database has them: an older revision lacks later columns)."""
+    stored = MetaData()
+    stored.reflect(engine)
     with engine.connect() as connection:
         return "\n".join(
-            str(row)
-            for table in tables.metadata.sorted_tables
-            for row in connection.execute(select(table))
+            str(row) for table in stored.sorted_tables for row in connection.execute(select(table))
         )
 
 
@@ -186,7 +187,9 @@ def test_the_migration_seals_rows_stored_in_clear(empty_database_url: str) -> No
     try:
         with engine.begin() as connection:
             connection.execute(insert(tables.batches).values(batch_to_row(batch, NO_SEALING)))
-            connection.execute(insert(tables.tasks).values(task_to_row(task, NO_SEALING)))
+            row = task_to_row(task, NO_SEALING)
+            del row["stage_timings"]  # a later revision's column
+            connection.execute(insert(tables.tasks).values(row))
         assert TOKENS[0] in everything_stored(engine)
 
         sealer = Sealer.from_texts([NEW])

@@ -74,6 +74,27 @@ def test_succeeded_and_failed_tasks_keep_their_result_and_error(store: SqlTaskSt
     assert store.get_task(failed.id) == failed
 
 
+def test_stage_timings_are_kept_with_each_transition(store: SqlTaskStore) -> None:
+    running = advanced(store, created(store, make_task()), lambda t: t.start(BASE_TIME))
+    fetching = advanced(
+        store, running, lambda t: t.enter_stage(Stage.FETCH, BASE_TIME + timedelta(seconds=1))
+    )
+    editing = advanced(
+        store, fetching, lambda t: t.enter_stage(Stage.EDIT, BASE_TIME + timedelta(seconds=3))
+    )
+    assert store.get_task(editing.id) == editing  # the open stage has no duration yet
+    done = advanced(store, editing, lambda t: t.succeed(RESULT, BASE_TIME + timedelta(seconds=4)))
+    stored = store.get_task(done.id)
+    assert stored == done
+    assert [(t.stage, t.duration_ms) for t in stored.stage_timings] == [
+        (Stage.FETCH, 2000),
+        (Stage.EDIT, 1000),
+    ]
+    # The event log's snapshots carry them too (what WatchTask replays).
+    (last,) = [e for e in store.list_events(done.id, 0) if e.version == done.version]
+    assert last.stage_timings == done.stage_timings
+
+
 def test_create_is_idempotent_per_user_and_request_id(store: SqlTaskStore) -> None:
     first = created(store, make_task(request_id="req-1"))
     retry = make_task(request_id="req-1")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from google.rpc import code_pb2, error_details_pb2
@@ -126,3 +127,18 @@ def test_a_result_on_the_servers_disk_shows_no_path() -> None:
     assert result_to_proto(local).uri == ""
     stored = ResultInfo(8, 8, ImageFormat.PNG, 10, "ab" * 32, "s3://bucket/results/r.png", "r")
     assert result_to_proto(stored).uri == "s3://bucket/results/r.png"
+
+
+def test_stage_timings_go_out_in_order_the_open_one_without_a_duration() -> None:
+    from imageeditor.core.task import StageTiming
+
+    timings = (
+        StageTiming(Stage.FETCH, START, 12),
+        StageTiming(Stage.EDIT, START + timedelta(milliseconds=12)),
+    )
+    task = Task(id="t", user_id="u", spec=TaskSpec(image_url="https://e.com/a.png"))
+    message = task_to_proto(replace(task, stage_timings=timings))
+    fetch, edit = message.stage_timings
+    assert (fetch.stage, fetch.duration.ToMilliseconds()) == (task_pb2.STAGE_FETCH, 12)
+    assert fetch.start_time.ToDatetime(tzinfo=UTC) == START
+    assert edit.stage == task_pb2.STAGE_EDIT and not edit.HasField("duration")

@@ -66,3 +66,25 @@ def test_requeue_returns_a_running_task_to_the_queue_keeping_its_attempts() -> N
     task = new_task().start().enter_stage(Stage.FETCH).requeue()
     assert (task.state, task.stage, task.attempts) == (TaskState.QUEUED, Stage.NONE, 1)
     assert task.start().attempts == 2
+
+
+def test_a_run_keeps_when_it_entered_each_stage_and_how_long_it_stayed() -> None:
+    t0 = utcnow()
+    task = new_task().start(t0)
+    assert task.stage_timings == ()
+    task = task.enter_stage(Stage.FETCH, t0 + timedelta(milliseconds=5))
+    task = task.enter_stage(Stage.EDIT, t0 + timedelta(milliseconds=25))
+    running = task.request_cancel(t0 + timedelta(milliseconds=30))  # no stage change
+    assert [(t.stage, t.duration_ms) for t in running.stage_timings] == [
+        (Stage.FETCH, 20),
+        (Stage.EDIT, None),  # still in it
+    ]
+    done = task.succeed(RESULT, t0 + timedelta(milliseconds=125))
+    assert [(t.stage, t.started_at, t.duration_ms) for t in done.stage_timings] == [
+        (Stage.FETCH, t0 + timedelta(milliseconds=5), 20),
+        (Stage.EDIT, t0 + timedelta(milliseconds=25), 100),
+    ]
+    # A run that goes back to the queue ends its stage; the next run starts a new list.
+    requeued = task.requeue(t0 + timedelta(milliseconds=45))
+    assert requeued.stage_timings[-1].duration_ms == 20
+    assert requeued.start(t0 + timedelta(seconds=1)).stage_timings == ()

@@ -148,6 +148,12 @@ def task_to_proto(
         message.finish_time.CopyFrom(_timestamp(task.finished_at))
     if task.processing_ms is not None:
         message.processing_time.FromMilliseconds(task.processing_ms)
+    for timing in task.stage_timings:
+        shown = message.stage_timings.add(
+            stage=STAGES_TO_PROTO[timing.stage], start_time=_timestamp(timing.started_at)
+        )
+        if timing.duration_ms is not None:
+            shown.duration.FromMilliseconds(timing.duration_ms)
     if task.error is not None:
         message.error.CopyFrom(error_to_status(task.error))
     if task.result is not None:

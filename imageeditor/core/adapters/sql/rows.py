@@ -25,6 +25,8 @@ from imageeditor.core.snapshot import (
     task_to_dict,
     time_from_str,
     time_to_str,
+    timings_from_list,
+    timings_to_list,
 )
 from imageeditor.core.task import Stage, Task, TaskState
 
@@ -42,6 +44,7 @@ TRANSITION_COLUMNS = (
     "started_at",
     "finished_at",
     "processing_ms",
+    "stage_timings",
 )
 
 
@@ -76,6 +79,7 @@ def task_to_row(task: Task, sealer: Sealer) -> dict[str, Any]:
         "processing_ms": task.processing_ms,
         "request_digest": task.request_digest or None,
         "admitted": task.admitted,
+        "stage_timings": timings_to_list(task.stage_timings),
     }
 
 
@@ -124,6 +128,7 @@ def task_from_row(row: RowMapping, labels: Mapping[str, str], sealer: Sealer) ->
         cancel_requested=row["cancel_requested"],
         request_digest=row["request_digest"] or "",
         admitted=row["admitted"],
+        stage_timings=timings_from_list(row["stage_timings"]),
     )
 
 

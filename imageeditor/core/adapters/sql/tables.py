@@ -115,6 +115,8 @@ tasks = Table(
     # Fairness: whether the task may be dispatched yet
     # (imageeditor.core.ports.TaskStore.admit_waiting).
     Column("admitted", Boolean, nullable=False, server_default=true()),
+    # The stages of the current (or last) run: [{stage, started_at, ms}] (NULL: none yet).
+    Column("stage_timings", JSON(none_as_null=True), nullable=True),
     UniqueConstraint("user_id", "request_id"),
     Index("ix_tasks_created_at", "created_at"),
     # The reconciler's query (stale_tasks); also serves any query on state alone.
