@@ -77,15 +77,11 @@ def health(args: argparse.Namespace) -> int:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    from imageeditor.sdk.channel import open_channel
     from imageeditor.sdk.credentials import resolve_address, resolve_tls
 
     address = resolve_address(None)
-    credentials = resolve_tls(args.tls or None)
-    channel = (
-        grpc.secure_channel(address, credentials)
-        if credentials is not None
-        else grpc.insecure_channel(address)
-    )
+    channel = open_channel(address, resolve_tls(args.tls or None))
     request = health_pb2.HealthCheckRequest(service=args.service)
     stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs type the methods loosely
     try:
@@ -261,7 +257,7 @@ def _stores(create: bool = False) -> Iterator[StorageAdapters]:
 
 
 def _refuse_a_new_default_database(settings: Settings) -> None:
-    database = settings.data_dir / "imageeditor.db"
+    database = settings.database_path
     chosen = settings.database_url or os.environ.get("IMAGEEDITOR_DATA_DIR")
     if chosen or database.exists():
         return

@@ -44,8 +44,10 @@ class Lifecycle:
     def commit(self, task: Task) -> bool:
         """Save `task` if its predecessor version is still current; False if someone else won."""
         if self.store.save_transition(task):
-            count_transition(task)  # before anyone hears of it: a watcher that saw the
-            self.announce(task)  # transition reads metrics that already count it
+            # Counted before anyone hears of it: whoever saw the transition reads metrics
+            # that already count it.
+            count_transition(task)
+            self.announce(task)
             if task.state.terminal:
                 self._wake_callbacks(task)
             return True

@@ -1,8 +1,9 @@
 """The gauges that cost a query: queue depth per broker queue, tasks QUEUED and RUNNING, and
 the callback backlog. The reconciler leader samples them after each pass (not per scrape, so
-a scraper cannot load the store); the other servers export none of them, so a sum or a max
-over the servers is the leader's sample. Embedded mode samples the store's counts on the
-same interval (its queue is in the process: `imageeditor_tasks{state="queued"}` is its depth)."""
+a scraper cannot load the store); the other servers export none of the labelled ones and 0
+for the callback backlog, so a max over the servers is the leader's sample. Embedded mode
+samples the store's counts on the same interval (its queue is in the process:
+`imageeditor_tasks{state="queued"}` is its depth)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class GaugeSampler:
                 await asyncio.wait_for(stop.wait(), interval)
 
     def clear(self) -> None:
-        """This process is not the leader (any more): export none of the sampled gauges."""
+        """This process is not the leader (any more): drop the labelled gauges; the
+        unlabelled callback backlog reads 0 (which a `max` over the servers passes over)."""
         TASKS_UNFINISHED.clear()
         QUEUE_DEPTH.clear()
         CALLBACKS_PENDING.set(0)

@@ -170,7 +170,12 @@ class Settings:
 
     @property
     def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'imageeditor.db').resolve()}"
+        return self.database_url or f"sqlite:///{self.database_path.resolve()}"
+
+    @property
+    def database_path(self) -> Path:
+        """Embedded mode's SQLite file (when database_url is empty)."""
+        return self.data_dir / "imageeditor.db"
 
     @property
     def dev_key_path(self) -> Path:

@@ -102,7 +102,7 @@ def keep_private(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)
     for suffix in ("", "-wal", "-shm"):
-        database = settings.data_dir / f"imageeditor.db{suffix}"
+        database = settings.database_path.with_name(settings.database_path.name + suffix)
         if database.exists():
             database.chmod(0o600)
 

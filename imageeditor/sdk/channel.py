@@ -45,6 +45,17 @@ def channel_options() -> list[tuple[str, str | int]]:
     ]
 
 
+def open_channel(
+    address: str,
+    credentials: grpc.ChannelCredentials | None,
+    options: list[tuple[str, str | int]] | None = None,
+) -> grpc.Channel:
+    """A blocking channel to `address`: TLS with `credentials`, plain text without."""
+    if credentials is not None:
+        return grpc.secure_channel(address, credentials, options=options)
+    return grpc.insecure_channel(address, options=options)
+
+
 def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
     """The metadata every call carries: `authorization: Bearer <key>` when there is a key."""
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()

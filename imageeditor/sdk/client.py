@@ -18,7 +18,7 @@ from typing import Any, Unpack
 import grpc
 
 from imageeditor.core.errors import Unavailable
-from imageeditor.sdk.channel import auth_metadata, channel_options, new_stub
+from imageeditor.sdk.channel import auth_metadata, channel_options, new_stub, open_channel
 from imageeditor.sdk.credentials import resolve_address, resolve_api_key, resolve_tls
 from imageeditor.sdk.errors import translated_rpc_errors
 from imageeditor.sdk.requests import (
@@ -63,12 +63,7 @@ class Client:
         self._owns_channel = channel is None
         if channel is None:
             credentials = resolve_tls(tls, ca_file=ca_file)
-            options = channel_options()
-            channel = (
-                grpc.secure_channel(self.address, credentials, options=options)
-                if credentials is not None
-                else grpc.insecure_channel(self.address, options=options)
-            )
+            channel = open_channel(self.address, credentials, channel_options())
         self._channel = channel
         self._stub = new_stub(self._channel)
 

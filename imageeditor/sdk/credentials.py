@@ -42,9 +42,8 @@ def resolve_api_key(
     key = api_key or env.get(API_KEY_VARIABLE, "").strip()
     if key:
         return key
-    data_dir = Path(env.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR)
     try:
-        key = (data_dir / DEV_API_KEY_FILE).read_text(encoding="utf-8").strip()
+        key = _dev_key_path(env).read_text(encoding="utf-8").strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
     return key or None
@@ -56,13 +55,18 @@ def api_key_hint(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     if env.get(API_KEY_VARIABLE, "").strip():
         return f"the key in {API_KEY_VARIABLE} was refused"
-    path = Path(env.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR) / DEV_API_KEY_FILE
+    path = _dev_key_path(env)
     if resolve_api_key(None, env):
         return f"the development key in {path} was refused (another server's data folder?)"
     return (
         f"no API key: {API_KEY_VARIABLE} is not set and there is no {path} "
         f"(embedded mode writes it in its {DATA_DIR_VARIABLE}, default {DEFAULT_DATA_DIR})"
     )
+
+
+def _dev_key_path(env: Mapping[str, str]) -> Path:
+    """Where embedded mode writes its development key, as the environment places it."""
+    return Path(env.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR) / DEV_API_KEY_FILE
 
 
 TLS_VARIABLE = "IMAGEEDITOR_TLS"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 
+from imageeditor.sdk.watching import TERMINAL_STATES
 from imageeditor.v1 import operations_pb2, task_pb2
 
 
@@ -20,7 +21,7 @@ class TaskState(enum.IntEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED}
+        return self.value in TERMINAL_STATES
 
 
 class Stage(enum.IntEnum):

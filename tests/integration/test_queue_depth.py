@@ -13,6 +13,7 @@ from imageeditor.core.queues import EDITS_QUEUE, QUEUES
 from imageeditor.core.settings import Settings
 from imageeditor.core.spec import TaskSpec
 from imageeditor.core.task import Task
+from tests.e2e.harness import free_port
 from tests.e2e.production_harness import RedisBroker
 
 
@@ -41,7 +42,6 @@ def test_redis_queue_depths_count_waiting_messages_and_empty_queues_as_zero(
     assert publisher.queue_depths() == {"edits": 3, "models": 0, "callbacks": 0}
 
 
-@pytest.mark.redis
 def test_rabbitmq_queue_depths(rabbitmq_url: str) -> None:
     publisher = publish_three(rabbitmq_url)
     app = create_celery(Settings(redis_url="redis://unused", broker_url=rabbitmq_url))
@@ -54,8 +54,6 @@ def test_rabbitmq_queue_depths(rabbitmq_url: str) -> None:
 
 
 def test_an_unreachable_broker_gives_no_depths() -> None:
-    from tests.e2e.harness import free_port
-
     app = create_celery(
         Settings(redis_url="redis://unused", broker_url=f"redis://127.0.0.1:{free_port()}/0")
     )

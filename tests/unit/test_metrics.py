@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -11,7 +12,6 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from imageeditor.core.callbacks import Delivery
 from imageeditor.core.errors import ResourceExhausted
 from imageeditor.core.lifecycle import count_transition
 from imageeditor.core.metrics import serve_metrics
@@ -20,6 +20,7 @@ from imageeditor.core.spec import RemoveBackground, TaskSpec
 from imageeditor.core.task import Task, TaskError, TaskState, utcnow
 from imageeditor.server.quotas import StreamQuota
 from imageeditor.server.rpc_metrics import MetricsInterceptor
+from tests.e2e.harness import free_port
 
 SERVICE = "test.Echo"
 
@@ -143,23 +144,18 @@ def test_open_watch_streams_and_refusals_are_counted() -> None:
     assert refused == [1]
 
 
-class CountingStores:
-    def __init__(self) -> None:
-        self.reads = 0
+class FixedStores:
+    """The two counts the sampler reads, fixed."""
 
     def count_unfinished(self) -> dict[TaskState, int]:
-        self.reads += 1
         return {TaskState.QUEUED: 7, TaskState.RUNNING: 2}
 
     def count_pending(self) -> int:
         return 5
 
-    def deliveries(self) -> list[Delivery]:  # pragma: no cover - not used
-        return []
-
 
 def test_the_sampler_sets_the_store_and_queue_gauges_and_clears_them_off_the_leader() -> None:
-    stores = CountingStores()
+    stores = FixedStores()
     sampler = GaugeSampler(stores, stores, lambda: {"edits": 4, "models": 0})  # type: ignore[arg-type]
     sampler.sample()
     assert sample("imageeditor_tasks", state="queued") == 7
@@ -172,12 +168,7 @@ def test_the_sampler_sets_the_store_and_queue_gauges_and_clears_them_off_the_lea
 
 
 def test_the_endpoint_serves_the_text_format_with_build_info() -> None:
-    import urllib.request
-
-    endpoint = serve_metrics("127.0.0.1", 0, "server")
-    assert endpoint is None  # port 0: off
-    from tests.e2e.harness import free_port
-
+    assert serve_metrics("127.0.0.1", 0, "server") is None  # port 0: off
     endpoint = serve_metrics("127.0.0.1", free_port(), "server")
     assert endpoint is not None
     try:

@@ -2,7 +2,7 @@
 // calls retried on UNAVAILABLE (SubmitTask and BatchSubmit carry a request id, so a retry
 // cannot create a second task), a resumable watch, and errors as ImageEditorError.
 import { randomUUID } from "node:crypto";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, Code, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
@@ -194,5 +194,3 @@ function required<T>(value: T | undefined, method: string): T {
   }
   return value;
 }
-
-export { create };

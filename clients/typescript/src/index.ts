@@ -3,12 +3,12 @@
 export {
   type BatchRequest,
   type ClientOptions,
-  create,
   ImageEditorClient,
   isTerminal,
   type ListRequest,
   type SubmitRequest,
 } from "./client.js";
+export { create } from "@bufbuild/protobuf";
 export { Code, codeName, type FieldViolation, ImageEditorError } from "./errors.js";
 export * from "./gen/imageeditor/v1/image_editor_service_pb.js";
 export * from "./gen/imageeditor/v1/operations_pb.js";
