@@ -1,5 +1,5 @@
 """`imageeditor batch`: submit many images in one BatchSubmit and, with --watch, follow them
-all at once over one asyncio channel, with one progress bar for the whole batch.
+all at once on one WatchBatch stream, with one progress bar for the whole batch.
 
 Output, in the order of the FILEs: a line per item (its task, or why it was rejected); with
 --json each accepted item's task (in its final state when --watch waited for it) and each
@@ -18,7 +18,6 @@ from imageeditor.cli.output import format_refusal, format_task, print_message
 from imageeditor.cli.progress import ProgressLine
 from imageeditor.sdk.aio_client import AsyncClient
 from imageeditor.sdk.requests import build_submit_request
-from imageeditor.sdk.watching import is_terminal
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import task_pb2
 
@@ -47,7 +46,7 @@ async def _submit_and_follow(
         response = await client.batch_submit(requests)
         accepted = [item.task for item in response.results if item.HasField("task")]
         if args.watch and accepted:
-            finals = {task.id: task for task in await watch_all(client, accepted)}
+            finals = await watch_batch(client, response.batch_id)
             for item in response.results:
                 if item.HasField("task"):
                     item.task.CopyFrom(finals[item.task.id])
@@ -69,33 +68,31 @@ async def _submit_and_follow(
     return 0 if succeeded else 1
 
 
-async def watch_all(
-    client: AsyncClient, tasks: Sequence[task_pb2.Task], bar: ProgressLine | None = None
-) -> list[task_pb2.Task]:
-    """Follow every task to its end concurrently; returns their final states in order."""
+async def watch_batch(
+    client: AsyncClient, batch_id: str, bar: ProgressLine | None = None
+) -> dict[str, task_pb2.Task]:
+    """Follow the whole batch on one WatchBatch stream, with one bar for it; returns the last
+    state of every accepted item, by task id."""
     bar = bar or ProgressLine()
-    outcomes = {"succeeded": 0, "failed": 0}
-
-    def redraw() -> None:
-        done = outcomes["succeeded"] + outcomes["failed"]
-        bar.show(
-            done / len(tasks),
-            f"{done}/{len(tasks)} done: {outcomes['succeeded']} succeeded,"
-            f" {outcomes['failed']} failed",
-        )
-
-    async def follow(task: task_pb2.Task) -> task_pb2.Task:
-        last = task
-        if not is_terminal(task):
-            async for update in client.watch(task.id, after_version=task.version):
-                last = update
-        if not is_terminal(last):  # Nothing new after its version: it had already ended.
-            last = await client.get_status(task.id)
-        ok = last.state == task_pb2.TASK_STATE_SUCCEEDED
-        outcomes["succeeded" if ok else "failed"] += 1
-        redraw()
-        return last
-
+    last: dict[str, task_pb2.Task] = {}
     with bar:
-        redraw()
-        return list(await asyncio.gather(*(follow(task) for task in tasks)))
+        async for update in client.watch_batch(batch_id):
+            if update.HasField("task"):
+                last[update.task.id] = update.task
+            bar.show(update.progress.fraction_done, describe_progress(update.progress))
+    return last
+
+
+def describe_progress(progress: pb.BatchProgress) -> str:
+    """`3/10 done: 2 succeeded, 1 failed, 4 running, 3 queued` (zero counts left out)."""
+    accepted = progress.total - progress.refused
+    done = progress.succeeded + progress.failed + progress.cancelled
+    counts = [
+        (progress.succeeded, "succeeded"),
+        (progress.failed, "failed"),
+        (progress.cancelled, "cancelled"),
+        (progress.running, "running"),
+        (progress.queued, "queued"),
+    ]
+    shown = ", ".join(f"{count} {name}" for count, name in counts if count)
+    return f"{done}/{accepted} done" + (f": {shown}" if shown else "")

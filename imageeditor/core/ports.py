@@ -80,6 +80,32 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class BatchProgress:
+    """A batch's items by state, as a WatchBatch stream has shown them."""
+
+    total: int
+    refused: int
+    counts: dict[TaskState, int]
+    fraction_done: float
+
+    @property
+    def complete(self) -> bool:
+        accepted = self.total - self.refused
+        return sum(self.counts.get(s, 0) for s in TaskState if s.terminal) == accepted
+
+
+@dataclass(frozen=True)
+class BatchUpdate:
+    """One WatchBatch message: an item's transition (None: the aggregate alone), the item's
+    position in the request, the aggregate after it and the token to resume after it."""
+
+    task: Task | None
+    index: int
+    progress: BatchProgress
+    resume_token: str
+
+
+@dataclass(frozen=True)
 class ApiKey:
     """An API key's stored record: only the hash of the secret is kept."""
 

@@ -30,7 +30,7 @@ from imageeditor.sdk.requests import (
     new_request_id,
 )
 from imageeditor.sdk.results import ResultFile, ResultReceiver
-from imageeditor.sdk.watching import WatchCursor, is_terminal
+from imageeditor.sdk.watching import BatchWatchCursor, WatchCursor, is_terminal
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import task_pb2
 
@@ -162,6 +162,31 @@ class AsyncClient:
             finally:
                 stream.cancel()
             if not reconnect or (cause is None and await self._seen_terminal(cursor)):
+                return
+            await asyncio.sleep(cursor.reconnect_delay(cause))
+
+    async def watch_batch(
+        self, batch_id: str, *, resume_token: str = "", reconnect: bool = True
+    ) -> AsyncIterator[pb.WatchBatchResponse]:
+        """Every item of a batch on one stream (see `Client.watch_batch`)."""
+        cursor = BatchWatchCursor(batch_id, resume_token)
+        while not cursor.done:
+            cause: Unavailable | None = None
+            stream = self._stub.WatchBatch(cursor.request(), metadata=self._metadata)
+            try:
+                with translated_rpc_errors():
+                    async for response in stream:
+                        cursor.accept(response)
+                        yield response
+                        if cursor.done:
+                            return
+            except Unavailable as error:
+                if not reconnect:
+                    raise
+                cause = error
+            finally:
+                stream.cancel()
+            if not reconnect:
                 return
             await asyncio.sleep(cursor.reconnect_delay(cause))
 

@@ -31,7 +31,7 @@ from imageeditor.sdk.requests import (
     new_request_id,
 )
 from imageeditor.sdk.results import ResultFile, ResultReceiver
-from imageeditor.sdk.watching import WatchCursor, is_terminal
+from imageeditor.sdk.watching import BatchWatchCursor, WatchCursor, is_terminal
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import task_pb2
 
@@ -163,6 +163,35 @@ class Client:
             finally:
                 stream.cancel()
             if not reconnect or (cause is None and self._seen_terminal(cursor)):
+                return
+            time.sleep(cursor.reconnect_delay(cause))
+
+    def watch_batch(
+        self, batch_id: str, *, resume_token: str = "", reconnect: bool = True
+    ) -> Iterator[pb.WatchBatchResponse]:
+        """Every item of a batch on one stream: each item's current state (or, after
+        `resume_token`, every transition since), then each transition as it happens, every
+        message with the batch's progress; ends after the message whose progress is complete.
+        A dropped stream resumes from the last message's token, so nothing is lost or
+        repeated; `reconnect=False` raises instead."""
+        cursor = BatchWatchCursor(batch_id, resume_token)
+        while not cursor.done:
+            cause: Unavailable | None = None
+            stream = self._stub.WatchBatch(cursor.request(), metadata=self._metadata)
+            try:
+                with translated_rpc_errors():
+                    for response in stream:
+                        cursor.accept(response)
+                        yield response
+                        if cursor.done:
+                            return
+            except Unavailable as error:
+                if not reconnect:
+                    raise
+                cause = error
+            finally:
+                stream.cancel()
+            if not reconnect:
                 return
             time.sleep(cursor.reconnect_delay(cause))
 

@@ -18,6 +18,7 @@ import grpc
 
 from imageeditor.core.adapters.blobs.factory import ResultLinks
 from imageeditor.core.api.convert import (
+    batch_update_to_proto,
     error_to_status,
     result_to_proto,
     task_to_proto,
@@ -36,6 +37,7 @@ from imageeditor.server.rpc import peer_host, rpc_method
 from imageeditor.server.validation import (
     request_digest,
     validate_batch,
+    validate_batch_id,
     validate_list,
     validate_submit,
     validate_task_id,
@@ -146,6 +148,19 @@ class ImageEditorServicer(pb_grpc.ImageEditorServiceServicer):
         with self._streams.hold(user):
             async for task in self._watcher.watch(user, task_id, request.after_version):
                 yield pb.WatchTaskResponse(task=self._task_proto(task))
+
+    @rpc_method
+    async def WatchBatch(
+        self, request: pb.WatchBatchRequest, context: Context
+    ) -> AsyncIterator[pb.WatchBatchResponse]:
+        user = await self._user(context)
+        batch_id = validate_batch_id(request.batch_id)
+        with self._streams.hold(user):
+            updates = self._watcher.watch_batch(user, batch_id, request.resume_token)
+            async for update in updates:
+                yield batch_update_to_proto(
+                    update, self._task_proto(update.task) if update.task else None
+                )
 
     @rpc_method
     async def CancelTask(

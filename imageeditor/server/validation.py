@@ -84,13 +84,22 @@ def request_digest(request: Message) -> str:
 
 
 def validate_task_id(task_id: str) -> str:
+    return _validate_id(task_id, "task_id", "SubmitTask", "INVALID_TASK_ID")
+
+
+def validate_batch_id(batch_id: str) -> str:
+    return _validate_id(batch_id, "batch_id", "BatchSubmit", "INVALID_BATCH_ID")
+
+
+def _validate_id(value: str, field: str, maker: str, reason: str) -> str:
     try:
-        return str(uuid.UUID(task_id))
+        return str(uuid.UUID(value))
     except ValueError:
+        kind = field.removesuffix("_id")
         raise InvalidArgument(
-            f"task_id {clip(task_id, 64)!r} is not a UUID",
-            field_violations={"task_id": "must be a task id (a UUID) returned by SubmitTask"},
-            reason="INVALID_TASK_ID",
+            f"{field} {clip(value, 64)!r} is not a UUID",
+            field_violations={field: f"must be a {kind} id (a UUID) returned by {maker}"},
+            reason=reason,
         ) from None
 
 

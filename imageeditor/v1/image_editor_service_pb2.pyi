@@ -155,3 +155,45 @@ class GetResultResponse(_message.Message):
     info: _task_pb2.ResultInfo
     chunk: bytes
     def __init__(self, info: _Optional[_Union[_task_pb2.ResultInfo, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class WatchBatchRequest(_message.Message):
+    __slots__ = ("batch_id", "resume_token")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    resume_token: str
+    def __init__(self, batch_id: _Optional[str] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class WatchBatchResponse(_message.Message):
+    __slots__ = ("task", "index", "progress", "resume_token")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    task: _task_pb2.Task
+    index: int
+    progress: BatchProgress
+    resume_token: str
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., index: _Optional[int] = ..., progress: _Optional[_Union[BatchProgress, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class BatchProgress(_message.Message):
+    __slots__ = ("total", "refused", "queued", "running", "succeeded", "failed", "cancelled", "fraction_done", "complete")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_DONE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    refused: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    fraction_done: float
+    complete: bool
+    def __init__(self, total: _Optional[int] = ..., refused: _Optional[int] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., fraction_done: _Optional[float] = ..., complete: _Optional[bool] = ...) -> None: ...

@@ -71,6 +71,11 @@ class ImageEditorServiceStub:
                 request_serializer=imageeditor_dot_v1_dot_image__editor__service__pb2.GetResultRequest.SerializeToString,
                 response_deserializer=imageeditor_dot_v1_dot_image__editor__service__pb2.GetResultResponse.FromString,
                 _registered_method=True)
+        self.WatchBatch = channel.unary_stream(
+                '/imageeditor.v1.ImageEditorService/WatchBatch',
+                request_serializer=imageeditor_dot_v1_dot_image__editor__service__pb2.WatchBatchRequest.SerializeToString,
+                response_deserializer=imageeditor_dot_v1_dot_image__editor__service__pb2.WatchBatchResponse.FromString,
+                _registered_method=True)
 
 
 class ImageEditorServiceServicer:
@@ -128,6 +133,15 @@ class ImageEditorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchBatch(self, request, context):
+        """Every item of a batch on one stream: each item's current state (or, resumed, every
+        transition after the token), then each transition as it happens, with the batch's
+        aggregate on every message; the stream ends with the message whose aggregate is complete.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageEditorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +179,11 @@ def add_ImageEditorServiceServicer_to_server(servicer, server):
                     servicer.GetResult,
                     request_deserializer=imageeditor_dot_v1_dot_image__editor__service__pb2.GetResultRequest.FromString,
                     response_serializer=imageeditor_dot_v1_dot_image__editor__service__pb2.GetResultResponse.SerializeToString,
+            ),
+            'WatchBatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBatch,
+                    request_deserializer=imageeditor_dot_v1_dot_image__editor__service__pb2.WatchBatchRequest.FromString,
+                    response_serializer=imageeditor_dot_v1_dot_image__editor__service__pb2.WatchBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,6 +377,33 @@ class ImageEditorService:
             '/imageeditor.v1.ImageEditorService/GetResult',
             imageeditor_dot_v1_dot_image__editor__service__pb2.GetResultRequest.SerializeToString,
             imageeditor_dot_v1_dot_image__editor__service__pb2.GetResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/imageeditor.v1.ImageEditorService/WatchBatch',
+            imageeditor_dot_v1_dot_image__editor__service__pb2.WatchBatchRequest.SerializeToString,
+            imageeditor_dot_v1_dot_image__editor__service__pb2.WatchBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

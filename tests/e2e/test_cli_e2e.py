@@ -67,6 +67,8 @@ def test_batch_with_watch_reports_every_item(
     assert result.returncode == 0, result.stderr
     states = {json.loads(line)["state"] for line in result.stdout.splitlines()}
     assert states == {"TASK_STATE_SUCCEEDED"}
+    # One bar for the batch, drawn from WatchBatch's aggregate.
+    assert result.stderr.splitlines()[-1].endswith("2/2 done: 2 succeeded"), result.stderr
 
 
 def test_errors_are_one_clear_line_and_a_failing_exit(server: ServerProcess) -> None:

@@ -151,6 +151,29 @@ def test_a_watch_on_another_server_sees_every_transition_in_order(cluster: Clust
         assert len(seen) >= 4, "the watch began before the work did: it saw the stages live"
 
 
+def test_one_stream_for_a_batch_on_another_server_misses_no_transition(cluster: Cluster) -> None:
+    image = jpeg_bytes(800, 600)
+    requests = [
+        build_submit_request(image, operations=[rotate_operation(7)], format="png")
+        for _ in range(6)
+    ]
+    with cluster.client(server=0) as client:
+        batch = client.batch_submit(requests)
+    with cluster.client(server=1) as watcher:
+        updates = list(watcher.watch_batch(batch.batch_id))
+    assert updates[-1].progress.complete and updates[-1].progress.succeeded == 6
+    by_item: dict[str, list[int]] = {}
+    for update in updates:
+        by_item.setdefault(update.task.id, []).append(update.task.version)
+        p = update.progress
+        assert p.queued + p.running + p.succeeded + p.failed + p.cancelled == 6
+    assert set(by_item) == {r.task.id for r in batch.results}
+    for task_id, versions in by_item.items():
+        log = cluster.store.list_events(task_id, versions[0] - 1)
+        assert versions == [t.version for t in log]  # every transition from the first, once
+        assert log[-1].state is TaskState.SUCCEEDED
+
+
 def test_killed_workers_lose_no_task_and_run_none_twice(cluster: Cluster) -> None:
     with cluster.client() as client:
         ids = [submit_slow_task(client, 1600 + n) for n in range(4)]

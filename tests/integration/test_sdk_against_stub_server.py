@@ -73,6 +73,7 @@ class StubServicer(image_editor_service_pb2_grpc.ImageEditorServiceServicer):
         self.watch_requests: list[tuple[str, int]] = []
         self.list_requests: list[pb.ListTasksRequest] = []
         self.submitted: list[pb.SubmitTaskRequest] = []
+        self.batch_tokens: list[str] = []
 
     def _arrived(self, name: str, context: Any) -> None:
         self.calls[name] += 1
@@ -121,6 +122,32 @@ class StubServicer(image_editor_service_pb2_grpc.ImageEditorServiceServicer):
                     await context.abort(grpc.StatusCode.UNAVAILABLE, "stream dropped")
                 if request.task_id == "t-early":
                     return
+
+    async def WatchBatch(self, request: pb.WatchBatchRequest, context: Any) -> AsyncIterator[Any]:
+        """batch-1's two items, b-0 and b-1, step by step; the token is the messages sent so
+        far, and the first stream drops after the third message."""
+        self._arrived("WatchBatch", context)
+        self.batch_tokens.append(request.resume_token)
+        steps = [
+            (i, task)
+            for pair in zip(history("b-0"), history("b-1"), strict=True)
+            for i, task in enumerate(pair)
+        ]
+        sent = int(request.resume_token or 0)
+        for number, (index, task) in enumerate(steps[sent:], start=sent + 1):
+            done = sum(1 for i, t in steps[:number] if t.state == task_pb2.TASK_STATE_SUCCEEDED)
+            progress = pb.BatchProgress(
+                total=2,
+                succeeded=done,
+                running=2 - done,
+                fraction_done=done / 2,
+                complete=done == 2,
+            )
+            yield pb.WatchBatchResponse(
+                task=task, index=index, progress=progress, resume_token=str(number)
+            )
+            if number == 3 and not request.resume_token:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "stream dropped")
 
     async def CancelTask(self, request: pb.CancelTaskRequest, context: Any) -> Any:
         self._arrived("CancelTask", context)
@@ -232,6 +259,17 @@ def test_watch_resumes_a_stream_that_ends_before_a_terminal_state(
     assert stub[1].watch_requests == [("t-early", 0), ("t-early", 3)]
 
 
+def test_watch_batch_resumes_a_dropped_stream_from_its_last_token(
+    client: Client, stub: tuple[str, StubServicer]
+) -> None:
+    updates = list(client.watch_batch("batch-1"))
+
+    assert [u.resume_token for u in updates] == [str(n) for n in range(1, 11)]
+    assert stub[1].batch_tokens == ["", "3"]
+    assert updates[-1].progress.complete and updates[-1].progress.succeeded == 2
+    assert [u.task.version for u in updates if u.index == 1] == [1, 2, 3, 4, 5]
+
+
 def test_watch_after_the_terminal_version_ends_without_waiting(client: Client) -> None:
     assert list(client.watch("t-done", after_version=5)) == []
 
@@ -261,6 +299,7 @@ def test_results_are_reassembled_and_checked(client: Client, tmp_path: Path) -> 
 async def test_async_client_speaks_the_same_protocol(stub: tuple[str, StubServicer]) -> None:
     async with AsyncClient(stub[0], api_key=API_KEY, timeout=10) as sdk:
         versions = [task.version async for task in sdk.watch("t-drop")]
+        batch = [u.resume_token async for u in sdk.watch_batch("batch-1")]
         listed = [task.id async for task in sdk.list_tasks()]
         cancelled = await sdk.cancel("t-1")
         info, data = await sdk.get_result("t-ok")
@@ -270,6 +309,7 @@ async def test_async_client_speaks_the_same_protocol(stub: tuple[str, StubServic
             await sdk.submit(b"x", style_prompt="unknown-style")
 
     assert versions == [1, 2, 3, 4, 5]
+    assert batch == [str(n) for n in range(1, 11)]  # resumed after the drop, nothing twice
     assert listed == ["l-1", "l-2", "l-3"]
     assert cancelled.state == task_pb2.TASK_STATE_CANCELLED
     assert data == RESULT and info.size_bytes == len(RESULT)
@@ -309,7 +349,7 @@ def test_cli_batch_watch_follows_every_task(
     assert main(["batch", "https://e.com/a.png", "https://e.com/b.png", "--watch"]) == 0
 
     captured = capsys.readouterr()
-    assert "2/2 done: 2 succeeded, 0 failed" in captured.err
+    assert captured.err.splitlines()[-1].endswith("2/2 done: 2 succeeded")
     assert captured.out.count("SUCCEEDED") == 2
 
 

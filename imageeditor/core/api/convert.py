@@ -21,6 +21,7 @@ from imageeditor.core.api.convert_operations import (
 from imageeditor.core.api.rpc_errors import to_status
 from imageeditor.core.callbacks import Delivery, DeliveryState, batch_key, task_key
 from imageeditor.core.errors import ERRORS_BY_CODE, ImageEditorError, InvalidArgument
+from imageeditor.core.ports import BatchUpdate
 from imageeditor.core.spec import TaskSpec
 from imageeditor.core.task import ResultInfo, Stage, Task, TaskError, TaskState
 from imageeditor.v1 import image_editor_service_pb2 as service_pb2
@@ -163,6 +164,31 @@ def task_to_proto(
         message.callback.CopyFrom(delivery_to_proto(own))
     if task.batch_id and (batch := found.get(batch_key(task.batch_id))) is not None:
         message.batch_callback.CopyFrom(delivery_to_proto(batch))
+    return message
+
+
+def batch_update_to_proto(
+    update: BatchUpdate, task: task_pb2.Task | None
+) -> service_pb2.WatchBatchResponse:
+    """A WatchBatch message; `task` is update.task as task_to_proto made it."""
+    progress, counts = update.progress, update.progress.counts
+    message = service_pb2.WatchBatchResponse(
+        index=update.index,
+        resume_token=update.resume_token,
+        progress=service_pb2.BatchProgress(
+            total=progress.total,
+            refused=progress.refused,
+            queued=counts.get(TaskState.QUEUED, 0),
+            running=counts.get(TaskState.RUNNING, 0),
+            succeeded=counts.get(TaskState.SUCCEEDED, 0),
+            failed=counts.get(TaskState.FAILED, 0),
+            cancelled=counts.get(TaskState.CANCELLED, 0),
+            fraction_done=progress.fraction_done,
+            complete=progress.complete,
+        ),
+    )
+    if task is not None:
+        message.task.CopyFrom(task)
     return message
 
 

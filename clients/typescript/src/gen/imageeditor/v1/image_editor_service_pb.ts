@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file imageeditor/v1/image_editor_service.proto.
  */
 export const file_imageeditor_v1_image_editor_service: GenFile = /*@__PURE__*/
-  fileDesc("CilpbWFnZWVkaXRvci92MS9pbWFnZV9lZGl0b3Jfc2VydmljZS5wcm90bxIOaW1hZ2VlZGl0b3IudjEi1AIKEVN1Ym1pdFRhc2tSZXF1ZXN0EhMKCWltYWdlX3VybBgBIAEoCUgAEhQKCmltYWdlX2RhdGEYAiABKAxIABItCgpvcGVyYXRpb25zGAMgAygLMhkuaW1hZ2VlZGl0b3IudjEuT3BlcmF0aW9uEhQKDHN0eWxlX3Byb21wdBgEIAEoCRItCgZvdXRwdXQYBSABKAsyHS5pbWFnZWVkaXRvci52MS5PdXRwdXRPcHRpb25zEhQKDGNhbGxiYWNrX3VybBgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEj0KBmxhYmVscxgIIAMoCzItLmltYWdlZWRpdG9yLnYxLlN1Ym1pdFRhc2tSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlIjgKElN1Ym1pdFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFzayJzChJCYXRjaFN1Ym1pdFJlcXVlc3QSMwoIcmVxdWVzdHMYASADKAsyIS5pbWFnZWVkaXRvci52MS5TdWJtaXRUYXNrUmVxdWVzdBIUCgxjYWxsYmFja191cmwYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSJpChFCYXRjaFN1Ym1pdFJlc3VsdBIkCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFza0gAEiMKBWVycm9yGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIJCgdvdXRjb21lIlsKE0JhdGNoU3VibWl0UmVzcG9uc2USEAoIYmF0Y2hfaWQYASABKAkSMgoHcmVzdWx0cxgCIAMoCzIhLmltYWdlZWRpdG9yLnYxLkJhdGNoU3VibWl0UmVzdWx0IiMKEEdldFN0YXR1c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSI3ChFHZXRTdGF0dXNSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFzayI6ChBXYXRjaFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSFQoNYWZ0ZXJfdmVyc2lvbhgCIAEoAyI3ChFXYXRjaFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFzayIkChFDYW5jZWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjgKEkNhbmNlbFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFzayLSAgoQTGlzdFRhc2tzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIpCgZzdGF0ZXMYAyADKA4yGS5pbWFnZWVkaXRvci52MS5UYXNrU3RhdGUSEAoIYmF0Y2hfaWQYBCABKAkSPAoGbGFiZWxzGAUgAygLMiwuaW1hZ2VlZGl0b3IudjEuTGlzdFRhc2tzUmVxdWVzdC5MYWJlbHNFbnRyeRI1ChFjcmVhdGVfdGltZV9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSY3JlYXRlX3RpbWVfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlEKEUxpc3RUYXNrc1Jlc3BvbnNlEiMKBXRhc2tzGAEgAygLMhQuaW1hZ2VlZGl0b3IudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoQR2V0UmVzdWx0UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIkwKEUdldFJlc3VsdFJlc3BvbnNlEigKBGluZm8YASABKAsyGi5pbWFnZWVkaXRvci52MS5SZXN1bHRJbmZvEg0KBWNodW5rGAIgASgMMuIEChJJbWFnZUVkaXRvclNlcnZpY2USUwoKU3VibWl0VGFzaxIhLmltYWdlZWRpdG9yLnYxLlN1Ym1pdFRhc2tSZXF1ZXN0GiIuaW1hZ2VlZGl0b3IudjEuU3VibWl0VGFza1Jlc3BvbnNlElYKC0JhdGNoU3VibWl0EiIuaW1hZ2VlZGl0b3IudjEuQmF0Y2hTdWJtaXRSZXF1ZXN0GiMuaW1hZ2VlZGl0b3IudjEuQmF0Y2hTdWJtaXRSZXNwb25zZRJQCglHZXRTdGF0dXMSIC5pbWFnZWVkaXRvci52MS5HZXRTdGF0dXNSZXF1ZXN0GiEuaW1hZ2VlZGl0b3IudjEuR2V0U3RhdHVzUmVzcG9uc2USUgoJV2F0Y2hUYXNrEiAuaW1hZ2VlZGl0b3IudjEuV2F0Y2hUYXNrUmVxdWVzdBohLmltYWdlZWRpdG9yLnYxLldhdGNoVGFza1Jlc3BvbnNlMAESUwoKQ2FuY2VsVGFzaxIhLmltYWdlZWRpdG9yLnYxLkNhbmNlbFRhc2tSZXF1ZXN0GiIuaW1hZ2VlZGl0b3IudjEuQ2FuY2VsVGFza1Jlc3BvbnNlElAKCUxpc3RUYXNrcxIgLmltYWdlZWRpdG9yLnYxLkxpc3RUYXNrc1JlcXVlc3QaIS5pbWFnZWVkaXRvci52MS5MaXN0VGFza3NSZXNwb25zZRJSCglHZXRSZXN1bHQSIC5pbWFnZWVkaXRvci52MS5HZXRSZXN1bHRSZXF1ZXN0GiEuaW1hZ2VlZGl0b3IudjEuR2V0UmVzdWx0UmVzcG9uc2UwAUKaAQoSY29tLmltYWdlZWRpdG9yLnYxQhdJbWFnZUVkaXRvclNlcnZpY2VQcm90b1ABWi9pbWFnZWVkaXRvci9nZW4vZ28vaW1hZ2VlZGl0b3IvdjE7aW1hZ2VlZGl0b3J2MaICA0lFWKoCDkltYWdlRWRpdG9yLlYxygIOSW1hZ2VFZGl0b3JcVjHqAg9JbWFnZUVkaXRvcjo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_google_rpc_status, file_imageeditor_v1_operations, file_imageeditor_v1_task]);
+  fileDesc("CilpbWFnZWVkaXRvci92MS9pbWFnZV9lZGl0b3Jfc2VydmljZS5wcm90bxIOaW1hZ2VlZGl0b3IudjEi1AIKEVN1Ym1pdFRhc2tSZXF1ZXN0EhMKCWltYWdlX3VybBgBIAEoCUgAEhQKCmltYWdlX2RhdGEYAiABKAxIABItCgpvcGVyYXRpb25zGAMgAygLMhkuaW1hZ2VlZGl0b3IudjEuT3BlcmF0aW9uEhQKDHN0eWxlX3Byb21wdBgEIAEoCRItCgZvdXRwdXQYBSABKAsyHS5pbWFnZWVkaXRvci52MS5PdXRwdXRPcHRpb25zEhQKDGNhbGxiYWNrX3VybBgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEj0KBmxhYmVscxgIIAMoCzItLmltYWdlZWRpdG9yLnYxLlN1Ym1pdFRhc2tSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlIjgKElN1Ym1pdFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFzayJzChJCYXRjaFN1Ym1pdFJlcXVlc3QSMwoIcmVxdWVzdHMYASADKAsyIS5pbWFnZWVkaXRvci52MS5TdWJtaXRUYXNrUmVxdWVzdBIUCgxjYWxsYmFja191cmwYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSJpChFCYXRjaFN1Ym1pdFJlc3VsdBIkCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFza0gAEiMKBWVycm9yGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIJCgdvdXRjb21lIlsKE0JhdGNoU3VibWl0UmVzcG9uc2USEAoIYmF0Y2hfaWQYASABKAkSMgoHcmVzdWx0cxgCIAMoCzIhLmltYWdlZWRpdG9yLnYxLkJhdGNoU3VibWl0UmVzdWx0IiMKEEdldFN0YXR1c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSI3ChFHZXRTdGF0dXNSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFzayI6ChBXYXRjaFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSFQoNYWZ0ZXJfdmVyc2lvbhgCIAEoAyI3ChFXYXRjaFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFzayIkChFDYW5jZWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjgKEkNhbmNlbFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuaW1hZ2VlZGl0b3IudjEuVGFzayLSAgoQTGlzdFRhc2tzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIpCgZzdGF0ZXMYAyADKA4yGS5pbWFnZWVkaXRvci52MS5UYXNrU3RhdGUSEAoIYmF0Y2hfaWQYBCABKAkSPAoGbGFiZWxzGAUgAygLMiwuaW1hZ2VlZGl0b3IudjEuTGlzdFRhc2tzUmVxdWVzdC5MYWJlbHNFbnRyeRI1ChFjcmVhdGVfdGltZV9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSY3JlYXRlX3RpbWVfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlEKEUxpc3RUYXNrc1Jlc3BvbnNlEiMKBXRhc2tzGAEgAygLMhQuaW1hZ2VlZGl0b3IudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoQR2V0UmVzdWx0UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIkwKEUdldFJlc3VsdFJlc3BvbnNlEigKBGluZm8YASABKAsyGi5pbWFnZWVkaXRvci52MS5SZXN1bHRJbmZvEg0KBWNodW5rGAIgASgMIjsKEVdhdGNoQmF0Y2hSZXF1ZXN0EhAKCGJhdGNoX2lkGAEgASgJEhQKDHJlc3VtZV90b2tlbhgCIAEoCSKOAQoSV2F0Y2hCYXRjaFJlc3BvbnNlEiIKBHRhc2sYASABKAsyFC5pbWFnZWVkaXRvci52MS5UYXNrEg0KBWluZGV4GAIgASgFEi8KCHByb2dyZXNzGAMgASgLMh0uaW1hZ2VlZGl0b3IudjEuQmF0Y2hQcm9ncmVzcxIUCgxyZXN1bWVfdG9rZW4YBCABKAkirwEKDUJhdGNoUHJvZ3Jlc3MSDQoFdG90YWwYASABKAUSDwoHcmVmdXNlZBgCIAEoBRIOCgZxdWV1ZWQYAyABKAUSDwoHcnVubmluZxgEIAEoBRIRCglzdWNjZWVkZWQYBSABKAUSDgoGZmFpbGVkGAYgASgFEhEKCWNhbmNlbGxlZBgHIAEoBRIVCg1mcmFjdGlvbl9kb25lGAggASgCEhAKCGNvbXBsZXRlGAkgASgIMrkFChJJbWFnZUVkaXRvclNlcnZpY2USUwoKU3VibWl0VGFzaxIhLmltYWdlZWRpdG9yLnYxLlN1Ym1pdFRhc2tSZXF1ZXN0GiIuaW1hZ2VlZGl0b3IudjEuU3VibWl0VGFza1Jlc3BvbnNlElYKC0JhdGNoU3VibWl0EiIuaW1hZ2VlZGl0b3IudjEuQmF0Y2hTdWJtaXRSZXF1ZXN0GiMuaW1hZ2VlZGl0b3IudjEuQmF0Y2hTdWJtaXRSZXNwb25zZRJQCglHZXRTdGF0dXMSIC5pbWFnZWVkaXRvci52MS5HZXRTdGF0dXNSZXF1ZXN0GiEuaW1hZ2VlZGl0b3IudjEuR2V0U3RhdHVzUmVzcG9uc2USUgoJV2F0Y2hUYXNrEiAuaW1hZ2VlZGl0b3IudjEuV2F0Y2hUYXNrUmVxdWVzdBohLmltYWdlZWRpdG9yLnYxLldhdGNoVGFza1Jlc3BvbnNlMAESUwoKQ2FuY2VsVGFzaxIhLmltYWdlZWRpdG9yLnYxLkNhbmNlbFRhc2tSZXF1ZXN0GiIuaW1hZ2VlZGl0b3IudjEuQ2FuY2VsVGFza1Jlc3BvbnNlElAKCUxpc3RUYXNrcxIgLmltYWdlZWRpdG9yLnYxLkxpc3RUYXNrc1JlcXVlc3QaIS5pbWFnZWVkaXRvci52MS5MaXN0VGFza3NSZXNwb25zZRJSCglHZXRSZXN1bHQSIC5pbWFnZWVkaXRvci52MS5HZXRSZXN1bHRSZXF1ZXN0GiEuaW1hZ2VlZGl0b3IudjEuR2V0UmVzdWx0UmVzcG9uc2UwARJVCgpXYXRjaEJhdGNoEiEuaW1hZ2VlZGl0b3IudjEuV2F0Y2hCYXRjaFJlcXVlc3QaIi5pbWFnZWVkaXRvci52MS5XYXRjaEJhdGNoUmVzcG9uc2UwAUKaAQoSY29tLmltYWdlZWRpdG9yLnYxQhdJbWFnZUVkaXRvclNlcnZpY2VQcm90b1ABWi9pbWFnZWVkaXRvci9nZW4vZ28vaW1hZ2VlZGl0b3IvdjE7aW1hZ2VlZGl0b3J2MaICA0lFWKoCDkltYWdlRWRpdG9yLlYxygIOSW1hZ2VFZGl0b3JcVjHqAg9JbWFnZUVkaXRvcjo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_google_rpc_status, file_imageeditor_v1_operations, file_imageeditor_v1_task]);
 
 /**
  * @generated from message imageeditor.v1.SubmitTaskRequest
@@ -435,6 +435,137 @@ export const GetResultResponseSchema: GenMessage<GetResultResponse> = /*@__PURE_
   messageDesc(file_imageeditor_v1_image_editor_service, 14);
 
 /**
+ * @generated from message imageeditor.v1.WatchBatchRequest
+ */
+export type WatchBatchRequest = Message<"imageeditor.v1.WatchBatchRequest"> & {
+  /**
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * Empty: start with every item's current state. Otherwise the resume_token of the last
+   * message received: the stream goes on with every transition after it, none repeated.
+   *
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+};
+
+/**
+ * Describes the message imageeditor.v1.WatchBatchRequest.
+ * Use `create(WatchBatchRequestSchema)` to create a new message.
+ */
+export const WatchBatchRequestSchema: GenMessage<WatchBatchRequest> = /*@__PURE__*/
+  messageDesc(file_imageeditor_v1_image_editor_service, 15);
+
+/**
+ * @generated from message imageeditor.v1.WatchBatchResponse
+ */
+export type WatchBatchResponse = Message<"imageeditor.v1.WatchBatchResponse"> & {
+  /**
+   * An item as of one of its transitions (`task.version` orders each item's transitions);
+   * unset on a message that carries only the aggregate.
+   *
+   * @generated from field: imageeditor.v1.Task task = 1;
+   */
+  task?: Task | undefined;
+
+  /**
+   * The item's position in the BatchSubmitRequest.
+   *
+   * @generated from field: int32 index = 2;
+   */
+  index: number;
+
+  /**
+   * The batch as this stream has shown it, this message included.
+   *
+   * @generated from field: imageeditor.v1.BatchProgress progress = 3;
+   */
+  progress?: BatchProgress | undefined;
+
+  /**
+   * Opaque: pass it to WatchBatch to continue after this message.
+   *
+   * @generated from field: string resume_token = 4;
+   */
+  resumeToken: string;
+};
+
+/**
+ * Describes the message imageeditor.v1.WatchBatchResponse.
+ * Use `create(WatchBatchResponseSchema)` to create a new message.
+ */
+export const WatchBatchResponseSchema: GenMessage<WatchBatchResponse> = /*@__PURE__*/
+  messageDesc(file_imageeditor_v1_image_editor_service, 16);
+
+/**
+ * A batch's items counted by state. Refused items never became tasks: they count apart.
+ *
+ * @generated from message imageeditor.v1.BatchProgress
+ */
+export type BatchProgress = Message<"imageeditor.v1.BatchProgress"> & {
+  /**
+   * Items in the request, accepted or refused.
+   *
+   * @generated from field: int32 total = 1;
+   */
+  total: number;
+
+  /**
+   * @generated from field: int32 refused = 2;
+   */
+  refused: number;
+
+  /**
+   * @generated from field: int32 queued = 3;
+   */
+  queued: number;
+
+  /**
+   * @generated from field: int32 running = 4;
+   */
+  running: number;
+
+  /**
+   * @generated from field: int32 succeeded = 5;
+   */
+  succeeded: number;
+
+  /**
+   * @generated from field: int32 failed = 6;
+   */
+  failed: number;
+
+  /**
+   * @generated from field: int32 cancelled = 7;
+   */
+  cancelled: number;
+
+  /**
+   * The accepted items' mean progress, 0 to 1 (a terminal item counts as 1).
+   *
+   * @generated from field: float fraction_done = 8;
+   */
+  fractionDone: number;
+
+  /**
+   * Every accepted item is terminal: this is the stream's last message.
+   *
+   * @generated from field: bool complete = 9;
+   */
+  complete: boolean;
+};
+
+/**
+ * Describes the message imageeditor.v1.BatchProgress.
+ * Use `create(BatchProgressSchema)` to create a new message.
+ */
+export const BatchProgressSchema: GenMessage<BatchProgress> = /*@__PURE__*/
+  messageDesc(file_imageeditor_v1_image_editor_service, 17);
+
+/**
  * Asynchronous image-editing jobs. Every call needs `authorization: Bearer <api key>`;
  * a caller sees only its own tasks.
  *
@@ -511,6 +642,18 @@ export const ImageEditorService: GenService<{
     methodKind: "server_streaming";
     input: typeof GetResultRequestSchema;
     output: typeof GetResultResponseSchema;
+  },
+  /**
+   * Every item of a batch on one stream: each item's current state (or, resumed, every
+   * transition after the token), then each transition as it happens, with the batch's
+   * aggregate on every message; the stream ends with the message whose aggregate is complete.
+   *
+   * @generated from rpc imageeditor.v1.ImageEditorService.WatchBatch
+   */
+  watchBatch: {
+    methodKind: "server_streaming";
+    input: typeof WatchBatchRequestSchema;
+    output: typeof WatchBatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_imageeditor_v1_image_editor_service, 0);
