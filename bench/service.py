@@ -19,6 +19,8 @@ alternately, ROUNDS times, and prints medians with the ratio and its target (iss
             watch → GetResult), 4 concurrent clients, embedded and production: ≥ 1.25x the
             jobs/s of thumbor 7.8 with 2 processes on its file loader, and CPU per job (every
             process of the service) ≤ 1.3x the pipeline's own; 2 edit workers ≥ 1.7x one.
+  reuse     the same 12 MP job submitted again (result reuse, issue 14): submit → SUCCEEDED of
+            the identical job ≤ 0.2x the first's, which ran; embedded and production.
 
 Every load generator runs in a process of its own. `python bench/service.py submit watch`
 runs some cases; BENCH_ROUNDS (3) and BENCH_SECONDS (5) change the effort.
@@ -64,6 +66,10 @@ UNLIMITED = {
     "IMAGEEDITOR_BATCH_BURST": "1000000",
     "IMAGEEDITOR_MAX_BATCH_SIZE": "1000",
     "IMAGEEDITOR_MAX_WATCH_STREAMS_PER_USER": "100000",
+    # The cases that measure runs submit the same image again and again, which result reuse
+    # would answer without a run; the reuse case turns it on (and the submit case measures
+    # submits as deployed, with it on).
+    "IMAGEEDITOR_RESULT_REUSE": "off",
 }
 
 
@@ -183,7 +189,7 @@ def embedded(workers: int = 2, **settings: str) -> Iterator[Deployment]:
     from tests.e2e.harness import ServerProcess, free_port
 
     with tempfile.TemporaryDirectory() as folder:
-        server = ServerProcess(Path(folder), free_port(), workers, **UNLIMITED, **settings)
+        server = ServerProcess(Path(folder), free_port(), workers, **{**UNLIMITED, **settings})
         server.start()
         try:
             assert server.process is not None
@@ -280,8 +286,8 @@ def submit_case() -> None:
     # No workers in either mode: the case measures the edge and the store, and tasks left
     # running from one round must not take the CPU from the next (embedded workers would).
     modes: dict[str, Callable[[], contextlib.AbstractContextManager[Deployment]]] = {
-        "production": production,
-        "embedded": lambda: embedded(workers=0),
+        "production": lambda: production(IMAGEEDITOR_RESULT_REUSE="user"),
+        "embedded": lambda: embedded(workers=0, IMAGEEDITOR_RESULT_REUSE="user"),
     }
     for name, start in modes.items():
         with start() as ours:
@@ -903,12 +909,98 @@ def resize_case() -> None:
     print(f"  2 edit workers x 1: {scaling:.2f} (target ≥1.7: {verdict(scaling >= 1.7)})")
 
 
+# -- case: result reuse --------------------------------------------------------------------------
+
+REUSE_JOBS = int(os.environ.get("BENCH_REUSE_JOBS", "8"))
+REUSE_TARGET = 0.2  # a reused job's submit → SUCCEEDED, as a share of the job's own run
+
+
+def reuse_latencies(address: str, api_key: str, photo: str, jobs: int) -> list[tuple[float, float]]:
+    """For each of `jobs` distinct 12 MP jobs (fit 1024, JPEG at its own quality): seconds
+    from submit to SUCCEEDED of its first submit (a run) and of an identical one (reused)."""
+    import grpc
+
+    from imageeditor.v1 import image_editor_service_pb2 as pb
+    from imageeditor.v1 import image_editor_service_pb2_grpc as pb_grpc
+    from imageeditor.v1 import operations_pb2, task_pb2
+
+    succeeded = task_pb2.TASK_STATE_SUCCEEDED
+    metadata = (("authorization", f"Bearer {api_key}"),)
+    options = [("grpc.max_send_message_length", 64 * 2**20)]
+    data = Path(photo).read_bytes()
+    resize = operations_pb2.Operation(resize=operations_pb2.Resize(width=1024, height=1024))
+    figures = []
+    with grpc.insecure_channel(address, options=options) as channel:
+        stub = pb_grpc.ImageEditorServiceStub(channel)
+
+        def until_succeeded(request: pb.SubmitTaskRequest) -> tuple[float, Any]:
+            started = time.perf_counter()
+            task = stub.SubmitTask(request, metadata=metadata, timeout=60).task
+            if task.state != succeeded:
+                watch = pb.WatchTaskRequest(task_id=task.id, after_version=task.version)
+                for event in stub.WatchTask(watch, metadata=metadata, timeout=60):
+                    task = event.task
+                    if task.state == succeeded:
+                        break
+            if task.state != succeeded:
+                raise RuntimeError(f"a bench job ended {task.state}")
+            return time.perf_counter() - started, task
+
+        for quality in range(60, 60 + jobs + 1):  # the first warms up
+            output = operations_pb2.OutputOptions(
+                format=operations_pb2.IMAGE_FORMAT_JPEG, quality=quality
+            )
+            request = pb.SubmitTaskRequest(image_data=data, operations=[resize], output=output)
+            ran, first = until_succeeded(request)
+            reused, again = until_succeeded(request)
+            if first.reused_from or again.reused_from != first.id:
+                raise RuntimeError("the bench's jobs were not run, then reused, as it expects")
+            figures.append((ran, reused))
+    return figures[1:]
+
+
+def reuse_case() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from run import make_inputs
+
+    photo = make_inputs()["astronaut-12MP"]
+    print(f"result reuse: {REUSE_JOBS} distinct 12 MP JPEG jobs (fit 1024 → JPEG), each submitted")
+    print("twice, one at a time: submit → SUCCEEDED of the run and of the identical job after it")
+    print(row("", "run ms", "reused ms", "reused/run", "", "", f"≤{REUSE_TARGET}"))
+    modes: dict[str, Callable[[], contextlib.AbstractContextManager[Deployment]]] = {
+        "embedded (2 workers)": lambda: embedded(IMAGEEDITOR_RESULT_REUSE="user"),
+        "production (1 edit worker)": lambda: production(
+            workers=1, IMAGEEDITOR_RESULT_REUSE="user"
+        ),
+    }
+    for name, start in modes.items():
+        with start() as ours:
+            figures = in_process(
+                reuse_latencies, ours.address, ours.api_key, str(photo), REUSE_JOBS
+            )
+        ran = statistics.median(r for r, _ in figures)
+        reused = statistics.median(r for _, r in figures)
+        ratio = reused / ran
+        print(
+            row(
+                f"ours, {name}",
+                f"{ran * 1000:.0f}",
+                f"{reused * 1000:.1f}",
+                f"{ratio:.3f}",
+                "",
+                "",
+                verdict(ratio <= REUSE_TARGET),
+            )
+        )
+
+
 CASES: dict[str, Callable[[], None]] = {
     "submit": submit_case,
     "batch": batch_case,
     "roundtrip": roundtrip_case,
     "watch": fanout_case,
     "resize": resize_case,
+    "reuse": reuse_case,
 }
 
 

@@ -7,9 +7,10 @@ admitted (dispatched, or running) at once; the others wait in the store, QUEUED 
 and are admitted as earlier ones finish. Another user's task then waits behind at most `cap`
 tasks of each busy user. A cap of 0 admits every task at once.
 
-Whoever sees a task of a user end admits that user's next ones: the worker that ran it, the
-server that cancelled it; the reconciler admits for every user with tasks waiting, so an
-admission lost to a crash only waits for its next pass.
+Whoever sees a task of a user end admits that user's next ones (and dispatches the tasks that
+wait for its result: imageeditor.core.reuse): the worker that ran it, the server that
+cancelled it; the reconciler admits for every user with tasks waiting, so an admission lost
+to a crash only waits for its next pass.
 """
 
 from __future__ import annotations
@@ -57,9 +58,16 @@ class Admission:
         return admitted
 
     def after(self, task: Task | None) -> None:
-        """Once a task has ended, its user's next ones may go."""
-        if task is not None and task.state.terminal:
-            self.admit(task.user_id)
+        """Once a task has ended, its user's next ones may go, and so may the tasks that
+        waited for its result (imageeditor.core.reuse): their worker takes it, or runs them if
+        there is none."""
+        if task is None or not task.state.terminal:
+            return
+        self.admit(task.user_id)
+        if task.content_key:
+            for waiting in self._store.waiting_for(task.id):
+                if waiting.admitted:
+                    self._dispatcher.dispatch(waiting)
 
     def admit_everyone(self) -> int:
         """Admit for every user with tasks waiting (the reconciler's pass)."""

@@ -157,6 +157,13 @@ class TaskStore(Protocol):
     def count_unfinished(self) -> dict[TaskState, int]:
         """How many tasks are QUEUED and RUNNING now (what the metrics sampler exports)."""
 
+    def reusable(self, content_keys: Sequence[str], finished_after: datetime) -> dict[str, Task]:
+        """For each content key, the task an identical new task takes its result from: the
+        newest SUCCEEDED after `finished_after`, else the oldest QUEUED or RUNNING one."""
+
+    def waiting_for(self, task_id: str) -> list[Task]:
+        """The QUEUED tasks waiting for this task's result (reused_from), oldest first."""
+
     def admit_waiting(self, user_id: str, cap: int) -> list[Task]:
         """Mark the user's oldest tasks that wait for admission admitted, while fewer than
         `cap` of the user's unfinished tasks are; returns those admitted now, oldest first."""
@@ -261,6 +268,10 @@ class BlobStore(Protocol):
     def open_chunks(self, key: str, chunk_size: int) -> Iterator[bytes]: ...
 
     def delete(self, key: str) -> None: ...
+
+    def copy(self, source: str, target: str) -> str:
+        """Store the blob at `source` under `target` too, without passing its bytes through
+        this process where the store can; its URI. NotFound when `source` is gone."""
 
 
 class Dispatcher(Protocol):

@@ -40,6 +40,7 @@ from imageeditor.core.ports import (
     TaskStore,
 )
 from imageeditor.core.queues import queue_for
+from imageeditor.core.reuse import ResultReuse, copy_result_of
 from imageeditor.core.settings import Settings
 from imageeditor.core.spec import TaskSpec
 from imageeditor.core.task import ResultInfo, Task, TaskState, utcnow
@@ -95,6 +96,7 @@ class TaskService:
         self._deliveries = deliveries
         self._later = later
         self._admission = Admission(store, dispatcher, settings.max_dispatched_per_user)
+        self._reuse = ResultReuse(store, settings)
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -118,11 +120,11 @@ class TaskService:
         waits = self._limiter.acquire_each(keys, s.submit_rate, s.submit_burst)
         refusals = [_rate_limited(wait, "submit") for wait in waits]
         chosen = [i for i, refused in enumerate(refusals) if refused is None]
-        prepared = [self._prepare(*submissions[i]) for i in chosen]
+        prepared, reused = self._prepare_all([submissions[i] for i in chosen])
         stored = self._store.create_tasks(prepared)
         contexts = {t.id: submissions[i][1].context for i, t in zip(chosen, prepared, strict=True)}
         created = [task for task, was_created in stored if was_created]
-        dispatched = self._after_create(prepared, created, contexts)
+        dispatched = self._after_create(prepared, created, contexts, reused)
         outcomes: dict[int, Task | ImageEditorError] = {}
         for i, task, (kept, was_created) in zip(chosen, prepared, stored, strict=True):
             outcomes[i] = dispatched.get(kept.id, kept)
@@ -151,11 +153,10 @@ class TaskService:
         if valid:
             self._check_rate(f"submit:{user_id}", s.submit_rate, s.submit_burst, cost=valid)
         batch_id = str(uuid.uuid4())
-        prepared = [
-            item if isinstance(item, ImageEditorError) else self._prepare(user_id, item, batch_id)
-            for item in items
-        ]
-        tasks = [t for t in prepared if isinstance(t, Task)]
+        new = [(user_id, item) for item in items if not isinstance(item, ImageEditorError)]
+        tasks, reused = self._prepare_all(new, batch_id)
+        made = iter(tasks)
+        prepared = [item if isinstance(item, ImageEditorError) else next(made) for item in items]
         batch = Batch(
             id=batch_id,
             user_id=user_id,
@@ -170,11 +171,11 @@ class TaskService:
         )
         stored_batch, created = self._store.create_batch(batch, tasks)
         if created:
-            dispatched = self._after_create(tasks, tasks)
+            dispatched = self._after_create(tasks, tasks, reused=reused)
             return stored_batch, [
                 dispatched.get(p.id, p) if isinstance(p, Task) else p for p in prepared
             ]
-        self._after_create(tasks, [])
+        self._after_create(tasks, [], reused=reused)
         _check_same_request(stored_batch.request_digest, request_digest, request_id)
         return stored_batch, self._outcomes(stored_batch)
 
@@ -185,30 +186,68 @@ class TaskService:
         refused = {item.position: item.error() for item in batch.rejected}
         return [refused[i] if i in refused else next(tasks) for i in range(batch.size)]
 
-    def _prepare(self, user_id: str, new: NewTask, batch_id: str = "") -> Task:
-        task_id = str(uuid.uuid4())
+    def _prepare_all(
+        self, submissions: Sequence[tuple[str, NewTask]], batch_id: str = ""
+    ) -> tuple[list[Task], dict[str, Task]]:
+        """Each new task as it is stored, in order, and by id the finished version of those
+        that take an identical task's result (imageeditor.core.reuse), to commit once they
+        exist. One store query finds what every keyed task may reuse."""
+        reuse = self._reuse
+        keys = [
+            reuse.key(user_id, new.spec, new.image_data)
+            if reuse.enabled and new.image_data is not None
+            else ""
+            for user_id, new in submissions
+        ]
+        sources = reuse.sources([key for key in keys if key], utcnow())
+        prepared: list[Task] = []
+        reused: dict[str, Task] = {}
+        for (user_id, new), key in zip(submissions, keys, strict=True):
+            task = self._new_task(user_id, new, batch_id, key)
+            source = sources.get(key) if key else None
+            result = copy_result_of(self._blobs, source, task.id) if source else None
+            if source is not None and result is not None:  # no input to keep: it never runs
+                task = replace(task, reused_from=source.id, admitted=True)
+                reused[task.id] = task.reuse(result, source.id)
+                prepared.append(task)
+                continue
+            if source is not None and not source.state.terminal:
+                task = replace(task, reused_from=source.id)  # it waits for that one
+            elif key:
+                sources[key] = task  # later identical tasks of this submit wait for it
+            prepared.append(self._admission.prepare(self._with_input(task, new)))
+        return prepared, reused
+
+    def _new_task(self, user_id: str, new: NewTask, batch_id: str, content_key: str) -> Task:
         spec = new.spec
         if new.image_data is not None:
-            key = f"inputs/{task_id}"
-            self._blobs.put(key, new.image_data)
-            spec = replace(spec, input_key=key, input_size=len(new.image_data))
-        return self._admission.prepare(
-            Task(
-                id=task_id,
-                user_id=user_id,
-                spec=spec,
-                batch_id=batch_id,
-                request_id=new.request_id,
-                labels=dict(new.labels),
-                request_digest=new.request_digest,
-            )
+            spec = replace(spec, input_size=len(new.image_data))
+        return Task(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            spec=spec,
+            batch_id=batch_id,
+            request_id=new.request_id,
+            labels=dict(new.labels),
+            request_digest=new.request_digest,
+            content_key=content_key,
         )
+
+    def _with_input(self, task: Task, new: NewTask) -> Task:
+        """`task` with its inline source stored in the blob store (image bytes never go into
+        the database)."""
+        if new.image_data is None:
+            return task
+        key = f"inputs/{task.id}"
+        self._blobs.put(key, new.image_data)
+        return replace(task, spec=replace(task.spec, input_key=key))
 
     def _after_create(
         self,
         prepared: Sequence[Task],
         created: Sequence[Task],
         contexts: Mapping[str, contextvars.Context | None] | None = None,
+        reused: Mapping[str, Task] | None = None,
     ) -> dict[str, Task]:
         """Dispatch what was created (as far as fairness lets it go now: see
         imageeditor.core.admission), each task in its submitter's context when given; drop inline
@@ -219,21 +258,29 @@ class TaskService:
         answered yet) nor cached: the first GetStatus reads the store and caches what it
         finds (a round trip and a snapshot per task saved at submit: bench/service.py)."""
         created_ids = {t.id for t in created}
+        reused = reused or {}
         for task in created:
             TASKS_SUBMITTED.labels(queue_for(task.spec)).inc()
         for task in prepared:
             if task.id not in created_ids and task.spec.input_key:
                 self._blobs.delete(task.spec.input_key)
-        if not created:
-            return {}
-        dispatched = {task.id: task for task in self._admission.admit_new(list(created))}
+            if task.id not in created_ids and (done := reused.get(task.id)) and done.result:
+                self._blobs.delete(done.result.key)
+        # Those that take an identical task's result end now (a commit no one can race: no
+        # one knows their ids yet); the rest go to the workers.
+        finished = {t.id: reused[t.id] for t in created if t.id in reused}
+        finished = {i: t for i, t in finished.items() if self._lifecycle.commit(t)}
+        to_run = [task for task in created if task.id not in finished]
+        if not to_run:
+            return finished
+        dispatched = {task.id: task for task in self._admission.admit_new(to_run)}
         for task in dispatched.values():
             context = contexts.get(task.id) if contexts else None
             if context is None:
                 self._dispatcher.dispatch(task)
             else:
                 context.run(self._dispatcher.dispatch, task)
-        return dispatched
+        return {**dispatched, **finished}
 
     def _check_rate(self, key: str, rate: float, burst: int, cost: int = 1) -> None:
         refused = _rate_limited(self._limiter.acquire(key, rate, burst, cost), key.split(":")[0])

@@ -80,6 +80,13 @@ class Settings:
     # per core). A flood of heavy requests queues for them; the loop keeps answering.
     edge_cpu_threads: int = 0
     max_attempts: int = 3
+    # Result reuse (imageeditor.core.reuse): a task whose inline source has the same bytes,
+    # operations, style and output options as an earlier one takes that one's result without
+    # a run. "user": among one user's tasks; "shared": among all users' (how fast a task
+    # ends then tells that someone processed the same image); "off". A result is reused for
+    # result_reuse_seconds after it was made.
+    result_reuse: str = "user"
+    result_reuse_seconds: float = 86400.0
     # Open WatchTask streams per user in each server process; failed authentications per
     # peer address: a burst, then this many a second (beyond: refused without a lookup).
     max_watch_streams_per_user: int = 100

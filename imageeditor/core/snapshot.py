@@ -59,6 +59,8 @@ def task_to_dict(task: Task, sealer: Sealer = NO_SEALING) -> dict[str, Any]:
         "request_digest": task.request_digest,
         "admitted": task.admitted,
         "stage_timings": timings_to_list(task.stage_timings),
+        "content_key": task.content_key,
+        "reused_from": task.reused_from,
     }
 
 
@@ -87,6 +89,8 @@ def task_from_dict(data: dict[str, Any], sealer: Sealer = NO_SEALING) -> Task:
         request_digest=data.get("request_digest", ""),  # absent from older snapshots
         admitted=data.get("admitted", True),
         stage_timings=timings_from_list(data.get("stage_timings")),
+        content_key=data.get("content_key", ""),
+        reused_from=data.get("reused_from", ""),
     )
 
 

@@ -45,6 +45,7 @@ class Stage(enum.StrEnum):
     FETCH = "fetch"
     VALIDATE = "validate"
     EDIT = "edit"
+    REMOVE_BACKGROUND = "remove_bg"
     STYLE = "style"
     ENCODE = "encode"
     STORE = "store"
@@ -54,13 +55,21 @@ PIPELINE_STAGES = (
     Stage.FETCH,
     Stage.VALIDATE,
     Stage.EDIT,
+    Stage.REMOVE_BACKGROUND,
     Stage.STYLE,
     Stage.ENCODE,
     Stage.STORE,
 )
 
 _ALLOWED: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.CANCELLED, TaskState.FAILED}),
+    TaskState.QUEUED: frozenset(
+        {
+            TaskState.RUNNING,
+            TaskState.SUCCEEDED,  # an identical task's result, reused
+            TaskState.CANCELLED,
+            TaskState.FAILED,
+        }
+    ),
     TaskState.RUNNING: frozenset(
         {
             TaskState.RUNNING,  # stage change
@@ -146,6 +155,12 @@ class Task:
     admitted: bool = True
     # The stages of the current (or last) run, in order, each with its start and duration.
     stage_timings: tuple[StageTiming, ...] = ()
+    # What makes the result reusable (imageeditor.core.reuse): a digest of the scope, the
+    # source's bytes and everything that shapes the output; "" when reuse does not apply.
+    content_key: str = ""
+    # The identical task whose result this one took without running, or, while QUEUED, the
+    # one it waits for; "" once it runs itself.
+    reused_from: str = ""
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -177,24 +192,43 @@ class Task:
             stage=Stage.NONE,
             progress=0.0,
             stage_timings=(),
+            reused_from="",  # it runs itself: it waits for no one any more
         )
 
-    def enter_stage(self, stage: Stage, now: datetime | None = None) -> Task:
-        """RUNNING → RUNNING in a new stage; progress is the share of stages already done."""
-        if self.state is not TaskState.RUNNING:
-            raise FailedPrecondition(f"task {self.id} is {self.state}", reason="NOT_RUNNING")
-        progress = PIPELINE_STAGES.index(stage) / len(PIPELINE_STAGES)
+    def enter_stage(
+        self, stage: Stage, now: datetime | None = None, progress: float | None = None
+    ) -> Task:
+        """RUNNING → RUNNING in a new stage; `progress` is the share of the run's stages
+        already done (by default, as if the run had every pipeline stage once)."""
+        self._require(TaskState.RUNNING)
+        if progress is None:
+            progress = PIPELINE_STAGES.index(stage) / len(PIPELINE_STAGES)
         moment = now or utcnow()
         timings = (*self._timings_closed_at(moment), StageTiming(stage, moment))
         return self._to(
             TaskState.RUNNING, moment, stage=stage, progress=progress, stage_timings=timings
         )
 
+    def _require(self, state: TaskState) -> None:
+        if self.state is not state:
+            raise FailedPrecondition(
+                f"task {self.id} is {self.state}, not {state}", reason=f"NOT_{state.name}"
+            )
+
     def _timings_closed_at(self, moment: datetime) -> tuple[StageTiming, ...]:
         return tuple(timing.closed(moment) for timing in self.stage_timings)
 
     def succeed(self, result: ResultInfo, now: datetime | None = None) -> Task:
+        """RUNNING → SUCCEEDED: the run made `result`."""
+        self._require(TaskState.RUNNING)
         return self._to(TaskState.SUCCEEDED, now, result=result, progress=1.0)
+
+    def reuse(self, result: ResultInfo, source_id: str, now: datetime | None = None) -> Task:
+        """QUEUED → SUCCEEDED with the result of an identical task, without a run."""
+        self._require(TaskState.QUEUED)
+        return self._to(
+            TaskState.SUCCEEDED, now, result=result, progress=1.0, reused_from=source_id
+        )
 
     def fail(self, error: TaskError, now: datetime | None = None) -> Task:
         return self._to(TaskState.FAILED, now, error=error)

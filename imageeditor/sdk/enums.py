@@ -32,6 +32,7 @@ class Stage(enum.IntEnum):
     STYLE = task_pb2.STAGE_STYLE
     ENCODE = task_pb2.STAGE_ENCODE
     STORE = task_pb2.STAGE_STORE
+    REMOVE_BACKGROUND = task_pb2.STAGE_REMOVE_BACKGROUND
 
 
 class ImageFormat(enum.IntEnum):

@@ -31,6 +31,7 @@ class Stage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STAGE_STYLE: _ClassVar[Stage]
     STAGE_ENCODE: _ClassVar[Stage]
     STAGE_STORE: _ClassVar[Stage]
+    STAGE_REMOVE_BACKGROUND: _ClassVar[Stage]
 
 class CallbackState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,6 +52,7 @@ STAGE_EDIT: Stage
 STAGE_STYLE: Stage
 STAGE_ENCODE: Stage
 STAGE_STORE: Stage
+STAGE_REMOVE_BACKGROUND: Stage
 CALLBACK_STATE_UNSPECIFIED: CallbackState
 CALLBACK_STATE_PENDING: CallbackState
 CALLBACK_STATE_DELIVERED: CallbackState
@@ -91,7 +93,7 @@ class ResultInfo(_message.Message):
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., format: _Optional[_Union[_operations_pb2.ImageFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., uri: _Optional[str] = ..., download_url: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "state", "stage", "progress", "attempts", "version", "create_time", "update_time", "start_time", "finish_time", "processing_time", "error", "result", "batch_id", "request_id", "labels", "spec", "cancel_requested", "callback", "batch_callback", "stage_timings")
+    __slots__ = ("id", "state", "stage", "progress", "attempts", "version", "create_time", "update_time", "start_time", "finish_time", "processing_time", "error", "result", "batch_id", "request_id", "labels", "spec", "cancel_requested", "callback", "batch_callback", "stage_timings", "reused_from")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +122,7 @@ class Task(_message.Message):
     CALLBACK_FIELD_NUMBER: _ClassVar[int]
     BATCH_CALLBACK_FIELD_NUMBER: _ClassVar[int]
     STAGE_TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    REUSED_FROM_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: TaskState
     stage: Stage
@@ -141,7 +144,8 @@ class Task(_message.Message):
     callback: CallbackDelivery
     batch_callback: CallbackDelivery
     stage_timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., progress: _Optional[float] = ..., attempts: _Optional[int] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., processing_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., result: _Optional[_Union[ResultInfo, _Mapping]] = ..., batch_id: _Optional[str] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., cancel_requested: _Optional[bool] = ..., callback: _Optional[_Union[CallbackDelivery, _Mapping]] = ..., batch_callback: _Optional[_Union[CallbackDelivery, _Mapping]] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ...) -> None: ...
+    reused_from: str
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., stage: _Optional[_Union[Stage, str]] = ..., progress: _Optional[float] = ..., attempts: _Optional[int] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., processing_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., result: _Optional[_Union[ResultInfo, _Mapping]] = ..., batch_id: _Optional[str] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., cancel_requested: _Optional[bool] = ..., callback: _Optional[_Union[CallbackDelivery, _Mapping]] = ..., batch_callback: _Optional[_Union[CallbackDelivery, _Mapping]] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., reused_from: _Optional[str] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "start_time", "duration")

@@ -11,16 +11,17 @@ as a Celery pool process runs tasks) or in a child process that can be stopped a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
 from PIL import Image
 
+from imageeditor.core.errors import Internal
 from imageeditor.core.ports import BlobStore
 from imageeditor.core.settings import Settings
-from imageeditor.core.spec import RemoveBackground, Resize, TaskSpec
+from imageeditor.core.spec import Operation, RemoveBackground, Resize, TaskSpec
 from imageeditor.core.task import ResultInfo, Stage, Task
 from imageeditor.workers.background import BackgroundRemover
 from imageeditor.workers.content_checks import ContentChecker, content_checker_from_settings
@@ -75,9 +76,35 @@ class RunInterrupted(Exception):
         self.cancel = cancel
 
 
+@dataclass(frozen=True)
+class EditStep:
+    """A run of a task's operations done as one stage: each background removal is a
+    REMOVE_BACKGROUND stage of its own, the operations between them EDIT stages."""
+
+    stage: Stage
+    first: int  # the place of its first operation in the task's list
+    operations: tuple[Operation, ...]
+
+
+def edit_steps(operations: Sequence[Operation]) -> list[EditStep]:
+    """The operations as stages, in order; one EDIT stage (maybe empty) when none removes
+    the background."""
+    steps: list[EditStep] = []
+    start = 0
+    for index, op in enumerate(operations):
+        if isinstance(op, RemoveBackground):
+            if index > start:
+                steps.append(EditStep(Stage.EDIT, start, tuple(operations[start:index])))
+            steps.append(EditStep(Stage.REMOVE_BACKGROUND, index, (op,)))
+            start = index + 1
+    if start < len(operations) or not steps:
+        steps.append(EditStep(Stage.EDIT, start, tuple(operations[start:])))
+    return steps
+
+
 def stages_of(spec: TaskSpec) -> list[Stage]:
     """The stages a task goes through, in order (STYLE only with a style prompt)."""
-    stages = [Stage.FETCH, Stage.VALIDATE, Stage.EDIT]
+    stages = [Stage.FETCH, Stage.VALIDATE, *(s.stage for s in edit_steps(spec.operations))]
     if spec.style_prompt:
         stages.append(Stage.STYLE)
     return [*stages, Stage.ENCODE, Stage.STORE]
@@ -104,15 +131,14 @@ class Pipeline:
         self._limits = OutputLimits(settings.effective_max_output_pixels, settings.max_output_side)
 
     def stages(self, spec: TaskSpec) -> list[tuple[Stage, StageStep]]:
-        steps: dict[Stage, StageStep] = {
-            Stage.FETCH: self.fetch,
-            Stage.VALIDATE: self.validate,
-            Stage.EDIT: self.edit,
-            Stage.STYLE: self.style,
-            Stage.ENCODE: self.encode,
-            Stage.STORE: self.store,
-        }
-        return [(stage, steps[stage]) for stage in stages_of(spec)]
+        """The task's stages in order (as stages_of), each with what it does."""
+        edits: list[tuple[Stage, StageStep]] = [
+            (step.stage, partial(self.edit, step=step)) for step in edit_steps(spec.operations)
+        ]
+        steps = [(Stage.FETCH, self.fetch), (Stage.VALIDATE, self.validate), *edits]
+        if spec.style_prompt:
+            steps.append((Stage.STYLE, self.style))
+        return [*steps, (Stage.ENCODE, self.encode), (Stage.STORE, self.store)]
 
     def open(self, task: Task) -> InProcessRun:
         """A run of `task` in this process (PipelineRuns)."""
@@ -140,10 +166,14 @@ class Pipeline:
         work.source = b""  # the decoded image replaces the bytes; let them go
         self._checker.check(work.image)
 
-    def edit(self, work: Work) -> None:
+    def edit(self, work: Work, step: EditStep) -> None:
         assert work.image is not None
         work.image = apply_operations(
-            work.image, work.spec.operations, self._operations, limits=self._limits
+            work.image,
+            step.operations,
+            self._operations,
+            limits=self._limits,
+            first_index=step.first,
         )
 
     def style(self, work: Work) -> None:
@@ -176,11 +206,17 @@ class InProcessRun:
 
     def __init__(self, pipeline: Pipeline, task: Task) -> None:
         self.work = Work(task_id=task.id, spec=task.spec)
-        self._steps = dict(pipeline.stages(task.spec))
-        self.stages = list(self._steps)
+        self._steps = pipeline.stages(task.spec)
+        self.stages = [stage for stage, _ in self._steps]
+        self._done = 0
 
     def run_stage(self, stage: Stage) -> None:
-        self._steps[stage](self.work)
+        """Do the next stage, which must be `stage` (a stage may come twice)."""
+        expected, step = self._steps[self._done]
+        if stage is not expected:
+            raise Internal(f"stage {stage} run out of order (next: {expected})")
+        self._done += 1
+        step(self.work)
 
     def result(self) -> ResultInfo:
         assert self.work.result is not None

@@ -18,6 +18,7 @@ from imageeditor.core.logs import task_context
 from imageeditor.core.metrics import STAGE_DURATION, TASKS_STARTED, timed
 from imageeditor.core.ports import BlobStore
 from imageeditor.core.queues import queue_for
+from imageeditor.core.reuse import copy_result_of
 from imageeditor.core.settings import Settings
 from imageeditor.core.task import Task, TaskError, TaskState
 from imageeditor.core.telemetry import stage_span
@@ -71,8 +72,10 @@ class TaskRunner:
         attempt = task.attempts
         try:
             run = self._pipeline.open(task)
-            for stage in run.stages:
-                task = self._change(task, attempt, partial(Task.enter_stage, stage=stage))
+            for done, stage in enumerate(run.stages):
+                progress = done / len(run.stages)  # the share of this run's stages done
+                enter = partial(Task.enter_stage, stage=stage, progress=progress)
+                task = self._change(task, attempt, enter)
                 if task.state is not TaskState.RUNNING:
                     return self._finished(task)
                 with stage_span(stage, task.id, attempt), timed(STAGE_DURATION.labels(stage)):
@@ -108,6 +111,7 @@ class TaskRunner:
             snapshot is not None
             and snapshot.state is TaskState.QUEUED
             and snapshot.attempts < self._max_attempts
+            and not snapshot.reused_from
         ):
             started = snapshot.start()
             if self._lifecycle.commit(started):
@@ -119,12 +123,22 @@ class TaskRunner:
             f"the task was started {self._max_attempts} times without finishing",
         )
 
+        copied: list[str] = []  # result blobs copied for a reuse that may not commit
+
         def decide(task: Task) -> Task | None:
             if task.state is not TaskState.QUEUED:
                 return None  # a duplicate delivery, or cancelled while queued
+            if task.reused_from:  # it waits for an identical task (imageeditor.core.reuse)
+                source = self._lifecycle.store.get_task(task.reused_from)
+                if source is not None and not source.state.terminal:
+                    return None  # still unfinished: its end dispatches this task again
+                result = copy_result_of(self._blobs, source, task.id) if source else None
+                if source is not None and result is not None:
+                    copied.append(result.key)
+                    return task.reuse(result, source.id)
             if task.attempts >= self._max_attempts:
                 return task.fail(too_many)
-            return task.start()
+            return task.start()  # no result to take: it runs itself
 
         try:
             task = self._lifecycle.update(task_id, decide)
@@ -133,6 +147,9 @@ class TaskRunner:
         except ImageEditorError:
             log.warning("task %s: not found; dropping its dispatch", task_id)
             return None
+        if copied and not (task.state is TaskState.SUCCEEDED and task.reused_from):
+            for key in set(copied):  # the reuse lost its commit (a cancel came first)
+                self._blobs.delete(key)
         return self._finished(task).task if task.state.terminal else task
 
     def _change(self, task: Task, attempt: int, change: Callable[[Task], Task]) -> Task:

@@ -124,10 +124,12 @@ class ServerProcess:
         return result
 
 
-def jpeg_bytes(width: int = 800, height: int = 600) -> bytes:
+def jpeg_bytes(width: int = 800, height: int = 600, variant: int = 0) -> bytes:
+    """A JPEG with some structure; each `variant` is another image (jobs that must run, not
+    reuse an identical job's result, need images of their own)."""
     image = Image.new("RGB", (width, height))
     for x in range(0, width, 40):  # some structure, so the encoders have work to do
-        image.paste((x % 256, 90, 255 - x % 256), (x, 0, x + 20, height))
+        image.paste((x % 256, 90 + variant % 160, 255 - x % 256), (x, 0, x + 20, height))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=90)
     return out.getvalue()

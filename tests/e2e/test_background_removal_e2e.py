@@ -12,6 +12,14 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from imageeditor.sdk import (
+    Client,
+    Stage,
+    flip_operation,
+    remove_background_operation,
+    resize_operation,
+)
+from imageeditor.v1 import task_pb2
 from tests.e2e.harness import ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +74,39 @@ def test_remove_background_yields_a_cut_out_with_a_transparent_background(
         alpha = image.getchannel("A")
     assert alpha.getpixel((0, 0)) < 10 and alpha.getpixel((511, 0)) < 10
     assert alpha.getpixel((220, 120)) > 200  # the face
+
+
+def test_background_removal_is_a_stage_of_its_own_between_the_edits(
+    server: ServerProcess, astronaut: Path
+) -> None:
+    with Client(server.address, server.api_key) as client:
+        task = client.submit(
+            astronaut,
+            operations=[
+                resize_operation(256, 256),
+                remove_background_operation(),
+                flip_operation(),
+            ],
+            format="png",
+        )
+        updates = list(client.watch(task.id))
+        status = server.cli("status", task.id).stdout
+    final = updates[-1]
+    assert final.state == task_pb2.TASK_STATE_SUCCEEDED
+    assert [Stage(t.stage).name for t in final.stage_timings] == [
+        "FETCH",
+        "VALIDATE",
+        "EDIT",
+        "REMOVE_BACKGROUND",
+        "EDIT",
+        "ENCODE",
+        "STORE",
+    ]
+    removal = final.stage_timings[3].duration.ToMilliseconds()
+    assert removal >= max(t.duration.ToMilliseconds() for t in final.stage_timings[4:])
+    progress = [u.progress for u in updates if u.state == task_pb2.TASK_STATE_RUNNING]
+    assert progress == sorted(progress)  # it never goes back, though `edit` comes twice
+    assert "remove_background" in status and status.count("edit") == 2
 
 
 def test_without_the_model_the_task_fails_clearly_and_the_server_carries_on(

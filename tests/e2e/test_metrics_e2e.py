@@ -124,7 +124,8 @@ def test_prometheus_scrapes_the_server_and_the_worker_and_answers_rates_and_quan
 def test_the_worker_endpoint_sums_its_pool_processes(cluster: Cluster) -> None:
     """The samples come from the pool process that ran the tasks, not the parent serving."""
     with cluster.client() as client:
-        ids = [client.submit(jpeg_bytes(32, 32)).id for _ in range(2)]
+        # Two distinct images: an identical second job would reuse the first one's result.
+        ids = [client.submit(jpeg_bytes(32 + i, 32)).id for i in range(2)]
     cluster.wait_until_finished(ids, timeout=60)
     (worker,) = cluster.workers
     (pool,) = worker.pool_processes()

@@ -156,10 +156,12 @@ def test_a_redis_restart_loses_no_task_and_needs_no_restart(outage_cluster: Clus
     operations = [rotate_operation(13), blur_operation(25)]
     seconds: list[float] = []
     with outage_cluster.client() as client:
-        batch = client.batch_submit(
+        batch = client.batch_submit(  # twenty jobs that each run (no two are identical)
             [
-                build_submit_request(image, operations=operations, format="png", effort=9)
-                for _ in range(20)
+                build_submit_request(
+                    jpeg_bytes(800, 600, variant=i), operations=operations, format="png", effort=9
+                )
+                for i in range(1, 21)
             ]
         )
         ids = [result.task.id for result in batch.results]

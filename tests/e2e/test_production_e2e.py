@@ -8,6 +8,7 @@ timings so that recoveries happen within seconds.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -60,10 +61,14 @@ def cluster(
     running.stop()
 
 
+SLOW_VARIANTS = itertools.count(1)
+
+
 def submit_slow_task(client: Client, width: int = 1600) -> str:
-    """A job that keeps a worker busy for a while (~2 s at 1600 px wide: costly steps)."""
+    """A job that keeps a worker busy for a while (~2 s at 1600 px wide: costly steps); each
+    on an image of its own, so that none takes another's result."""
     task = client.submit(
-        jpeg_bytes(width, width * 3 // 4),
+        jpeg_bytes(width, width * 3 // 4, variant=next(SLOW_VARIANTS)),
         operations=[rotate_operation(13), blur_operation(25), sharpen_operation()],
         format="png",
         effort=9,
@@ -174,6 +179,24 @@ def test_one_stream_for_a_batch_on_another_server_misses_no_transition(cluster: 
         assert log[-1].state is TaskState.SUCCEEDED
 
 
+def test_identical_jobs_run_once_and_a_later_one_is_answered_at_once(cluster: Cluster) -> None:
+    image = jpeg_bytes(900, 700)  # an image of this test's own: nothing else made its key
+    with cluster.client(server=0) as client:
+        batch = client.batch_submit([image] * 5, operations=[rotate_operation(3)], format="png")
+    ids = [r.task.id for r in batch.results]
+    cluster.wait_until_finished(ids, timeout=60)
+    with cluster.client(server=1) as client:
+        ends = [client.get_status(task_id) for task_id in ids]
+        later = client.submit(image, operations=[rotate_operation(3)], format="png")
+        _, first_bytes = client.get_result(ids[0])
+        _, later_bytes = client.get_result(later.id)
+    assert {t.state for t in ends} == {SUCCEEDED}
+    assert [t.attempts for t in ends] == [1, 0, 0, 0, 0]  # one run across the cluster
+    assert {t.reused_from for t in ends[1:]} == {ids[0]}
+    assert later.state == SUCCEEDED and later.reused_from in ids
+    assert later_bytes == first_bytes
+
+
 def test_killed_workers_lose_no_task_and_run_none_twice(cluster: Cluster) -> None:
     with cluster.client() as client:
         ids = [submit_slow_task(client, 1600 + n) for n in range(4)]
@@ -249,9 +272,9 @@ def test_with_the_broker_down_tasks_are_accepted_and_run_once_it_is_back(
     try:
         ids, seconds = [], []
         with cluster.client() as client:
-            for _ in range(5):
+            for n in range(5):
                 started = time.monotonic()
-                task = client.submit(jpeg_bytes(96, 64), resize=(48, 32))
+                task = client.submit(jpeg_bytes(96, 64, variant=100 + n), resize=(48, 32))
                 seconds.append(time.monotonic() - started)
                 ids.append(task.id)
                 assert task.state == QUEUED

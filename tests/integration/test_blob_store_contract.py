@@ -109,6 +109,21 @@ def test_delete_is_idempotent(subject: Subject) -> None:
         subject.store.get("inputs/gone")
 
 
+def test_a_copy_outlives_its_source_and_a_missing_source_is_not_found(subject: Subject) -> None:
+    subject.store.put("results/a.png", b"the bytes")
+
+    uri = subject.store.copy("results/a.png", "results/b/c.png")
+    subject.store.delete("results/a.png")
+
+    assert subject.store.get("results/b/c.png") == b"the bytes"
+    assert uri.endswith("results/b/c.png")
+    with pytest.raises(NotFound) as got:
+        subject.store.copy("results/a.png", "results/d.png")
+    assert got.value.reason == "BLOB_NOT_FOUND"
+    with pytest.raises(NotFound):
+        subject.store.get("results/d.png")
+
+
 @pytest.mark.parametrize("key", ["", "../escape", "a/../../escape", "/etc/passwd"])
 def test_keys_that_leave_the_store_are_refused(subject: Subject, key: str) -> None:
     for call in (

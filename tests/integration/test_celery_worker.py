@@ -23,7 +23,7 @@ from imageeditor.core.spec import Resize
 from imageeditor.core.task import Task, TaskState
 from imageeditor.workers import celery_tasks
 from imageeditor.workers.celery_tasks import TaskHandler
-from imageeditor.workers.pipeline import Work
+from imageeditor.workers.pipeline import EditStep, Work
 from tests.integration.worker_parts import MAX_ATTEMPTS, Parts
 
 
@@ -107,7 +107,7 @@ class ProcessDied(BaseException):
 def test_an_image_that_kills_every_worker_fails_after_the_attempts(worker: Worker) -> None:
     task = worker.queue()
 
-    def deadly_edit(work: Work) -> None:
+    def deadly_edit(work: Work, step: EditStep) -> None:
         raise ProcessDied
 
     worker.pipeline.edit = deadly_edit  # type: ignore[method-assign]
@@ -136,7 +136,7 @@ def test_a_transient_error_is_published_again_with_a_countdown(worker: Worker) -
 def test_a_run_that_overstays_its_time_limit_fails_cleanly(worker: Worker) -> None:
     task = worker.queue()
 
-    def endless_edit(work: Work) -> None:
+    def endless_edit(work: Work, step: EditStep) -> None:
         raise TimeoutError  # what Celery's soft time limit raises into the run
 
     worker.pipeline.edit = endless_edit  # type: ignore[method-assign]

@@ -95,6 +95,52 @@ def test_stage_timings_are_kept_with_each_transition(store: SqlTaskStore) -> Non
     assert last.stage_timings == done.stage_timings
 
 
+def test_reuse_finds_the_newest_result_in_time_else_the_oldest_unfinished_task(
+    store: SqlTaskStore,
+) -> None:
+    def keyed(key: str, minutes: int) -> Task:
+        task = replace(
+            make_task(created_at=BASE_TIME + timedelta(minutes=minutes)), content_key=key
+        )
+        return created(store, task)
+
+    def succeeded(task: Task, minutes: int) -> Task:
+        running = advanced(store, task, lambda t: t.start(BASE_TIME))
+        return advanced(
+            store, running, lambda t: t.succeed(RESULT, BASE_TIME + timedelta(minutes=minutes))
+        )
+
+    old, newer = succeeded(keyed("a" * 64, 0), 1), succeeded(keyed("a" * 64, 1), 2)
+    waiting_first, _ = keyed("b" * 64, 3), keyed("b" * 64, 4)
+    expired = succeeded(keyed("c" * 64, 0), 1)
+    failed = advanced(store, keyed("d" * 64, 0), lambda t: t.fail(TaskError("X", "X", "x")))
+    follower = created(
+        store,
+        replace(
+            make_task(created_at=BASE_TIME + timedelta(minutes=5)),
+            content_key="b" * 64,
+            reused_from=waiting_first.id,
+        ),
+    )
+
+    found = store.reusable(
+        ["a" * 64, "b" * 64, "c" * 64, "d" * 64, "e" * 64],
+        BASE_TIME + timedelta(minutes=1, seconds=30),
+    )
+
+    assert found["a" * 64] == newer and old.id != newer.id
+    assert found["b" * 64].id == waiting_first.id  # no result yet: the oldest to wait for
+    assert set(found) == {"a" * 64, "b" * 64}  # expired, failed and unknown keys find nothing
+    assert expired.state is TaskState.SUCCEEDED and failed.state is TaskState.FAILED
+    assert store.reusable([], BASE_TIME) == {}
+    assert [t.id for t in store.waiting_for(waiting_first.id)] == [follower.id]
+    assert store.get_task(follower.id) == follower  # reused_from and content_key are kept
+    started = advanced(store, follower, lambda t: t.start(BASE_TIME))
+    assert (
+        store.waiting_for(waiting_first.id) == [] and store.get_task(started.id).reused_from == ""
+    )
+
+
 def test_create_is_idempotent_per_user_and_request_id(store: SqlTaskStore) -> None:
     first = created(store, make_task(request_id="req-1"))
     retry = make_task(request_id="req-1")

@@ -15,7 +15,7 @@ from imageeditor.core.errors import Unavailable
 from imageeditor.core.spec import ImageFormat, OutputOptions, Resize
 from imageeditor.core.task import Stage, Task, TaskState
 from imageeditor.workers.embedded import EmbeddedWorker, Slot
-from imageeditor.workers.pipeline import Work
+from imageeditor.workers.pipeline import EditStep, Work
 from tests.integration.worker_parts import MAX_ATTEMPTS, Parts
 
 
@@ -79,8 +79,8 @@ def test_a_cancel_request_stops_the_run_at_the_next_stage_boundary(
     task = parts.queue()
     original_edit = parts.pipeline.edit
 
-    def edit_then_get_cancelled(work: Work) -> None:
-        original_edit(work)
+    def edit_then_get_cancelled(work: Work, step: EditStep) -> None:
+        original_edit(work, step)
         parts.lifecycle.update(work.task_id, lambda t: t.request_cancel())
 
     parts.pipeline.edit = edit_then_get_cancelled  # type: ignore[method-assign]

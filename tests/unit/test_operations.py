@@ -8,8 +8,10 @@ import pytest
 from PIL import Image
 
 from imageeditor.core.errors import InvalidArgument
-from imageeditor.core.spec import Grayscale, Resize, ResizeFit
-from imageeditor.workers.operations import apply_operations, grayscale, resize
+from imageeditor.core.spec import Flip, Grayscale, RemoveBackground, Resize, ResizeFit
+from imageeditor.core.task import Stage
+from imageeditor.workers.operations import OutputLimits, apply_operations, grayscale, resize
+from imageeditor.workers.pipeline import EditStep, edit_steps
 
 INSIDE, CONTAIN, COVER, FILL = ResizeFit.INSIDE, ResizeFit.CONTAIN, ResizeFit.COVER, ResizeFit.FILL
 LANDSCAPE, PORTRAIT = (400, 200), (200, 400)
@@ -131,3 +133,22 @@ def test_an_operation_without_a_function_is_refused() -> None:
     with pytest.raises(InvalidArgument) as caught:
         apply_operations(sized(LANDSCAPE), [Blur()])  # type: ignore[list-item]
     assert caught.value.reason == "OPERATION_UNSUPPORTED"
+
+
+def test_each_background_removal_is_a_stage_between_runs_of_other_operations() -> None:
+    resize, removal, flip = Resize(width=10, height=10), RemoveBackground(), Flip()
+    assert edit_steps([]) == [EditStep(Stage.EDIT, 0, ())]
+    assert edit_steps([removal]) == [EditStep(Stage.REMOVE_BACKGROUND, 0, (removal,))]
+    assert edit_steps([resize, removal, flip, Grayscale()]) == [
+        EditStep(Stage.EDIT, 0, (resize,)),
+        EditStep(Stage.REMOVE_BACKGROUND, 1, (removal,)),
+        EditStep(Stage.EDIT, 2, (flip, Grayscale())),
+    ]
+
+
+def test_a_refused_operation_is_named_by_its_place_in_the_whole_list() -> None:
+    huge = Resize(width=20_000, height=20_000, allow_upscale=True)
+    limits = OutputLimits(max_pixels=1_000_000, max_side=10_000)
+    with pytest.raises(InvalidArgument) as refused:
+        apply_operations(Image.new("RGB", (8, 8)), [huge], limits=limits, first_index=3)
+    assert "operations[3]" in str(refused.value.message) + str(refused.value.field_violations)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -46,6 +47,16 @@ def test_a_queued_task_cannot_skip_running() -> None:
         new_task().succeed(RESULT)
     with pytest.raises(FailedPrecondition):
         new_task().enter_stage(Stage.FETCH)
+
+
+def test_a_queued_task_may_take_an_identical_tasks_result_without_a_run() -> None:
+    task = new_task().reuse(RESULT, "source-id")
+    assert (task.state, task.result, task.reused_from) == (TaskState.SUCCEEDED, RESULT, "source-id")
+    assert task.attempts == 0 and task.processing_ms is None and task.stage_timings == ()
+    with pytest.raises(FailedPrecondition):
+        new_task().start().reuse(RESULT, "source-id")  # a run makes its own result
+    waiting = replace(new_task(), reused_from="source-id")
+    assert waiting.start().reused_from == ""  # once it runs itself it waits for no one
 
 
 def test_cancel_of_a_queued_task_is_immediate_and_records_why() -> None:

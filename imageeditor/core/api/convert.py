@@ -43,6 +43,7 @@ STAGES_TO_PROTO = {
     Stage.STYLE: task_pb2.STAGE_STYLE,
     Stage.ENCODE: task_pb2.STAGE_ENCODE,
     Stage.STORE: task_pb2.STAGE_STORE,
+    Stage.REMOVE_BACKGROUND: task_pb2.STAGE_REMOVE_BACKGROUND,
 }
 
 
@@ -142,6 +143,7 @@ def task_to_proto(
         labels=task.labels,
         spec=spec_to_proto(task.spec),
         cancel_requested=task.cancel_requested,
+        reused_from=task.reused_from,
     )
     if task.started_at is not None:
         message.start_time.CopyFrom(_timestamp(task.started_at))

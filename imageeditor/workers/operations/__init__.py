@@ -74,13 +74,15 @@ def apply_operations(
     registry: Registry = OPERATIONS,
     *,
     limits: OutputLimits | None = None,
+    first_index: int = 0,
 ) -> Image.Image:
     """`image` with each operation applied in order; OPERATION_UNSUPPORTED for an operation
     type the registry has no function for. With `limits`, each operation's output size is
     computed first (imageeditor.core.geometry) and one over them is refused, OUTPUT_TOO_LARGE,
-    before it allocates anything."""
+    before it allocates anything. `first_index` is the first operation's place in the
+    task's list, for error fields."""
     carried = {key: image.info[key] for key in _CARRIED_INFO if key in image.info}
-    for index, op in enumerate(ops):
+    for index, op in enumerate(ops, start=first_index):
         function = registry.get(type(op))
         if function is None:
             raise InvalidArgument(

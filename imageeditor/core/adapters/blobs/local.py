@@ -67,3 +67,18 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def copy(self, source: str, target: str) -> str:
+        """A hard link, so no byte is copied: deleting either name leaves the other whole.
+        Made under a temporary name and renamed, as `put` writes."""
+        origin, path = self._path(source), self._path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{secrets.token_hex(8)}"
+        try:
+            os.link(origin, tmp)
+        except FileNotFoundError:
+            raise NotFound(f"blob {source} not found", reason="BLOB_NOT_FOUND") from None
+        except OSError:  # a file system without hard links
+            return self.put(target, self.get(source))
+        os.replace(tmp, path)
+        return path.as_uri()

@@ -45,6 +45,7 @@ TRANSITION_COLUMNS = (
     "finished_at",
     "processing_ms",
     "stage_timings",
+    "reused_from",
 )
 
 
@@ -80,6 +81,8 @@ def task_to_row(task: Task, sealer: Sealer) -> dict[str, Any]:
         "request_digest": task.request_digest or None,
         "admitted": task.admitted,
         "stage_timings": timings_to_list(task.stage_timings),
+        "content_key": task.content_key or None,
+        "reused_from": uuid.UUID(task.reused_from) if task.reused_from else None,
     }
 
 
@@ -129,6 +132,8 @@ def task_from_row(row: RowMapping, labels: Mapping[str, str], sealer: Sealer) ->
         request_digest=row["request_digest"] or "",
         admitted=row["admitted"],
         stage_timings=timings_from_list(row["stage_timings"]),
+        content_key=row["content_key"] or "",
+        reused_from=str(row["reused_from"]) if row["reused_from"] is not None else "",
     )
 
 

@@ -117,6 +117,10 @@ tasks = Table(
     Column("admitted", Boolean, nullable=False, server_default=true()),
     # The stages of the current (or last) run: [{stage, started_at, ms}] (NULL: none yet).
     Column("stage_timings", JSON(none_as_null=True), nullable=True),
+    # Result reuse (imageeditor.core.reuse): the digest identical tasks share, and the task
+    # whose result this one took (or, while QUEUED, waits for).
+    Column("content_key", String(64), nullable=True),
+    Column("reused_from", Uuid, nullable=True),
     UniqueConstraint("user_id", "request_id"),
     Index("ix_tasks_created_at", "created_at"),
     # The reconciler's query (stale_tasks); also serves any query on state alone.
@@ -125,6 +129,8 @@ tasks = Table(
     Index("ix_tasks_batch_id", "batch_id"),
     # A user's dispatched tasks are counted, and their waiting ones taken oldest first.
     Index("ix_tasks_user_id_state", "user_id", "state"),
+    Index("ix_tasks_content_key_state", "content_key", "state"),
+    Index("ix_tasks_reused_from", "reused_from"),
 )
 
 task_labels = Table(

@@ -202,6 +202,40 @@ class SqlTaskStore:
             counts: dict[str, int] = {state: n for state, n in connection.execute(statement)}
         return {state: counts.get(state.value, 0) for state in sorted(UNFINISHED_STATES)}
 
+    # -- result reuse ----------------------------------------------------------------------
+
+    def reusable(self, content_keys: Sequence[str], finished_after: datetime) -> dict[str, Task]:
+        """For each key, the task whose result an identical new task may take: the newest
+        that SUCCEEDED after `finished_after`, else the oldest still QUEUED or RUNNING (to
+        wait for). One query for every key (ix_tasks_content_key_state)."""
+        keys = sorted(set(content_keys))
+        if not keys:
+            return {}
+        t = tables.tasks
+        unfinished = sorted(s.value for s in UNFINISHED_STATES)
+        succeeded = (t.c.state == TaskState.SUCCEEDED.value) & (t.c.finished_at >= finished_after)
+        statement = select(t).where(
+            t.c.content_key.in_(keys), succeeded | t.c.state.in_(unfinished)
+        )
+        found: dict[str, Task] = {}
+        for task in self._load_tasks(statement):
+            if _better_source(task, found.get(task.content_key)):
+                found[task.content_key] = task
+        return found
+
+    def waiting_for(self, task_id: str) -> list[Task]:
+        """The QUEUED tasks that wait for this task's result, oldest first."""
+        key = parse_uuid(task_id)
+        if key is None:
+            return []
+        t = tables.tasks
+        statement = (
+            select(t)
+            .where(t.c.reused_from == key, t.c.state == TaskState.QUEUED.value)
+            .order_by(t.c.created_at, t.c.id)
+        )
+        return self._load_tasks(statement)
+
     # -- admission -------------------------------------------------------------------------
 
     def admit_waiting(self, user_id: str, cap: int) -> list[Task]:
@@ -442,3 +476,18 @@ def _labels_of(
         for task_id, key, value in connection.execute(statement):
             found[task_id][key] = value
     return found
+
+
+def _better_source(candidate: Task, best: Task | None) -> bool:
+    """Whether `candidate` beats `best` as the task to reuse: a result over a wait, the
+    newest result, the oldest wait (the one most likely to finish first)."""
+    if best is None:
+        return True
+    done, best_done = candidate.state is TaskState.SUCCEEDED, best.state is TaskState.SUCCEEDED
+    if done != best_done:
+        return done
+    if done:
+        return candidate.finished_at is not None and (
+            best.finished_at is None or candidate.finished_at > best.finished_at
+        )
+    return (candidate.created_at, candidate.id) < (best.created_at, best.id)
