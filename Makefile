@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 NUMBA_WARM := $(VENV)/.numba-warm
 THUMBOR_VENV := var/bench/thumbor-venv
 THUMBOR := $(THUMBOR_VENV)/bin/thumbor
+REMBG_VENV := var/bench/rembg-venv
+REMBG := $(REMBG_VENV)/bin/rembg
 
 .PHONY: setup models run test lint gen clean bench tools lock python-version
 
@@ -40,13 +42,15 @@ lock: python-version
 	var/lock-venv/bin/pip install --quiet --upgrade pip
 	var/lock-venv/bin/pip install --quiet '.[server,worker,cli,dev]'
 	{ echo "# Every version make installs (make lock writes this; do not edit by hand)."; \
-	  var/lock-venv/bin/pip freeze --exclude-editable | grep -v '^imageeditor=='; } > constraints.txt
+	  var/lock-venv/bin/pip freeze --exclude-editable | grep -v '^imageeditor\( @\|==\)'; } > constraints.txt
 	rm -rf var/lock-venv
 
 # rembg's u2netp model in IMAGEEDITOR_MODELS_DIR (default $U2NET_HOME or ~/.u2net): fetched
-# when missing or not matching its md5, else only checked. Nothing is downloaded at run time.
+# when missing or not matching its md5, else only checked; then its int8 version made from it
+# (about two minutes, once). Nothing is downloaded at run time.
 models: $(NUMBA_WARM)
 	$(BIN)/imageeditor models fetch --no-warm
+	$(BIN)/imageeditor models quantize
 
 # numba compiles pymatting's code (alpha matting) on first import, about a minute; its cache
 # lives in the virtualenv, so warm it once per install.
@@ -95,7 +99,7 @@ test: lint tools $(TS_MODULES)
 	cd $(TS) && npm test
 
 # Speed and memory against reference implementations, side by side (not part of `make test`).
-bench: setup $(THUMBOR)
+bench: setup $(THUMBOR) $(REMBG)
 	$(PIP_INSTALL) -e '.[bench]'
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/hostile.py
@@ -105,6 +109,11 @@ bench: setup $(THUMBOR)
 $(THUMBOR):
 	$(PYTHON) -m venv $(THUMBOR_VENV)
 	$(THUMBOR_VENV)/bin/pip install --quiet "thumbor==7.8.0" "Pillow<13"
+
+# `rembg s`, the reference of the service bench's removal case: the tool as its users install it.
+$(REMBG):
+	$(PYTHON) -m venv $(REMBG_VENV)
+	$(REMBG_VENV)/bin/pip install --quiet "rembg[cli,cpu]==2.0.86"
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

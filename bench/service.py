@@ -19,6 +19,9 @@ alternately, ROUNDS times, and prints medians with the ratio and its target (iss
             watch → GetResult), 4 concurrent clients, embedded and production: ≥ 1.25x the
             jobs/s of thumbor 7.8 with 2 processes on its file loader, and CPU per job (every
             process of the service) ≤ 1.3x the pipeline's own; 2 edit workers ≥ 1.7x one.
+  removal   background removal of three photos by 2 concurrent clients through the whole
+            service (embedded) against `rembg s` 2.0.86 on the same model file: ≥ 1.3x its
+            images/s at ≤ 0.75x its memory (issue 14).
   reuse     the same 12 MP job submitted again (result reuse, issue 14): submit → SUCCEEDED of
             the identical job ≤ 0.2x the first's, which ran; embedded and production.
 
@@ -909,6 +912,256 @@ def resize_case() -> None:
     print(f"  2 edit workers x 1: {scaling:.2f} (target ≥1.7: {verdict(scaling >= 1.7)})")
 
 
+# -- case: background removal against `rembg s` ---------------------------------------------------
+
+REMOVAL_CLIENTS = 2
+REMOVAL_SECONDS = float(os.environ.get("BENCH_REMOVAL_SECONDS", "20"))
+REMOVAL_TARGETS = (1.3, 0.75)  # ≥ rembg's images/s, ≤ its peak RSS
+REMOVAL_PHOTOS = ("astronaut", "coffee", "chelsea")
+# rembg[cli] 2.0.86 in a virtualenv of its own (`make bench` makes it).
+REMBG = Path(os.environ.get("BENCH_REMBG", ROOT / "var/bench/rembg-venv/bin/rembg"))
+
+
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and every descendant alive now."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+class PeakMemory:
+    """The largest total PSS of a process tree, sampled every 0.2 s while in use. PSS shares
+    each page among the processes that map it, so what forked processes have in common
+    (a forkserver's preloaded libraries, for one) counts once, not once per process as a sum
+    of their peak RSS would."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        self.pid = pid
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            total = 0
+            for each in tree_pids(self.pid):
+                try:
+                    rollup = Path(f"/proc/{each}/smaps_rollup").read_text()
+                except OSError:
+                    continue
+                lines = rollup.splitlines()
+                total += next((int(x.split()[1]) for x in lines if x.startswith("Pss:")), 0)
+            self.peak_mb = max(self.peak_mb, total / 1024)
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """The sum of the peak RSS (VmHWM) of `pid` and its descendants: what the service as a
+    whole needed at most (an upper bound: the peaks need not coincide)."""
+    total = 0
+    for each in tree_pids(pid):
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except OSError:
+            continue
+        total += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0
+        )
+    return total / 1024
+
+
+@contextlib.contextmanager
+def rembg_server(folder: Path) -> Iterator[tuple[int, int]]:
+    """`rembg s` on loopback with a copy of the provisioned u2netp (U2NET_HOME: nothing is
+    downloaded): (port, pid)."""
+    import shutil
+    import urllib.request
+
+    from imageeditor.core.rembg_models import find_model_file
+    from imageeditor.core.settings import Settings
+    from tests.e2e.harness import free_port
+
+    model = find_model_file(Settings.from_env().models_dir, "u2netp")
+    if model is None:
+        raise RuntimeError("u2netp is not provisioned: run `make models`")
+    shutil.copy(model, folder / "u2netp.onnx")
+    port = free_port()
+    env = {**os.environ, "U2NET_HOME": str(folder)}
+    command = [str(REMBG), "s", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
+    command += ["--log_level", "warning"]
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("rembg s did not start") from None
+                time.sleep(0.3)
+        yield port, server.pid
+    finally:
+        server.terminate()
+        server.wait(30)
+    if (folder / "models").exists():  # rembg's layout for what it downloads
+        raise RuntimeError(f"rembg s tried to download a model into {folder / 'models'}")
+
+
+def rembg_removals(port: int, photos: list[str], seconds: float) -> int:
+    """REMOVAL_CLIENTS callers POSTing the photos in turn to `rembg s` (u2netp, a PNG cut-out
+    back) for `seconds`: images done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    datas = [Path(p).read_bytes() for p in photos]
+    url = f"http://127.0.0.1:{port}/api/remove"
+
+    def caller(deadline: float) -> int:
+        done = 0
+        with httpx.Client(timeout=120) as client:
+            while time.monotonic() < deadline:
+                # The model is a form field: without it rembg s takes bria-rmbg, and fetches it.
+                reply = client.post(
+                    url,
+                    files={"file": ("photo.png", datas[done % len(datas)])},
+                    data={"model": "u2netp"},
+                )
+                if reply.status_code != 200 or not reply.content.startswith(b"\x89PNG"):
+                    # A plain error: httpx's own does not cross back from the pool process.
+                    raise RuntimeError(f"rembg s answered {reply.status_code}: {reply.text[:200]}")
+                done += 1
+        return done
+
+    deadline = time.monotonic() + seconds
+    with ThreadPoolExecutor(REMOVAL_CLIENTS) as pool:
+        return sum(pool.map(caller, [deadline] * REMOVAL_CLIENTS))
+
+
+def service_removals(address: str, api_key: str, photos: list[str], seconds: float) -> int:
+    """REMOVAL_CLIENTS callers submitting the photos in turn inline (remove background, PNG),
+    watching each to its end and downloading the cut-out, for `seconds`: images done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imageeditor.sdk import Client, remove_background_operation
+
+    datas = [Path(p).read_bytes() for p in photos]
+
+    def caller(deadline: float) -> int:
+        done = 0
+        with Client(address, api_key, timeout=120) as client:
+            while time.monotonic() < deadline:
+                task = client.submit(
+                    datas[done % len(datas)],
+                    operations=[remove_background_operation()],
+                    format="png",
+                )
+                final = list(client.watch(task.id))[-1]
+                if final.state != 3:  # SUCCEEDED
+                    raise RuntimeError(f"a bench removal ended {final.state}: {final.error}")
+                _, data = client.get_result(task.id)
+                assert data.startswith(b"\x89PNG")
+                done += 1
+        return done
+
+    deadline = time.monotonic() + seconds
+    with ThreadPoolExecutor(REMOVAL_CLIENTS) as pool:
+        return sum(pool.map(caller, [deadline] * REMOVAL_CLIENTS))
+
+
+def removal_case() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from run import make_inputs
+
+    if not REMBG.exists():
+        print(f"removal case skipped: no rembg at {REMBG} (`make bench` installs it)")
+        return
+    inputs = make_inputs()
+    photos = [str(inputs[name]) for name in REMOVAL_PHOTOS]
+    print(f"background removal (u2netp, PNG cut-out) of {', '.join(REMOVAL_PHOTOS)} in turn,")
+    print(
+        f"{REMOVAL_CLIENTS} concurrent clients, {REMOVAL_SECONDS:.0f} s a round;"
+        " memory: the peak of each side's summed PSS (sampled), and the sum of its processes'"
+        " peak RSS"
+    )
+    print(row("", "images/s", "PSS (RSS) MB", "x rembg/s", "x rembg MB", "", "≥1.3, ≤0.75"))
+    with tempfile.TemporaryDirectory() as folder, rembg_server(Path(folder)) as (port, pid):
+        with PeakMemory(pid) as memory:
+            in_process(rembg_removals, port, photos, 5.0)  # its session is made on first use
+            rates = [
+                in_process(rembg_removals, port, photos, REMOVAL_SECONDS) / REMOVAL_SECONDS
+                for _ in range(ROUNDS)
+            ]
+        reference, reference_mb = statistics.median(rates), memory.peak_mb
+        reference_rss = tree_peak_rss_mb(pid)
+    print(
+        row(
+            "rembg s 2.0.86 (reference)",
+            f"{reference:.2f}",
+            f"{reference_mb:.0f} ({reference_rss:.0f})",
+            *([""] * 4),
+        )
+    )
+    for name, settings in REMOVAL_MODES.items():
+        with embedded(**settings) as ours, PeakMemory(ours.server_pid) as sampled:
+            in_process(service_removals, ours.address, ours.api_key, photos, 5.0)
+            rates = [
+                in_process(service_removals, ours.address, ours.api_key, photos, REMOVAL_SECONDS)
+                / REMOVAL_SECONDS
+                for _ in range(ROUNDS)
+            ]
+            rate, rss = statistics.median(rates), tree_peak_rss_mb(ours.server_pid)
+        mb = sampled.peak_mb
+        speed, memory = rate / reference, mb / reference_mb
+        ok = speed >= REMOVAL_TARGETS[0] and memory <= REMOVAL_TARGETS[1]
+        print(
+            row(
+                f"ours, {name}",
+                f"{rate:.2f}",
+                f"{mb:.0f} ({rss:.0f})",
+                f"{speed:.2f}",
+                f"{memory:.2f}",
+                "",
+                verdict(ok),
+            )
+        )
+
+
+# Embedded mode, as one machine would run it; the model, the worker processes and their
+# onnxruntime threads are the variables (the default first).
+REMOVAL_MODES: dict[str, dict[str, Any]] = {
+    "u2netp, 2 workers (the default)": {"workers": 2, "IMAGEEDITOR_REMBG_MODEL": "u2netp"},
+    "u2netp-int8, 1 worker": {"workers": 1, "IMAGEEDITOR_REMBG_MODEL": "u2netp-int8"},
+    "u2netp-int8, 2 workers, 1 thread each": {
+        "workers": 2,
+        "IMAGEEDITOR_REMBG_MODEL": "u2netp-int8",
+        "IMAGEEDITOR_ONNX_THREADS": "1",
+    },
+}
+
+
 # -- case: result reuse --------------------------------------------------------------------------
 
 REUSE_JOBS = int(os.environ.get("BENCH_REUSE_JOBS", "8"))
@@ -1001,6 +1254,7 @@ CASES: dict[str, Callable[[], None]] = {
     "watch": fanout_case,
     "resize": resize_case,
     "reuse": reuse_case,
+    "removal": removal_case,
 }
 
 

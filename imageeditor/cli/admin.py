@@ -336,6 +336,36 @@ def fetch_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def quantize_models(args: argparse.Namespace) -> int:
+    """`imageeditor models quantize [--force]`: make the int8 u2netp from the installed one
+    (imageeditor.workers.quantization), unless it is there already."""
+    try:
+        from imageeditor.core.rembg_models import find_model_file
+        from imageeditor.workers.quantization import TARGET, quantize_u2netp
+    except ImportError as error:
+        raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
+    report = _to_stderr if args.json else print
+    models_dir = Settings.from_env().models_dir
+    path = find_model_file(models_dir, TARGET)
+    made = path is None or args.force
+    if made:
+        with ProgressLine() as line:
+            path = quantize_u2netp(models_dir, lambda text: _show_step(line, text))
+            line.show(1.0, f"{TARGET}: made")
+    else:
+        report(f"{TARGET}: already made at {path} (--force makes it again)")
+    if args.json:
+        print(json.dumps({"model": TARGET, "path": str(path), "made": made}))
+    return 0
+
+
+def _show_step(line: ProgressLine, text: str) -> None:
+    """A quantization step on the progress line: `calibrated 48/208` moves the bar."""
+    done, _, total = text.rpartition(" ")[2].partition("/")
+    fraction = int(done) / int(total) if done.isdigit() and total.isdigit() else 0.0
+    line.show(fraction, text)
+
+
 def warm_models(args: argparse.Namespace) -> int:
     """`imageeditor models warm`: compile pymatting's numba code into numba's cache."""
     try:
@@ -379,8 +409,8 @@ def list_models(args: argparse.Namespace) -> int:
         md5 = {True: "ok", False: "MISMATCH", None: ""}[s.md5_ok] if s.path else ""
         print(f"{s.name:<24}{state:<11}{size:>10}  {md5}".rstrip())
     print(
-        "`imageeditor models fetch` installs u2netp; for another model, place its <name>.onnx "
-        "in the models folder"
+        "`imageeditor models fetch` installs u2netp, `imageeditor models quantize` makes "
+        "u2netp-int8 from it; for another model, place its <name>.onnx in the models folder"
     )
     return 0
 

@@ -198,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-warm", action="store_true", help="skip compiling rembg's numba code into its cache"
     )
     fetch.set_defaults(run=admin.fetch_models)
+    quantize = models_sub.add_parser(
+        "quantize", parents=[common], help="make u2netp-int8 from the installed u2netp (~2 min)"
+    )
+    quantize.add_argument("--force", action="store_true", help="make it again if it exists")
+    quantize.set_defaults(run=admin.quantize_models)
     warm = models_sub.add_parser(
         "warm", parents=[common], help="compile rembg's numba code into its cache (once)"
     )

@@ -19,10 +19,17 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A rembg model: its name and the md5 rembg checks its file against ("" if none)."""
+    """A rembg model: its name and the md5 rembg checks its file against ("" if none); a
+    model made here from another (`made_from`) runs with that one's rembg session."""
 
     name: str
     md5: str = ""
+    made_from: str = ""
+
+    @property
+    def session_name(self) -> str:
+        """The rembg session (pre- and post-processing) the model runs with."""
+        return self.made_from or self.name
 
     @property
     def file_name(self) -> str:
@@ -33,6 +40,8 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in (
         ModelInfo("u2netp", "8e83ca70e441ab06c318d82300c84806"),
+        # int8, made by `imageeditor models quantize` (imageeditor.workers.quantization)
+        ModelInfo("u2netp-int8", made_from="u2netp"),
         ModelInfo("u2net", "60024c5c889badc19c04ad937298a77b"),
         ModelInfo("u2net_human_seg", "c09ddc2e0104f800e3e1bb4652583d1f"),
         ModelInfo("silueta", "55e59e0d8062d2f5d013f4725ee84782"),

@@ -120,7 +120,8 @@ class BackgroundRemover:
         if path is None:
             raise FailedPrecondition(
                 f"model {model!r} is not installed in {models_dir}: run `imageeditor models "
-                f"fetch` (u2netp) or place {model}.onnx there (IMAGEEDITOR_MODELS_DIR)",
+                f"fetch` (u2netp), `imageeditor models quantize` (u2netp-int8) or place "
+                f"{model}.onnx there (IMAGEEDITOR_MODELS_DIR)",
                 reason="MODEL_NOT_INSTALLED",
             )
         started = time.monotonic()
@@ -131,7 +132,7 @@ class BackgroundRemover:
             options.intra_op_num_threads = self._settings.onnx_threads
         options.enable_cpu_mem_arena = self._settings.onnx_memory_arena
         options.log_severity_level = 3  # errors only
-        rembg_class = _rembg_sessions().sessions[model]
+        rembg_class = _rembg_sessions().sessions[KNOWN_MODELS[model].session_name]
         installed = type(
             f"Installed{rembg_class.__name__}",
             (rembg_class,),
