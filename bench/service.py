@@ -692,8 +692,8 @@ RESIZE_SECONDS = float(os.environ.get("BENCH_RESIZE_SECONDS", "20"))
 THUMBOR = Path(os.environ.get("BENCH_THUMBOR", ROOT / "var/bench/thumbor-venv/bin/thumbor"))
 
 
-def tree_cpu_seconds(pids: list[int]) -> float:
-    """CPU seconds of these processes and all their descendants, reaped ones included."""
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and every descendant alive now."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -702,15 +702,22 @@ def tree_cpu_seconds(pids: list[int]) -> float:
             except OSError:
                 continue
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, todo = 0.0, list(pids)
+    found, todo = [], [pid]
     while todo:
-        pid = todo.pop()
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds of these processes and all their descendants, reaped ones included."""
+    total = 0.0
+    for pid in {each for root in pids for each in tree_pids(root)}:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-        todo += children.get(pid, [])
     return total
 
 
@@ -920,23 +927,6 @@ REMOVAL_TARGETS = (1.3, 0.75)  # ≥ rembg's images/s, ≤ its peak RSS
 REMOVAL_PHOTOS = ("astronaut", "coffee", "chelsea")
 # rembg[cli] 2.0.86 in a virtualenv of its own (`make bench` makes it).
 REMBG = Path(os.environ.get("BENCH_REMBG", ROOT / "var/bench/rembg-venv/bin/rembg"))
-
-
-def tree_pids(pid: int) -> list[int]:
-    """`pid` and every descendant alive now."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        found.append(todo.pop())
-        todo += children.get(found[-1], [])
-    return found
 
 
 class PeakMemory:

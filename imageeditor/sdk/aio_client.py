@@ -9,7 +9,7 @@ async with AsyncClient() as client:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Unpack
@@ -30,7 +30,7 @@ from imageeditor.sdk.requests import (
     new_request_id,
 )
 from imageeditor.sdk.results import ResultFile, ResultReceiver
-from imageeditor.sdk.watching import BatchWatchCursor, WatchCursor, is_terminal
+from imageeditor.sdk.watching import BatchWatchCursor, Cursor, T, WatchCursor, is_terminal
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import task_pb2
 
@@ -144,40 +144,36 @@ class AsyncClient:
         """Each transition after `after_version` until a terminal state, resuming a dropped
         stream from the last version seen (see `Client.watch`)."""
         cursor = WatchCursor(task_id, after_version)
-        while not cursor.done:
-            cause: Unavailable | None = None
-            request = pb.WatchTaskRequest(task_id=task_id, after_version=cursor.last_version)
-            stream = self._stub.WatchTask(request, metadata=self._metadata)
-            try:
-                with translated_rpc_errors():
-                    async for response in stream:
-                        if cursor.accept(response.task):
-                            yield response.task
-                        if cursor.done:
-                            return
-            except Unavailable as error:
-                if not reconnect:
-                    raise
-                cause = error
-            finally:
-                stream.cancel()
-            if not reconnect or (cause is None and await self._seen_terminal(cursor)):
-                return
-            await asyncio.sleep(cursor.reconnect_delay(cause))
+        async for task in self._follow(
+            self._stub.WatchTask, cursor, reconnect, self._seen_terminal
+        ):
+            yield task
 
     async def watch_batch(
         self, batch_id: str, *, resume_token: str = "", reconnect: bool = True
     ) -> AsyncIterator[pb.WatchBatchResponse]:
         """Every item of a batch on one stream (see `Client.watch_batch`)."""
         cursor = BatchWatchCursor(batch_id, resume_token)
+        async for update in self._follow(self._stub.WatchBatch, cursor, reconnect, _never):
+            yield update
+
+    async def _follow(
+        self,
+        method: Callable[..., Any],
+        cursor: Cursor[T],
+        reconnect: bool,
+        ended: Callable[[Any], Awaitable[bool]],
+    ) -> AsyncIterator[T]:
+        """A resumable stream (see `Client._follow`)."""
         while not cursor.done:
             cause: Unavailable | None = None
-            stream = self._stub.WatchBatch(cursor.request(), metadata=self._metadata)
+            stream = method(cursor.request(), metadata=self._metadata)
             try:
                 with translated_rpc_errors():
                     async for response in stream:
-                        cursor.accept(response)
-                        yield response
+                        item = cursor.take(response)
+                        if item is not None:
+                            yield item
                         if cursor.done:
                             return
             except Unavailable as error:
@@ -186,7 +182,7 @@ class AsyncClient:
                 cause = error
             finally:
                 stream.cancel()
-            if not reconnect:
+            if not reconnect or (cause is None and await ended(cursor)):
                 return
             await asyncio.sleep(cursor.reconnect_delay(cause))
 
@@ -240,3 +236,9 @@ class AsyncClient:
         except Unavailable:
             return False
         return is_terminal(task) and task.version <= cursor.last_version
+
+
+async def _never(_: object) -> bool:
+    """A batch's stream always ends with its complete message: a clean end before it is the
+    server going away."""
+    return False

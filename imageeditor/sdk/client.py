@@ -31,7 +31,7 @@ from imageeditor.sdk.requests import (
     new_request_id,
 )
 from imageeditor.sdk.results import ResultFile, ResultReceiver
-from imageeditor.sdk.watching import BatchWatchCursor, WatchCursor, is_terminal
+from imageeditor.sdk.watching import BatchWatchCursor, Cursor, T, WatchCursor, is_terminal
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import task_pb2
 
@@ -145,26 +145,7 @@ class Client:
         state), until a terminal state. A dropped stream is resumed from the last version
         seen, so every version arrives once; `reconnect=False` raises instead."""
         cursor = WatchCursor(task_id, after_version)
-        while not cursor.done:
-            cause: Unavailable | None = None
-            request = pb.WatchTaskRequest(task_id=task_id, after_version=cursor.last_version)
-            stream = self._stub.WatchTask(request, metadata=self._metadata)
-            try:
-                with translated_rpc_errors():
-                    for response in stream:
-                        if cursor.accept(response.task):
-                            yield response.task
-                        if cursor.done:
-                            return
-            except Unavailable as error:
-                if not reconnect:
-                    raise
-                cause = error
-            finally:
-                stream.cancel()
-            if not reconnect or (cause is None and self._seen_terminal(cursor)):
-                return
-            time.sleep(cursor.reconnect_delay(cause))
+        yield from self._follow(self._stub.WatchTask, cursor, reconnect, self._seen_terminal)
 
     def watch_batch(
         self, batch_id: str, *, resume_token: str = "", reconnect: bool = True
@@ -175,14 +156,27 @@ class Client:
         A dropped stream resumes from the last message's token, so nothing is lost or
         repeated; `reconnect=False` raises instead."""
         cursor = BatchWatchCursor(batch_id, resume_token)
+        yield from self._follow(self._stub.WatchBatch, cursor, reconnect, lambda _: False)
+
+    def _follow(
+        self,
+        method: Callable[..., Any],
+        cursor: Cursor[T],
+        reconnect: bool,
+        ended: Callable[[Any], bool],
+    ) -> Iterator[T]:
+        """What `cursor` takes of a server stream, reopened from where it left off when it
+        drops (UNAVAILABLE), or when it ends cleanly before `cursor` is done unless `ended`
+        says there is nothing left to send; `reconnect=False` raises or returns instead."""
         while not cursor.done:
             cause: Unavailable | None = None
-            stream = self._stub.WatchBatch(cursor.request(), metadata=self._metadata)
+            stream = method(cursor.request(), metadata=self._metadata)
             try:
                 with translated_rpc_errors():
                     for response in stream:
-                        cursor.accept(response)
-                        yield response
+                        item = cursor.take(response)
+                        if item is not None:
+                            yield item
                         if cursor.done:
                             return
             except Unavailable as error:
@@ -191,7 +185,7 @@ class Client:
                 cause = error
             finally:
                 stream.cancel()
-            if not reconnect:
+            if not reconnect or (cause is None and ended(cursor)):
                 return
             time.sleep(cursor.reconnect_delay(cause))
 

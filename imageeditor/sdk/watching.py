@@ -9,6 +9,8 @@ of the last message received, which the server continues after without a gap or 
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeVar
+
 from imageeditor.core.errors import Unavailable
 from imageeditor.v1 import image_editor_service_pb2 as pb
 from imageeditor.v1 import task_pb2
@@ -25,6 +27,23 @@ MAX_RECONNECTS = 8
 def is_terminal(task: task_pb2.Task) -> bool:
     """Whether `task` is SUCCEEDED, FAILED or CANCELLED (it will not change again)."""
     return task.state in TERMINAL_STATES
+
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Cursor(Protocol[T_co]):
+    """Where a resumable stream stands: the request that opens (or reopens) it, what a
+    response gives the caller (None: nothing new), and whether it is over."""
+
+    done: bool
+
+    def request(self) -> Any: ...
+
+    def take(self, response: Any) -> T_co | None: ...
+
+    def reconnect_delay(self, cause: Unavailable | None) -> float: ...
 
 
 class _Reconnects:
@@ -58,14 +77,18 @@ class WatchCursor(_Reconnects):
         self.last_version = after_version
         self.done = False
 
-    def accept(self, task: task_pb2.Task) -> bool:
-        """Record `task`; False when its version was already handed out (skip it)."""
+    def request(self) -> pb.WatchTaskRequest:
+        return pb.WatchTaskRequest(task_id=self.task_id, after_version=self.last_version)
+
+    def take(self, response: pb.WatchTaskResponse) -> task_pb2.Task | None:
+        """The task of `response`, or None when its version was already handed out."""
+        task = response.task
         if task.version <= self.last_version:
-            return False
+            return None
         self.last_version = task.version
         self.done = is_terminal(task)
         self.progressed()
-        return True
+        return task
 
 
 class BatchWatchCursor(_Reconnects):
@@ -81,7 +104,9 @@ class BatchWatchCursor(_Reconnects):
     def request(self) -> pb.WatchBatchRequest:
         return pb.WatchBatchRequest(batch_id=self.batch_id, resume_token=self.resume_token)
 
-    def accept(self, update: pb.WatchBatchResponse) -> None:
+    def take(self, update: pb.WatchBatchResponse) -> pb.WatchBatchResponse:
+        """Every message is new: remember where it leaves the stream."""
         self.resume_token = update.resume_token
         self.done = update.progress.complete
         self.progressed()
+        return update
