@@ -87,11 +87,9 @@ class BatchProgress:
     refused: int
     counts: dict[TaskState, int]
     fraction_done: float
-
-    @property
-    def complete(self) -> bool:
-        accepted = self.total - self.refused
-        return sum(self.counts.get(s, 0) for s in TaskState if s.terminal) == accepted
+    # Every accepted item's terminal state has reached the caller (on this stream or before
+    # its resume token): the stream's last message.
+    complete: bool
 
 
 @dataclass(frozen=True)

@@ -105,12 +105,15 @@ class TaskWatcher:
         ids = batch.task_ids
         refused = {item.position for item in batch.rejected}
         positions = [i for i in range(batch.size) if i not in refused]  # of each accepted item
-        seen = decode_resume_token(resume_token, batch) if resume_token else [0] * len(ids)
+        resumed = decode_resume_token(resume_token, batch) if resume_token else None
+        seen = list(resumed) if resumed is not None else [0] * len(ids)
         subscriptions = [self._events.subscribe(task_id) for task_id in ids]
         followers: list[asyncio.Task[None]] = []
         try:
-            current, backlogs, shown = await asyncio.to_thread(self._read_batch, ids, seen)
-            tally = _Tally(batch, shown)
+            current, backlogs, shown = await asyncio.to_thread(self._read_batch, ids, resumed)
+            # The caller has seen an item when the token says so and nothing of it is left
+            # to send; on a new stream, once its current state is sent.
+            tally = _Tally(batch, shown, [resumed is not None and not b for b in backlogs])
             updates: asyncio.Queue[tuple[int, Task] | BaseException | None] = asyncio.Queue(
                 maxsize=max(16, len(ids))
             )
@@ -144,28 +147,35 @@ class TaskWatcher:
                 subscription.close()
 
     def _read_batch(
-        self, ids: Sequence[str], seen: list[int]
+        self, ids: Sequence[str], seen: list[int] | None
     ) -> tuple[list[Task], list[list[Task]], list[Task]]:
-        """In one thread hop: every item as it is, what to send of it (its current state if
-        unseen, else its versions above the one seen) and what the caller last saw of it."""
+        """In one thread hop: every item as it is, what to send of it and what the caller
+        last saw of it (for the counts). A new stream (`seen` None) sends each item's current
+        state; a resumed one each version above the one the token holds, counting the item
+        as the caller last saw it — and an item the token had not reached (0) starts, as on
+        a new stream, with its current state."""
         found = {task.id: task for task in self._store.get_tasks(ids)}
         missing = [task_id for task_id in ids if task_id not in found]
         if missing:  # a batch's tasks are kept as long as the batch is
             raise NotFound(f"task {missing[0]} of the batch not found", reason="TASK_NOT_FOUND")
         current = [found[task_id] for task_id in ids]
+        if seen is None:
+            return current, [[task] for task in current], current
         backlogs: list[list[Task]] = []
         shown: list[Task] = []
         for task, version in zip(current, seen, strict=True):
             if version <= 0:
                 backlogs.append([task])
                 shown.append(task)
-            elif task.version <= version:
+                continue
+            if task.version <= version:
                 backlogs.append([])
                 shown.append(task)
-            else:  # the seen version too, for the counts as the caller saw them
-                events = self._store.list_events(task.id, version - 1)
-                shown.append(events[0] if events and events[0].version == version else task)
-                backlogs.append([e for e in events if e.version > version])
+                continue
+            # From the seen version on: the first is what the caller saw.
+            events = self._store.list_events(task.id, version - 1)
+            shown.append(events[0] if events else task)
+            backlogs.append([event for event in events if event.version > version])
         return current, backlogs, shown
 
     async def _ended(self, task_id: str) -> bool:
@@ -189,21 +199,25 @@ async def _pump(
 
 
 class _Tally:
-    """The aggregate: each item's state and progress as last shown."""
+    """The aggregate: each item's state and progress as last shown (an item not shown yet
+    counts as it is), and which items the caller has seen at all."""
 
-    def __init__(self, batch: Batch, shown: Sequence[Task]) -> None:
+    def __init__(self, batch: Batch, shown: Sequence[Task], seen: Sequence[bool]) -> None:
         self._total = batch.size
         self._refused = len(batch.rejected)
         self._shown = list(shown)
+        self._seen = list(seen)
 
     def show(self, index: int, task: Task) -> None:
         self._shown[index] = task
+        self._seen[index] = True
 
     def progress(self) -> BatchProgress:
         counts = Counter(task.state for task in self._shown)
         done = [1.0 if t.state.terminal else t.progress for t in self._shown]
         fraction = sum(done) / len(done) if done else 1.0
-        return BatchProgress(self._total, self._refused, dict(counts), fraction)
+        complete = all(self._seen) and all(t.state.terminal for t in self._shown)
+        return BatchProgress(self._total, self._refused, dict(counts), fraction, complete)
 
 
 def encode_resume_token(batch: Batch, versions: Sequence[int]) -> str:

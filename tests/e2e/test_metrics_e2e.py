@@ -64,9 +64,9 @@ def test_prometheus_scrapes_the_server_and_the_worker_and_answers_rates_and_quan
                 "imageeditor_stage_duration_seconds_count",
             ):
                 prometheus.wait_for(made, lambda r: len(r) >= 1, timeout=30)
-            ids = [
-                client.submit(jpeg_bytes(64, 48), operations=[grayscale_operation()]).id
-                for _ in range(JOBS)
+            ids = [  # each on an image of its own: an identical job would reuse a result
+                client.submit(jpeg_bytes(64, 48, variant=n), operations=[grayscale_operation()]).id
+                for n in range(1, JOBS + 1)
             ]
             with pytest.raises(InvalidArgument):
                 client.get_status("not-a-task-id")
@@ -92,8 +92,10 @@ def test_prometheus_scrapes_the_server_and_the_worker_and_answers_rates_and_quan
             "histogram_quantile(0.5, sum by (le) "
             '(rate(imageeditor_task_duration_seconds_bucket{outcome="succeeded"}[1m])))'
         )
-        depth = prometheus.wait_for('imageeditor_queue_depth{queue="edits"}', lambda r: len(r) == 1)
-        queued = prometheus.wait_for('imageeditor_tasks{state="queued"}', lambda r: len(r) == 1)
+        # Sampled gauges: they settle with the sampler's next pass after the jobs are done.
+        settled = lambda r: len(r) == 1 and value(r) == 0  # noqa: E731
+        depth = prometheus.wait_for('imageeditor_queue_depth{queue="edits"}', settled)
+        queued = prometheus.wait_for('imageeditor_tasks{state="queued"}', settled)
         builds = prometheus.query("imageeditor_build_info")
         rules = prometheus.api("rules")
     finally:

@@ -77,8 +77,10 @@ def submit_slow_task(client: Client, width: int = 1600) -> str:
 
 
 def test_a_hundred_tasks_all_succeed(cluster: Cluster) -> None:
-    image = jpeg_bytes(96, 64)
-    requests = [build_submit_request(image, resize=(48, 32), format="png") for _ in range(100)]
+    requests = [  # a hundred jobs that each run (identical ones would reuse one result)
+        build_submit_request(jpeg_bytes(96, 64, variant=n), resize=(48, 32), format="png")
+        for n in range(100)
+    ]
     with cluster.client() as client:
         response = client.batch_submit(requests)
         ids = [result.task.id for result in response.results]
@@ -257,12 +259,14 @@ def test_a_cancel_kills_the_pool_process_running_a_long_operation(cluster: Clust
 
 def _wait_for_stage(cluster: Cluster, task_id: str, stage: Stage) -> Task:
     deadline = time.monotonic() + 30
+    task = None
     while time.monotonic() < deadline:
         task = cluster.store.get_task(task_id)
         if task is not None and task.stage is stage:
             return task
         time.sleep(0.05)
-    raise AssertionError(f"task {task_id} never reached {stage}")
+    seen = f"{task.state} {task.stage} v{task.version}" if task else "nothing"
+    raise AssertionError(f"task {task_id} never reached {stage} (last seen: {seen})")
 
 
 def test_with_the_broker_down_tasks_are_accepted_and_run_once_it_is_back(
@@ -301,9 +305,9 @@ def test_one_users_backlog_does_not_hold_another_users_job(
     try:
         bob_key = cluster.servers[0].cli("keys", "create", "bob", check=True).stdout.split()[0]
         slow = [blur_operation(250.0)]
-        image = jpeg_bytes(3000, 3000)
+        images = [jpeg_bytes(3000, 3000, variant=n) for n in range(8)]  # no two identical
         with cluster.client() as alice, Client(cluster.servers[0].address, bob_key) as bob:
-            backlog = [alice.submit(image, operations=slow).id for _ in range(8)]
+            backlog = [alice.submit(image, operations=slow).id for image in images]
             _wait_for_stage(cluster, backlog[0], Stage.EDIT)
             bobs = bob.submit(jpeg_bytes(64, 48), resize=(32, 32)).id
             finals = cluster.wait_until_finished([*backlog, bobs], timeout=120)

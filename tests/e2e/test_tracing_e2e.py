@@ -152,7 +152,7 @@ def submit_traced(address: str, api_key: str, callback_url: str = "") -> tuple[s
     channel = intercept_channel(raw, client_interceptor(tracer_provider=provider))
     try:
         with Client(address, api_key, channel=channel) as client:
-            image = jpeg_bytes(96, 64)
+            image = jpeg_bytes(96, 64, variant=7)  # its own image: the worker must run it
             task = client.submit(image, resize=(48, 32), format="png", callback_url=callback_url)
             task_id = task.id
     finally:

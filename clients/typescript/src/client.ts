@@ -1,6 +1,7 @@
 // The hand-written layer over the generated service: one client with the bearer key, unary
 // calls retried on UNAVAILABLE (SubmitTask and BatchSubmit carry a request id, so a retry
-// cannot create a second task), a resumable watch, and errors as ImageEditorError.
+// cannot create a second task), resumable watches of a task and of a batch, and errors as
+// ImageEditorError.
 import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, Code, createClient, type Interceptor } from "@connectrpc/connect";
@@ -12,6 +13,7 @@ import {
   type ListTasksRequestSchema,
   type ListTasksResponse,
   type SubmitTaskRequestSchema,
+  type WatchBatchResponse,
 } from "./gen/imageeditor/v1/image_editor_service_pb.js";
 import { type ResultInfo, type Task, TaskState } from "./gen/imageeditor/v1/task_pb.js";
 import { ImageEditorError } from "./errors.js";
@@ -127,6 +129,51 @@ export class ImageEditorClient {
             return;
           }
         }
+        // A clean end before a terminal state: the server went away, or the watch began at
+        // or after the terminal version and there is nothing left to send. The task's
+        // current state tells which.
+        const now = await this.getStatus(taskId);
+        if (isTerminal(now) && now.version <= last) {
+          return;
+        }
+        if (++failures >= this.maxAttempts) {
+          throw new Error(`the watch of task ${taskId} kept ending before its end`);
+        }
+        await sleep(backoffMs(failures, 0));
+      } catch (error) {
+        const failed = ImageEditorError.from(error);
+        if (failed.code !== Code.Unavailable || ++failures >= this.maxAttempts) {
+          throw failed;
+        }
+        await sleep(backoffMs(failures, failed.retryDelayMs));
+      }
+    }
+  }
+
+  /**
+   * Every item of a batch on one stream: each item's current state (or, after
+   * `resumeToken`, every transition since), then each transition as it happens, every message
+   * with the batch's progress; ends after the message whose progress is complete. A stream
+   * that breaks is opened again with the last message's token: nothing is lost or repeated.
+   */
+  async *watchBatch(batchId: string, resumeToken = ""): AsyncGenerator<WatchBatchResponse> {
+    let token = resumeToken;
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const update of this.raw.watchBatch({ batchId, resumeToken: token })) {
+          token = update.resumeToken;
+          failures = 0;
+          yield update;
+          if (update.progress?.complete) {
+            return;
+          }
+        }
+        // A clean end before the complete message: the server went away; open it again.
+        if (++failures >= this.maxAttempts) {
+          throw new Error(`the watch of batch ${batchId} kept ending before its end`);
+        }
+        await sleep(backoffMs(failures, 0));
       } catch (error) {
         const failed = ImageEditorError.from(error);
         if (failed.code !== Code.Unavailable || ++failures >= this.maxAttempts) {

@@ -13,8 +13,10 @@ import {
   Code,
   ImageEditorClient,
   ImageEditorError,
+  ImageFormat,
   type SubmitRequest,
   TaskState,
+  type WatchBatchResponse,
 } from "../src/index.js";
 
 const ROOT = resolve(import.meta.dirname, "../../../..");
@@ -181,6 +183,26 @@ describe("ImageEditorClient against imageeditor serve", () => {
     assert.ok(response.batchId);
   });
 
+  it("watches a whole batch on one stream, and resumes it after a token", async () => {
+    const good: SubmitRequest = { source: { case: "imageData", value: PNG } };
+    const { batchId } = await client.batchSubmit({ requests: [good, good] });
+    const updates: WatchBatchResponse[] = [];
+    for await (const update of client.watchBatch(batchId)) {
+      updates.push(update);
+    }
+    const last = updates[updates.length - 1].progress;
+    assert.ok(last?.complete);
+    assert.equal(last?.succeeded, 2);
+    // Each item's transitions in order; across items the order is the order they happened in.
+    const seen = (list: WatchBatchResponse[]) =>
+      list.map((u) => `${u.index}:${u.task?.version}`).sort();
+    const rest: WatchBatchResponse[] = [];
+    for await (const update of client.watchBatch(batchId, updates[0].resumeToken)) {
+      rest.push(update);
+    }
+    assert.deepEqual(seen(rest), seen(updates.slice(1)));
+  });
+
   it("pages through ListTasks", async () => {
     const label = randomUUID().slice(0, 8);
     const made = [];
@@ -201,7 +223,11 @@ describe("ImageEditorClient against imageeditor serve", () => {
   });
 
   it("resumes a watch after a middle version, without repeats", async () => {
-    const task = await client.submit({ source: { case: "imageData", value: PNG } });
+    // An output of its own: an identical earlier job would hand over its result at once.
+    const task = await client.submit({
+      source: { case: "imageData", value: PNG },
+      output: { format: ImageFormat.WEBP, quality: 77 },
+    });
     const all = [];
     for await (const version of client.watch(task.id)) {
       all.push(version.version);
@@ -212,6 +238,11 @@ describe("ImageEditorClient against imageeditor serve", () => {
       resumed.push(version.version);
     }
     assert.deepEqual(resumed, all.filter((v) => v > middle));
+    const past = [];
+    for await (const version of client.watch(task.id, all[all.length - 1])) {
+      past.push(version); // nothing after the terminal version: the watch just ends
+    }
+    assert.deepEqual(past, []);
   });
 });
 
