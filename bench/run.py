@@ -187,12 +187,6 @@ def removal_race(path: str) -> tuple[float, float]:
     return statistics.median(times["ours"]), statistics.median(times["bare rembg"])
 
 
-MODEL_PHOTOS = (
-    "astronaut", "camera", "chelsea", "clock", "coffee", "coins", "rocket", "moon", "retina",
-    "cell", "immunohistochemistry", "motorcycle_left", "motorcycle_right",
-)  # fmt: skip
-
-
 def model_case(twelve_mp: list[str]) -> list[tuple[str, float, float, float, float]]:
     """fp32 against int8 u2netp, called alternately on each photo: (photo, fp32 s, int8 s,
     mask IoU, share of the image the fp32 mask covers)."""
@@ -201,11 +195,11 @@ def model_case(twelve_mp: list[str]) -> list[tuple[str, float, float, float, flo
 
     from imageeditor.core.settings import Settings
     from imageeditor.workers.background import BackgroundRemover
-    from imageeditor.workers.quantization import TARGET, _photo
+    from imageeditor.workers.quantization import PHOTOS, TARGET, bundled_photo
 
     remover = BackgroundRemover(Settings.from_env())
     sessions = {"fp32": remover.session("u2netp"), "int8": remover.session(TARGET)}
-    images = [(name, _photo(name)) for name in MODEL_PHOTOS]
+    images = [(name, bundled_photo(name)) for name in PHOTOS]
     images += [(Path(p).stem, Image.open(p).convert("RGB")) for p in twelve_mp]
     rows = []
     for name, image in images:
@@ -233,7 +227,7 @@ def batch_case() -> tuple[float, float]:
 
     from imageeditor.core.rembg_models import find_model_file
     from imageeditor.core.settings import Settings
-    from imageeditor.workers.quantization import _photo, to_input
+    from imageeditor.workers.quantization import bundled_photo, to_input
 
     path = find_model_file(Settings.from_env().models_dir, "u2netp")
     assert path is not None
@@ -242,8 +236,8 @@ def batch_case() -> tuple[float, float]:
         value.type.tensor_type.shape.dim[0].dim_param = "N"
     session = onnxruntime.InferenceSession(model.SerializeToString())
     name = session.get_inputs()[0].name
-    one = to_input(_photo("astronaut"))
-    two = np.concatenate([one, to_input(_photo("coffee"))])
+    one = to_input(bundled_photo("astronaut"))
+    two = np.concatenate([one, to_input(bundled_photo("coffee"))])
     session.run(None, {name: two})
     singles, pairs = [], []
     for _ in range(REPEAT):

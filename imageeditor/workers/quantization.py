@@ -49,6 +49,9 @@ CALIBRATION_PHOTOS = (
     "cell", "immunohistochemistry", "motorcycle_left", "motorcycle_right", "brick", "grass",
     "gravel", "colorwheel", "logo", "page", "text", "horse",
 )  # fmt: skip
+# The photos of things among them (the rest are textures, drawings and text): what the int8
+# model's masks are compared with fp32's on (tests/integration/test_int8_model.py, bench/run.py).
+PHOTOS = CALIBRATION_PHOTOS[:13]
 CROPS_PER_PHOTO = 7
 FACES = 40
 SEED = 0
@@ -153,7 +156,7 @@ def calibration_inputs() -> list[Any]:
     rng = random.Random(SEED)
     inputs = []
     for name in CALIBRATION_PHOTOS:
-        image = _photo(name)
+        image = bundled_photo(name)
         inputs.append(to_input(image))
         for _ in range(CROPS_PER_PHOTO):
             w, h = image.size
@@ -186,7 +189,7 @@ def to_input(image: Any) -> Any:
     return normalised.transpose(2, 0, 1)[None].astype(np.float32)
 
 
-def _photo(name: str) -> Any:
+def bundled_photo(name: str) -> Any:
     """One of scikit-image's bundled photos, as RGB (no download: these ship in the wheel)."""
     import numpy as np
     from PIL import Image

@@ -16,15 +16,15 @@ from imageeditor.core.settings import Settings
 from imageeditor.core.spec import RemoveBackground
 from imageeditor.workers.background import BackgroundRemover
 from imageeditor.workers.quantization import (
-    CALIBRATION_PHOTOS,
     FLOAT_NODES,
+    PHOTOS,
     TARGET,
-    _photo,
+    bundled_photo,
     calibration_inputs,
 )
 
 # Photos with a subject (the fp32 mask covers at least 2 % of them); `moon` has none.
-SUBJECTS = [name for name in CALIBRATION_PHOTOS[:13] if name != "moon"]
+SUBJECTS = [name for name in PHOTOS if name != "moon"]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_its_masks_match_fp32_on_the_photos(int8_path: Path) -> None:
     int8 = BackgroundRemover(Settings.from_env())
     ious = {}
     for name in SUBJECTS:
-        image = _photo(name)
+        image = bundled_photo(name)
         ours = int8.apply(image, RemoveBackground(model=TARGET)).getchannel("A")
         reference = fp32.apply(image, RemoveBackground(model="u2netp")).getchannel("A")
         ious[name] = iou(ours, reference)
