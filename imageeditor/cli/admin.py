@@ -350,20 +350,13 @@ def quantize_models(args: argparse.Namespace) -> int:
     made = path is None or args.force
     if made:
         with ProgressLine() as line:
-            path = quantize_u2netp(models_dir, lambda text: _show_step(line, text))
+            path = quantize_u2netp(models_dir, line.show)
             line.show(1.0, f"{TARGET}: made")
     else:
         report(f"{TARGET}: already made at {path} (--force makes it again)")
     if args.json:
         print(json.dumps({"model": TARGET, "path": str(path), "made": made}))
     return 0
-
-
-def _show_step(line: ProgressLine, text: str) -> None:
-    """A quantization step on the progress line: `calibrated 48/208` moves the bar."""
-    done, _, total = text.rpartition(" ")[2].partition("/")
-    fraction = int(done) / int(total) if done.isdigit() and total.isdigit() else 0.0
-    line.show(fraction, text)
 
 
 def warm_models(args: argparse.Namespace) -> int:

@@ -37,7 +37,8 @@ from imageeditor.core.errors import FailedPrecondition
 from imageeditor.core.rembg_models import KNOWN_MODELS, file_md5, find_model_file
 from imageeditor.workers.model_files import write_atomically
 
-Report = Callable[[str], None]
+Progress = Callable[[float, str], None]
+"""Told the share of the work done (0-1) and what is happening."""
 
 SOURCE, TARGET = "u2netp", "u2netp-int8"
 FLOAT_NODES = ("Conv_787",)  # and the head (head_nodes)
@@ -57,11 +58,11 @@ FACES = 40
 SEED = 0
 
 
-def _silent(_: str) -> None:
+def _silent(_: float, __: str) -> None:
     pass
 
 
-def quantize_u2netp(models_dir: Path, report: Report = _silent) -> Path:
+def quantize_u2netp(models_dir: Path, progress: Progress = _silent) -> Path:
     """Make `u2netp-int8.onnx` in `models_dir` from the installed u2netp (about two minutes);
     returns its path. FailedPrecondition when u2netp is missing or not the known file."""
     source = find_model_file(models_dir, SOURCE)
@@ -82,12 +83,12 @@ def quantize_u2netp(models_dir: Path, report: Report = _silent) -> Path:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="imageeditor-quantize-") as folder:
         work = Path(folder)
-        report(f"{TARGET}: converting {source.name} to opset 13 and pre-processing it")
+        progress(0.0, f"{TARGET}: converting {source.name} to opset 13 and pre-processing it")
         onnx.save(version_converter.convert_version(onnx.load(source), 13), work / "13.onnx")
         prepared = work / "prepared.onnx"
         quant_pre_process(str(work / "13.onnx"), str(prepared), skip_symbolic_shape=False)
         samples = calibration_inputs()
-        report(f"{TARGET}: calibrating on {len(samples)} images (scikit-image's photos)")
+        progress(0.0, f"{TARGET}: calibrating on {len(samples)} images (scikit-image's photos)")
         calibrator = create_calibrator(
             str(prepared),
             None,
@@ -98,7 +99,8 @@ def quantize_u2netp(models_dir: Path, report: Report = _silent) -> Path:
         name = calibrator.infer_session.get_inputs()[0].name
         for start in range(0, len(samples), 16):  # in chunks: every activation is kept
             calibrator.collect_data(_Inputs(name, samples[start : start + 16]))
-            report(f"{TARGET}: calibrated {min(start + 16, len(samples))}/{len(samples)}")
+            done = min(start + 16, len(samples))
+            progress(done / len(samples), f"{TARGET}: calibrated {done}/{len(samples)}")
         ranges = calibrator.compute_data()
         model = load_model_with_shape_infer(prepared)
         quantizer = QDQQuantizer(
@@ -118,7 +120,7 @@ def quantize_u2netp(models_dir: Path, report: Report = _silent) -> Path:
         quantizer.model.save_model_to_file(str(out))
         target = source.parent / f"{TARGET}.onnx"
         write_atomically(target, out.read_bytes())
-    report(f"{TARGET}: wrote {target} in {time.monotonic() - started:.0f} s")
+    progress(1.0, f"{TARGET}: wrote {target} in {time.monotonic() - started:.0f} s")
     return target
 
 

@@ -35,6 +35,16 @@ export type SubmitRequest = MessageInitShape<typeof SubmitTaskRequestSchema>;
 export type BatchRequest = MessageInitShape<typeof BatchSubmitRequestSchema>;
 export type ListRequest = MessageInitShape<typeof ListTasksRequestSchema>;
 
+/** Where a resumable stream stands: how to open it from there, and what a response gives the
+ * caller (undefined: nothing new) and whether it is the last. */
+interface Cursor<Response, Value> {
+  what: string;
+  open(): AsyncIterable<Response>;
+  take(response: Response): { value: Value; done: boolean } | undefined;
+  /** After a clean end before the last message: whether there was nothing left to send. */
+  overAfterAll(): Promise<boolean>;
+}
+
 const TERMINAL = new Set([TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED]);
 
 /** Whether a task can change no more (SUCCEEDED, FAILED or CANCELLED). */
@@ -114,40 +124,25 @@ export class ImageEditorClient {
    */
   async *watch(taskId: string, afterVersion = 0n): AsyncGenerator<Task> {
     let last = afterVersion;
-    let failures = 0;
-    for (;;) {
-      try {
-        for await (const response of this.raw.watchTask({ taskId, afterVersion: last })) {
-          const task = required(response.task, "WatchTask");
-          if (task.version <= last) {
-            continue;
-          }
-          last = task.version;
-          failures = 0;
-          yield task;
-          if (isTerminal(task)) {
-            return;
-          }
+    yield* this.follow({
+      what: `task ${taskId}`,
+      open: () => this.raw.watchTask({ taskId, afterVersion: last }),
+      take: (response) => {
+        const task = required(response.task, "WatchTask");
+        if (task.version <= last) {
+          return undefined;
         }
-        // A clean end before a terminal state: the server went away, or the watch began at
-        // or after the terminal version and there is nothing left to send. The task's
-        // current state tells which.
+        last = task.version;
+        return { value: task, done: isTerminal(task) };
+      },
+      // A clean end before a terminal state: the server went away, or the watch began at or
+      // after the terminal version and there is nothing left to send. The task's current
+      // state tells which.
+      overAfterAll: async () => {
         const now = await this.getStatus(taskId);
-        if (isTerminal(now) && now.version <= last) {
-          return;
-        }
-        if (++failures >= this.maxAttempts) {
-          throw new Error(`the watch of task ${taskId} kept ending before its end`);
-        }
-        await sleep(backoffMs(failures, 0));
-      } catch (error) {
-        const failed = ImageEditorError.from(error);
-        if (failed.code !== Code.Unavailable || ++failures >= this.maxAttempts) {
-          throw failed;
-        }
-        await sleep(backoffMs(failures, failed.retryDelayMs));
-      }
-    }
+        return isTerminal(now) && now.version <= last;
+      },
+    });
   }
 
   /**
@@ -158,20 +153,43 @@ export class ImageEditorClient {
    */
   async *watchBatch(batchId: string, resumeToken = ""): AsyncGenerator<WatchBatchResponse> {
     let token = resumeToken;
+    yield* this.follow({
+      what: `batch ${batchId}`,
+      open: () => this.raw.watchBatch({ batchId, resumeToken: token }),
+      take: (update) => {
+        token = update.resumeToken;
+        return { value: update, done: update.progress?.complete ?? false };
+      },
+      // A clean end before the complete message: the server went away; open it again.
+      overAfterAll: async () => false,
+    });
+  }
+
+  /**
+   * One resumable stream (WatchTask's and WatchBatch's): opened again after UNAVAILABLE or a
+   * clean end before its last message, from where the cursor stands, with backoff; gives up
+   * after `maxAttempts` reconnects in a row without anything new.
+   */
+  private async *follow<Response, Value>(cursor: Cursor<Response, Value>): AsyncGenerator<Value> {
     let failures = 0;
     for (;;) {
       try {
-        for await (const update of this.raw.watchBatch({ batchId, resumeToken: token })) {
-          token = update.resumeToken;
+        for await (const response of cursor.open()) {
+          const taken = cursor.take(response);
+          if (taken === undefined) {
+            continue;
+          }
           failures = 0;
-          yield update;
-          if (update.progress?.complete) {
+          yield taken.value;
+          if (taken.done) {
             return;
           }
         }
-        // A clean end before the complete message: the server went away; open it again.
+        if (await cursor.overAfterAll()) {
+          return;
+        }
         if (++failures >= this.maxAttempts) {
-          throw new Error(`the watch of batch ${batchId} kept ending before its end`);
+          throw new Error(`the watch of ${cursor.what} kept ending before its end`);
         }
         await sleep(backoffMs(failures, 0));
       } catch (error) {
