@@ -187,15 +187,16 @@ def removal_race(path: str) -> tuple[float, float]:
     return statistics.median(times["ours"]), statistics.median(times["bare rembg"])
 
 
-def model_case(twelve_mp: list[str]) -> list[tuple[str, float, float, float, float]]:
+def model_case(twelve_mp: list[str]) -> list[tuple[str, float, float, float, float, float]]:
     """fp32 against int8 u2netp, called alternately on each photo: (photo, fp32 s, int8 s,
-    mask IoU, share of the image the fp32 mask covers)."""
+    mask IoU, share of the image the fp32 mask covers, and the model's own noise floor: the
+    IoU of fp32's mask against fp32's mask of the photo after a JPEG q95 round trip)."""
     import numpy as np
     from PIL import Image
 
     from imageeditor.core.settings import Settings
     from imageeditor.workers.background import BackgroundRemover
-    from imageeditor.workers.quantization import PHOTOS, TARGET, bundled_photo
+    from imageeditor.workers.quantization import PHOTOS, TARGET, bundled_photo, mask_iou
 
     remover = BackgroundRemover(Settings.from_env())
     sessions = {"fp32": remover.session("u2netp"), "int8": remover.session(TARGET)}
@@ -210,11 +211,13 @@ def model_case(twelve_mp: list[str]) -> list[tuple[str, float, float, float, flo
                 start = time.perf_counter()
                 session.predict(image)
                 times[key].append(time.perf_counter() - start)
-        a, b = (np.asarray(masks[k]) > 127 for k in ("fp32", "int8"))
-        union = np.logical_or(a, b).sum()
-        iou = 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=95)
+        reencoded = sessions["fp32"].predict(Image.open(buffer).convert("RGB"))[0]
         medians = [statistics.median(times[k]) for k in ("fp32", "int8")]
-        rows.append((name, *medians, iou, float(a.mean())))
+        ious = [mask_iou(masks["fp32"], other) for other in (masks["int8"], reencoded)]
+        covered = float((np.asarray(masks["fp32"]) > 127).mean())
+        rows.append((name, *medians, ious[0], covered, ious[1]))
     return rows
 
 
@@ -355,17 +358,23 @@ def main() -> None:
             )
         )
     print()
-    print(row("u2netp fp32 vs int8", "fp32 ms", "int8 ms", "mask IoU", "fp32/int8", "mask %"))
-    print(row("(rembg session, alternating)", "", "", "target ≥0.97", "target ≥1.5", ""))
+    print(
+        row("u2netp fp32 vs int8", "fp32 ms", "int8 ms", "mask IoU", "fp32/int8", "mask %", "floor")
+    )
+    print(row("(rembg session, alternating)", "", "", "target ≥0.97", "target ≥1.5", "", "(q95)"))
     twelve_mp = [str(inputs[f"{photo}-12MP"]) for photo in PHOTOS]
     with mp.get_context("spawn").Pool(1) as pool:
         models = pool.apply(model_case, (twelve_mp,))
-    for name, fp32_s, int8_s, iou, covered in models:
+    for name, fp32_s, int8_s, iou, covered, floor in models:
         cells = (f"{fp32_s * 1000:.0f}", f"{int8_s * 1000:.0f}", f"{iou:.3f}")
-        print(row(name, *cells, f"{fp32_s / int8_s:.2f}x", f"{covered:.1%}"))
-    speedup = statistics.median(f / i for _, f, i, _, _ in models)
-    passing = sum(iou >= 0.97 for *_, iou, _ in models)
-    print(f"int8: median {speedup:.2f}x faster; IoU ≥ 0.97 on {passing} of {len(models)} photos")
+        print(row(name, *cells, f"{fp32_s / int8_s:.2f}x", f"{covered:.1%}", f"{floor:.3f}"))
+    speedup = statistics.median(f / i for _, f, i, *_ in models)
+    passing = sum(iou >= 0.97 for *_, iou, _, _ in models)
+    within = sum(iou >= min(floor, 0.97) for *_, iou, _, floor in models)
+    print(
+        f"int8: median {speedup:.2f}x faster; IoU ≥ 0.97 on {passing} of {len(models)} photos, "
+        f"≥ 0.97 or ≥ the q95 floor on {within}"
+    )
     with mp.get_context("spawn").Pool(1) as pool:
         single, paired = pool.apply(batch_case)
     print(

@@ -338,16 +338,16 @@ def fetch_models(args: argparse.Namespace) -> int:
 
 def quantize_models(args: argparse.Namespace) -> int:
     """`imageeditor models quantize [--force]`: make the int8 u2netp from the installed one
-    (imageeditor.workers.quantization), unless it is there already."""
+    (imageeditor.workers.quantization), unless this recipe made it already."""
     try:
         from imageeditor.core.rembg_models import find_model_file
-        from imageeditor.workers.quantization import TARGET, quantize_u2netp
+        from imageeditor.workers.quantization import TARGET, is_current, quantize_u2netp
     except ImportError as error:
         raise MissingExtra(f"{SERVER_EXTRA_HINT} ({error})") from error
     report = _to_stderr if args.json else print
     models_dir = Settings.from_env().models_dir
     path = find_model_file(models_dir, TARGET)
-    made = path is None or args.force
+    made = path is None or args.force or not is_current(path)
     if made:
         with ProgressLine() as line:
             path = quantize_u2netp(models_dir, line.show)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from PIL import Image
 
 from imageeditor.core.rembg_models import find_model_file
 from imageeditor.core.settings import Settings
@@ -21,6 +20,9 @@ from imageeditor.workers.quantization import (
     TARGET,
     bundled_photo,
     calibration_inputs,
+    float_nodes,
+    is_current,
+    mask_iou,
 )
 
 # Photos with a subject (the fp32 mask covers at least 2 % of them); `moon` has none.
@@ -35,19 +37,13 @@ def int8_path() -> Path:
     return path
 
 
-def iou(a: Image.Image, b: Image.Image) -> float:
-    x, y = np.asarray(a) > 127, np.asarray(b) > 127
-    union = np.logical_or(x, y).sum()
-    return 1.0 if union == 0 else float(np.logical_and(x, y).sum() / union)
-
-
 def test_the_model_is_int8_but_for_the_parts_kept_float(int8_path: Path) -> None:
+    assert is_current(int8_path)  # made by this recipe: an older one is made again
     model = onnx.load(int8_path)
     kinds = {node.op_type for node in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= kinds
     int8_weights = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8]
-    assert len(int8_weights) > 100  # the convolutions' weights, per channel
-    float_convs = {n.name for n in model.graph.node if n.op_type == "Conv"}
+    assert len(int8_weights) > 20  # the convolutions' weights, per channel
     # DQ → Conv is how ORT sees a quantized conv; a float one reads a float weight.
     weights = {i.name: i.data_type for i in model.graph.initializer}
     kept = {
@@ -55,8 +51,16 @@ def test_the_model_is_int8_but_for_the_parts_kept_float(int8_path: Path) -> None
         for n in model.graph.node
         if n.op_type == "Conv" and weights.get(n.input[1]) == onnx.TensorProto.FLOAT
     }
-    assert set(FLOAT_NODES) <= kept <= float_convs
-    assert len(kept) == len(FLOAT_NODES) + 7  # and the head: six side outputs, the fuse
+    source_path = find_model_file(Settings.from_env().models_dir, "u2netp")
+    assert source_path is not None
+    source = onnx.shape_inference.infer_shapes(onnx.load(source_path))
+    chosen = set(float_nodes(source))
+    convs = [n for n in source.graph.node if n.op_type == "Conv"]
+    assert kept == {n.name for n in convs if n.name in chosen}
+    assert set(FLOAT_NODES) <= kept
+    # What is int8 is the bulk of the work: the convolutions at 80x80 and more, but for the
+    # named few and the head.
+    assert len(convs) - len(kept) == 25
 
 
 def test_its_masks_match_fp32_on_the_photos(int8_path: Path) -> None:
@@ -67,13 +71,13 @@ def test_its_masks_match_fp32_on_the_photos(int8_path: Path) -> None:
         image = bundled_photo(name)
         ours = int8.apply(image, RemoveBackground(model=TARGET)).getchannel("A")
         reference = fp32.apply(image, RemoveBackground(model="u2netp")).getchannel("A")
-        ious[name] = iou(ours, reference)
+        ious[name] = mask_iou(ours, reference)
     print({name: round(value, 3) for name, value in ious.items()})
     # What the recipe reaches here (README, Background removal): IoU ≥ 0.97 on 10 of the 12
-    # photos with a subject; chelsea 0.9699 and rocket 0.957 (its subject covers 2 % of it);
-    # mean 0.985.
-    assert sum(value >= 0.97 for value in ious.values()) >= 10
-    assert min(ious.values()) >= 0.95
+    # photos with a subject, `rocket` 0.966 and `immunohistochemistry` 0.969 (where fp32
+    # itself moves as much when the photo goes through a JPEG q95 round trip); mean 0.985.
+    assert sum(value >= 0.97 for value in ious.values()) >= 9
+    assert min(ious.values()) >= 0.96
     assert sum(ious.values()) / len(ious) >= 0.98
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from imageeditor.cli import admin
 from imageeditor.cli.parser import build_parser
 from imageeditor.core.errors import FailedPrecondition, InvalidArgument
 from imageeditor.core.rembg_models import KNOWN_MODELS, ModelInfo, find_model_file
-from imageeditor.workers import model_files
+from imageeditor.workers import model_files, quantization
 from imageeditor.workers.model_files import Report, fetch_model, model_statuses
 
 MODEL_BYTES = b"not really an onnx graph" * 100
@@ -120,3 +121,49 @@ def test_the_cli_knows_the_models_commands() -> None:
     assert fetch.run is admin.fetch_models and fetch.model == "u2netp" and not fetch.no_warm
     assert parser.parse_args(["models", "warm"]).run is admin.warm_models
     assert parser.parse_args(["models", "list", "--json"]).run is admin.list_models
+
+
+def _int8_file(folder: Path, recipe: str | None) -> Path:
+    """A one-node ONNX model named like the int8 u2netp, carrying `recipe` (or none)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph)
+    if recipe is not None:
+        helper.set_model_props(model, {"imageeditor.recipe": recipe})
+    path = folder / f"{quantization.TARGET}.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("recipe", "made"), [(None, True), ("1", True), (quantization.RECIPE, False)]
+)
+def test_models_quantize_makes_again_what_another_recipe_made(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    recipe: str | None,
+    made: bool,
+) -> None:
+    path = _int8_file(tmp_path, recipe)
+    assert quantization.is_current(path) is not made
+    monkeypatch.setenv("IMAGEEDITOR_MODELS_DIR", str(tmp_path))
+    calls: list[Path] = []
+
+    def quantize(models_dir: Path, progress: quantization.Progress) -> Path:
+        calls.append(models_dir)
+        progress(1.0, "made")
+        return path
+
+    monkeypatch.setattr(quantization, "quantize_u2netp", quantize)
+    args = build_parser().parse_args(["models", "quantize", "--json"])
+    assert args.run(args) == 0
+    assert calls == ([tmp_path] if made else [])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["made"] is made
