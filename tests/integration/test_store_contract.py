@@ -95,6 +95,31 @@ def test_stage_timings_are_kept_with_each_transition(store: SqlTaskStore) -> Non
     assert last.stage_timings == done.stage_timings
 
 
+def test_reuse_reads_one_task_a_key_however_many_identical_tasks_there_are(
+    store: SqlTaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A caller who submits the same job again and again must not make each submit read
+    # every earlier copy: reuse looks at the best candidate of each kind, nothing more.
+    waiting = [
+        created(
+            store,
+            replace(make_task(created_at=BASE_TIME + timedelta(seconds=i)), content_key="f" * 64),
+        )
+        for i in range(40)
+    ]
+    read: list[int] = []
+    load = store._with_labels
+
+    def counted(connection: object, rows: list[object]) -> list[Task]:
+        read.append(len(rows))
+        return load(connection, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_with_labels", counted)
+    found = store.reusable(["f" * 64], BASE_TIME)
+    assert found["f" * 64].id == waiting[0].id  # the oldest, as with one
+    assert sum(read) == 1
+
+
 def test_reuse_finds_the_newest_result_in_time_else_the_oldest_unfinished_task(
     store: SqlTaskStore,
 ) -> None:

@@ -207,20 +207,31 @@ class SqlTaskStore:
     def reusable(self, content_keys: Sequence[str], finished_after: datetime) -> dict[str, Task]:
         """For each key, the task whose result an identical new task may take: the newest
         that SUCCEEDED after `finished_after`, else the oldest still QUEUED or RUNNING (to
-        wait for). One query for every key (ix_tasks_content_key_state)."""
+        wait for). Two queries (ix_tasks_content_key_state), each reading at most one row a
+        key however many identical tasks there are: a caller who submits the same job
+        thousands of times makes no submit slower."""
         keys = sorted(set(content_keys))
         if not keys:
             return {}
         t = tables.tasks
         unfinished = sorted(s.value for s in UNFINISHED_STATES)
         succeeded = (t.c.state == TaskState.SUCCEEDED.value) & (t.c.finished_at >= finished_after)
-        statement = select(t).where(
-            t.c.content_key.in_(keys), succeeded | t.c.state.in_(unfinished)
-        )
         found: dict[str, Task] = {}
-        for task in self._load_tasks(statement):
-            if _better_source(task, found.get(task.content_key)):
-                found[task.content_key] = task
+        with self._engine.connect() as connection:
+            for condition, order in (
+                (succeeded, (t.c.finished_at.desc(), t.c.id)),
+                (t.c.state.in_(unfinished), (t.c.created_at, t.c.id)),
+            ):
+                rank = func.row_number().over(partition_by=t.c.content_key, order_by=order)
+                ranked = (
+                    select(t, rank.label("rank"))
+                    .where(t.c.content_key.in_(keys), condition)
+                    .subquery()
+                )
+                first = select(*(ranked.c[column.name] for column in t.c)).where(ranked.c.rank == 1)
+                for task in self._load_tasks(first, connection):
+                    if _better_source(task, found.get(task.content_key)):
+                        found[task.content_key] = task
         return found
 
     def waiting_for(self, task_id: str) -> list[Task]:
