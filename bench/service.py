@@ -818,21 +818,30 @@ def thumbor(folder: Path) -> Iterator[tuple[int, int]]:
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        import urllib.request
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("thumbor did not start") from None
-                time.sleep(0.2)
+        # Not watched for an exit: thumbor's parent process may hand over to its forks.
+        wait_for_http(f"http://127.0.0.1:{port}/healthcheck", None, "thumbor", 60)
         yield port, server.pid
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
+
+
+def wait_for_http(
+    url: str, server: subprocess.Popen[bytes] | None, name: str, seconds: float
+) -> None:
+    """Return once `url` answers; RuntimeError if `seconds` pass first (or `server`, when
+    given, exits)."""
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline or (server and server.poll() is not None):
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.2)
 
 
 def pipeline_seconds(photo: str) -> float:
@@ -985,7 +994,6 @@ def rembg_server(folder: Path) -> Iterator[tuple[int, int]]:
     """`rembg s` on loopback with a copy of the provisioned u2netp (U2NET_HOME: nothing is
     downloaded): (port, pid)."""
     import shutil
-    import urllib.request
 
     from imageeditor.core.rembg_models import find_model_file
     from imageeditor.core.settings import Settings
@@ -1003,15 +1011,7 @@ def rembg_server(folder: Path) -> Iterator[tuple[int, int]]:
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("rembg s did not start") from None
-                time.sleep(0.3)
+        wait_for_http(f"http://127.0.0.1:{port}/api", server, "rembg s", 120)
         yield port, server.pid
     finally:
         server.terminate()
